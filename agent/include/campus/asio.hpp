@@ -1,0 +1,10 @@
+// The one way campus code includes Boost.Asio.
+// Boost 1.74 + GCC 12 + C++20: asio/awaitable.hpp uses std::exchange without
+// including <utility>, so it must come first (DEPENDENCIES.md, "Measured traps").
+#pragma once
+#include <utility>
+#include <boost/asio.hpp>
+
+namespace campus {
+namespace asio = boost::asio;
+}

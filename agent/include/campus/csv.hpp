@@ -1,0 +1,56 @@
+// CSV registers a school exports from a spreadsheet (rooms, recording classrooms, calendar,
+// attendance). RFC 4180 quoting, UTF-8 with or without BOM, CRLF or LF. Rows are addressed by
+// header name, so column order is free. Bad rows are reported with file:line and column and
+// skipped; the rest of the file is still read.
+#pragma once
+#include <cstddef>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "campus/error.hpp"
+
+namespace campus {
+
+struct CsvRow {
+  std::string file;        // file name as given, for messages
+  std::size_t line = 0;    // 1-based physical line where the record starts
+  std::vector<std::string> cells;
+  std::shared_ptr<const std::vector<std::string>> header;  // shared with the table
+
+  // Cell by header name, empty string when the column is absent or the row is short.
+  std::string get(std::string_view column) const;
+  bool has(std::string_view column) const;
+  // "rooms.csv:7 column type"
+  std::string where(std::string_view column = {}) const;
+};
+
+struct CsvTable {
+  std::vector<std::string> header;  // lower-cased, trimmed names
+  std::vector<CsvRow> rows;         // only rows that parsed (valid UTF-8, balanced quotes)
+  Errors errors;                    // rows that did not, with file:line and why
+};
+
+enum class CsvEncoding { Utf8, Gbk };
+
+// Detects the encoding of raw bytes: UTF-8 (BOM optional) or, when not valid UTF-8 but valid
+// GBK, Gbk. Returns nullopt when it is neither.
+std::optional<CsvEncoding> detect_encoding(std::string_view bytes);
+// Converts GBK bytes to UTF-8 (iconv). Error when a byte sequence is not GBK.
+Result<std::string> gbk_to_utf8(std::string_view bytes);
+// True when `s` is well-formed UTF-8.
+bool is_valid_utf8(std::string_view s);
+
+// Parses CSV text (already UTF-8; a BOM is skipped). `required` columns missing from the
+// header give one Error and no rows. `name` is used in messages.
+CsvTable parse_csv(std::string_view text, const std::string& name,
+                   const std::vector<std::string>& required = {});
+// Reads and parses a file. Bad UTF-8 in a row is an error for that row only.
+Result<CsvTable> read_csv_file(const std::filesystem::path& file,
+                               const std::vector<std::string>& required = {});
+
+}  // namespace campus

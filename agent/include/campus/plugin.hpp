@@ -1,0 +1,154 @@
+// The plugin API: the only header (with what it includes) an audit plugin needs.
+//
+// A plugin is a shared module campus-<name>.so in the agent's plugin directory. It exports one
+// extern "C" symbol, CAMPUS_PLUGIN_SYMBOL, returning a PluginDescriptor. The agent refuses a
+// module whose api_version differs from kPluginApiVersion.
+//
+// Plugins never touch MQTT or SQLite: they describe what they saw (an AuditReport) and the
+// core stores it, derives events from state changes, and delivers it.
+#pragma once
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <toml++/toml.h>
+
+#include "campus/asio.hpp"
+#include "campus/config_table.hpp"
+#include "campus/error.hpp"
+#include "campus/http.hpp"
+
+namespace campus {
+
+inline constexpr int kPluginApiVersion = 1;
+#define CAMPUS_PLUGIN_SYMBOL "campus_plugin_descriptor"
+
+using Json = nlohmann::json;
+using SystemTime = std::chrono::system_clock::time_point;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// One audited subject (room, classroom, ...) and its state. The core compares `state` with the
+// subject's previous state and publishes an event when it changed.
+struct Finding {
+  std::string subject;  // stable id: room id, classroom id
+  std::string state;    // plugin's vocabulary: "covered", "down", "compliant", "unknown", ...
+  std::string reason;   // human sentence; empty for the healthy state
+  Json details = Json::object();
+};
+
+// Follow-up cases (attendance absences): a case stays open across audits until closed, and
+// nothing about a case is ever dropped. The core keeps cases and their history in the store;
+// a plugin proposes changes through CaseAction and sees the open cases in its AuditContext.
+struct CaseStep {
+  std::string at;      // RFC 3339
+  std::string action;  // opened, contacted, visited, returned, transferred, leave_approved,
+                       // dropout_reported, note, updated
+  std::string actor;   // "agent", "county:<name>", "school:<name>"
+  std::string note;
+};
+
+struct CaseView {
+  std::string id;       // "<audit>-<subject>-<n>", stable, unique per school
+  std::string subject;  // e.g. the student number
+  std::string stage;    // open, contacted, visited, closed
+  std::string outcome;  // when closed: returned, transferred, leave_approved, dropout_reported
+  std::string opened_at;
+  std::string closed_at;
+  Json details = Json::object();  // plugin's data (class, grade, run length, overdue, ...)
+  std::vector<CaseStep> steps;
+};
+
+struct CaseAction {
+  enum class Kind { Open, Update, Close };
+  Kind kind = Kind::Open;
+  std::string subject;  // Open: the subject; Update/Close: the subject of an open case
+  std::string outcome;  // Close: returned | transferred | leave_approved | dropout_reported
+  std::string note;
+  Json details = Json::object();  // Open/Update: replaces the case's details
+};
+
+// Data a plugin keeps between runs (imported attendance records, ...), stored by the core in
+// the same transaction as the report that carries the writes.
+struct RecordWrite {
+  std::string kind;  // plugin-chosen namespace, e.g. "attendance"
+  std::string key;   // unique within kind
+  std::optional<Json> value;  // nullopt erases
+};
+
+// Read access to the plugin's own records. Synchronous and fast (indexed SQLite reads on the
+// store's read connection); call it at the start of an audit, not per probe.
+class RecordReader {
+ public:
+  virtual ~RecordReader() = default;
+  virtual void scan(const std::string& kind, const std::function<void(const std::string& key, const Json& value)>& fn) const = 0;
+  virtual std::optional<Json> get(const std::string& kind, const std::string& key) const = 0;
+};
+
+struct AuditReport {
+  Json summary = Json::object();   // the audit's totals (PROTOCOL.md "Bodies")
+  std::vector<Finding> findings;   // every subject, healthy or not
+  std::vector<CaseAction> case_actions;
+  std::vector<RecordWrite> records;
+  Errors input_errors;             // bad register rows etc.; also logged by the core
+  // Runs on the io_context once the report is committed (e.g. move spool files to done/).
+  // Not called when the commit failed or in --dry-run.
+  std::function<void()> after_commit;
+};
+
+struct AuditContext {
+  asio::io_context& io;
+  SteadyTime deadline;                      // every probe must end by then
+  SystemTime now;                           // wall time of this run (from the agent's clock)
+  std::shared_ptr<spdlog::logger> log;
+  HttpClient& http;
+  const RecordReader& records;
+  std::vector<CaseView> open_cases;         // this audit's open cases
+  std::optional<Json> previous_summary;     // last committed report's summary, if any
+};
+
+// What a plugin gets at configure time.
+struct PluginEnv {
+  std::string county;
+  std::string school;
+  std::string timezone_offset;  // "+08:00"
+  std::shared_ptr<spdlog::logger> log;
+};
+
+class AuditPlugin {
+ public:
+  virtual ~AuditPlugin() = default;
+  // Validates and takes the plugin's table ([audits.<name>]). Reports every problem through
+  // `reader` (key path, what, fix) and calls reader.finish() so unknown keys are errors.
+  // May be called again with a new table on reload: on errors the old settings stay.
+  virtual void configure(TableReader& reader, const PluginEnv& env) = 0;
+  // Starts one audit. `done` must be called exactly once, on ctx.io, with the report. The
+  // core reports a run that passes ctx.deadline as timed out and then calls cancel().
+  virtual void audit(AuditContext ctx, std::function<void(AuditReport)> done) = 0;
+  // Abort in-flight probes (close sockets, cancel timers); `done` may still be called.
+  virtual void cancel() {}
+};
+
+struct PluginDescriptor {
+  int api_version;
+  const char* name;     // audit name: [a-z0-9-]+, used in topics
+  const char* version;  // plugin version string
+  AuditPlugin* (*create)();
+};
+
+}  // namespace campus
+
+// Defines the factory symbol. Use once per plugin in one .cpp file:
+//   CAMPUS_DEFINE_PLUGIN("fiber", "0.1.0", campus::fiber::FiberAudit)
+#define CAMPUS_DEFINE_PLUGIN(NAME, VERSION, TYPE)                                     \
+  extern "C" __attribute__((visibility("default"))) const campus::PluginDescriptor*   \
+  campus_plugin_descriptor() {                                                        \
+    static const campus::PluginDescriptor d{campus::kPluginApiVersion, NAME, VERSION, \
+                                            []() -> campus::AuditPlugin* { return new TYPE(); }}; \
+    return &d;                                                                        \
+  }

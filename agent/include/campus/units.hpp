@@ -1,0 +1,24 @@
+// Durations ("90s", "15m", "1h30m", "500ms", "2d") and sizes ("256MiB", "10MB", "4096").
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "campus/error.hpp"
+
+namespace campus {
+
+using Millis = std::chrono::milliseconds;
+
+// Accepts one or more <number><unit> parts, units ms, s, m, h, d. Rejects negatives, empty,
+// unknown units and overflow; the Error's `what` says what was expected (where is left empty).
+Result<Millis> parse_duration(std::string_view text);
+// "1h30m", "90s", "250ms": the shortest exact spelling, for logs and `config` replies.
+std::string format_duration(Millis d);
+
+// Accepts a plain byte count or <number><unit> with B, KB, MB, GB (10^3) and KiB, MiB, GiB (2^10).
+Result<std::uint64_t> parse_size(std::string_view text);
+std::string format_size(std::uint64_t bytes);
+
+}  // namespace campus

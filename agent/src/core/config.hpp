@@ -1,0 +1,81 @@
+// The agent's own configuration (agent.toml). Plugin sections are validated by the plugins
+// themselves (AuditPlugin::configure) through the same TableReader.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "campus/error.hpp"
+#include "campus/units.hpp"
+
+namespace campus {
+
+struct MqttConfig {
+  bool enabled = true;
+  std::string host = "localhost";
+  std::uint16_t port = 8883;
+  std::string client_id;              // default campus-{county}-{school}
+  bool insecure = false;              // plain TCP, no TLS; warned at every start
+  std::filesystem::path ca_file;      // required unless insecure
+  std::filesystem::path cert_file;    // client certificate (mTLS), optional
+  std::filesystem::path key_file;     // its key (a secret file: 0600)
+  std::string username;
+  std::optional<std::string> password;  // read from password_file; never logged
+  bool verify_hostname = true;
+  Millis keep_alive{30000};
+  Millis session_expiry{std::chrono::hours(24 * 7)};
+  Millis connect_timeout{10000};
+  int inflight_window = 20;           // <= broker Receive Maximum (Mosquitto default 20)
+  Millis reconnect_min{1000};
+  Millis reconnect_max{300000};
+  Millis health_interval{60000};
+};
+
+struct BufferConfig {
+  std::uint64_t max_size = 256ull << 20;  // buffer.max_size
+  Millis keep_sent{std::chrono::hours(24 * 30)};
+};
+
+// Scheduling keys every [audits.<name>] table has; the rest belongs to the plugin.
+struct AuditSchedule {
+  std::string name;
+  bool enabled = true;
+  Millis interval{std::chrono::minutes(15)};
+  Millis jitter{std::chrono::seconds(30)};
+  Millis timeout{std::chrono::minutes(2)};  // the audit's deadline
+  Millis first_delay{std::chrono::seconds(5)};
+  std::string plugin;                        // module name, default = name
+};
+
+struct AgentConfig {
+  std::filesystem::path file;  // where it was read from
+  std::string county;
+  std::string school;
+  std::string timezone_offset = "+08:00";
+  std::filesystem::path data_dir = "/var/lib/campus-agent";
+  std::filesystem::path plugin_dir = "/usr/lib/campus-agent/plugins";
+  std::string log_level = "info";
+  MqttConfig mqtt;
+  BufferConfig buffer;
+  std::vector<AuditSchedule> audits;           // in file order
+  std::map<std::string, toml::table> audit_tables;  // the raw [audits.<name>] tables
+  toml::table raw;                             // whole file, for plugins' line numbers
+};
+
+// Parses and validates agent.toml (not the plugins' own keys: see plugin_host.hpp).
+// All problems are returned at once; an empty Errors means valid.
+struct ConfigLoad {
+  AgentConfig config;
+  Errors errors;
+};
+ConfigLoad load_config(const std::filesystem::path& file);
+
+// The effective config as JSON for `config` replies and --check-config, secrets redacted.
+std::string redacted_summary(const AgentConfig& config);
+
+}  // namespace campus

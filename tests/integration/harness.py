@@ -1,0 +1,201 @@
+"""Shared harness for integration tests: real servers on 127.0.0.1, bounded in time, stopped
+at the end. Python 3 standard library only (Debian's /usr/bin/python3).
+
+Every test starts its own peers on free ports in its own temporary directory, and
+everything started is stopped in tearDown (or at interpreter exit), whatever happened."""
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BUILD = os.environ.get("CAMPUS_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+SOURCE = os.environ.get("CAMPUS_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+BIN = os.path.join(BUILD, "bin")
+PLUGINS = os.path.join(BUILD, "plugins")
+SIM = os.path.join(SOURCE, "tests", "sim")
+LOOPBACK = "127.0.0.1"  # the only address any test ever probes
+
+_live = []
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port that was free a moment ago on 127.0.0.1 (TCP or UDP)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, interval=0.05, what="condition"):
+    """Polls predicate() until it is truthy; returns its value or raises after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_open(port, host=LOOPBACK):
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Proc:
+    """A child process with its output in a log file; stop() is bounded and idempotent."""
+
+    def __init__(self, name, argv, workdir, env=None, stdin=None):
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self.log = open(self.log_path, "ab")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.p = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                  env=full_env, start_new_session=True)
+        _live.append(self)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_for_output(self, text, timeout=10):
+        return wait_until(lambda: text in self.output() or (not self.alive() and text in self.output()),
+                          timeout, what=f"{self.name} to print {text!r}")
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.alive():
+            try:
+                os.killpg(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL after timeout. Returns the exit code."""
+        if self.alive():
+            self.kill(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.p.wait(5)
+        if self in _live:
+            _live.remove(self)
+        self.log.close()
+        return self.p.returncode
+
+    def wait(self, timeout):
+        return self.p.wait(timeout)
+
+
+@atexit.register
+def _stop_all():
+    for p in list(_live):
+        try:
+            p.stop(timeout=3)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+def drop_root_prefix():
+    """Daemons that refuse root (snmpd, mosquitto keep root otherwise) run as nobody in CI."""
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    return []
+
+
+def start_mosquitto(workdir, port=None, extra_conf="", name="mosquitto"):
+    """A plain-TCP Mosquitto on 127.0.0.1 (TLS variants: see the MQTT tests)."""
+    port = port or free_port()
+    conf = os.path.join(workdir, f"{name}.conf")
+    with open(conf, "w") as f:
+        f.write(f"listener {port} {LOOPBACK}\nallow_anonymous true\npersistence false\n"
+                f"log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n{extra_conf}")
+    os.chmod(workdir, 0o755)
+    os.chmod(conf, 0o644)
+    proc = Proc(name, ["mosquitto", "-c", conf], workdir)
+    wait_until(lambda: port_open(port) or not proc.alive(), 10, what="mosquitto to listen")
+    if not proc.alive():
+        raise AssertionError("mosquitto did not start:\n" + proc.output())
+    proc.port = port
+    return proc
+
+
+class CountySubscriber:
+    """Records every message under campus/v1/# as (topic, retained, payload) via mosquitto_sub."""
+
+    def __init__(self, workdir, port, topic="campus/v1/#", extra_args=(), name="county"):
+        self.path = os.path.join(workdir, f"{name}.jsonl")
+        # %t topic, %r retained flag, %p payload: one line each, payloads are one-line JSON.
+        self.proc = Proc(name, ["mosquitto_sub", "-V", "mqttv5", "-h", LOOPBACK, "-p", str(port),
+                                "-q", "1", "-t", topic, "-F", "%r\t%t\t%p", *extra_args], workdir)
+
+    def messages(self):
+        out = []
+        for line in self.proc.output().splitlines():
+            parts = line.split("\t", 2)
+            if len(parts) != 3:
+                continue
+            retained, topic, payload = parts
+            try:
+                body = json.loads(payload)
+            except ValueError:
+                body = payload
+            out.append({"retained": retained == "1", "topic": topic, "payload": body})
+        return out
+
+    def stop(self):
+        self.proc.stop(3)
+
+
+def agent_bin():
+    return os.path.join(BIN, "campus-agent")
+
+
+def write_file(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+class IntegrationTest(unittest.TestCase):
+    """Base class: a fresh temporary directory per test, every process stopped afterwards."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix=f"campus-{self.__class__.__name__}-")
+        os.chmod(self.dir, 0o755)
+        self.procs = []
+
+    def tearDown(self):
+        for p in reversed(self.procs):
+            p.stop(5)
+        if os.environ.get("CAMPUS_KEEP_TMP"):
+            print(f"kept {self.dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def track(self, proc):
+        self.procs.append(proc)
+        return proc
