@@ -138,6 +138,8 @@ class SqliteStore final : public Store {
       if (!make_room(plan.bytes)) return refuse(audit, plan.bytes);
       return apply(who, audit, ts, plan);
     } catch (const Failure& f) {
+      // The file system filled up before the cap did: the same state for health as a full buffer.
+      if (f.code() == SQLITE_FULL) note_refusal();
       return write_error("could not commit the report of audit \"" + audit + "\"", f);
     }
   }
@@ -625,7 +627,8 @@ class SqliteStore final : public Store {
     auto free_pages = static_cast<std::uint64_t>(db_->scalar_int("PRAGMA freelist_count"));
     auto needed = (bytes + page - 1) / page;
     auto after = std::max(pages, pages - free_pages + needed);
-    return after * page + wal_bytes() <= options_.max_size;
+    // The new pages land in the WAL first and reach the main file at the next checkpoint.
+    return after * page + wal_bytes() + needed * page <= options_.max_size;
   }
 
   // Gives freed pages back to the file system (auto_vacuum=INCREMENTAL) and empties the WAL.
@@ -670,7 +673,9 @@ class SqliteStore final : public Store {
         "AND seq NOT IN (SELECT max(seq) FROM reports GROUP BY audit)");
   }
 
-  Error refuse(const std::string& audit, std::uint64_t bytes) {
+  // Counts a refused report and raises buffer_full, in memory first: on a full disk the
+  // persisted copy may fail to write, and health still has to say so.
+  void note_refusal() {
     ++refused_;
     buffer_full_ = true;
     try {
@@ -681,6 +686,10 @@ class SqliteStore final : public Store {
     } catch (const Failure& f) {
       spdlog::error("{}: recording a refused commit: {}", file_.string(), f.what());
     }
+  }
+
+  Error refuse(const std::string& audit, std::uint64_t bytes) {
+    note_refusal();
     return Error{file_.string(),
                  "buffer full: the report of audit \"" + audit + "\" (" + std::to_string(bytes / 1024) +
                      " KiB) was refused; the store holds " + std::to_string(size_now() / 1024) +
@@ -827,12 +836,13 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file, St
                                std::to_string(kSchemaVersion),
                      "start the agent once so it migrates the store"};
     } else {
+      // Lets pruning give space back to the file system. Only possible before the first table
+      // and before the switch to WAL writes the header.
+      if (tables == 0) db->exec("PRAGMA auto_vacuum = INCREMENTAL");
       if (db->scalar_text("PRAGMA journal_mode = WAL") != "wal")
         return Error{path, "cannot switch the store to WAL mode", "put the data directory on a local file system"};
       db->exec("PRAGMA synchronous = FULL");
       db->exec("PRAGMA journal_size_limit = 4194304");
-      // Lets pruning give space back to the file system; only possible before the first table.
-      if (version == 0) db->exec("PRAGMA auto_vacuum = INCREMENTAL");
       for (auto v = version; v < kSchemaVersion; ++v) {
         Transaction tx(*db);
         db->exec(kMigrations[v]);
