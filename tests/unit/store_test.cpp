@@ -167,6 +167,35 @@ TEST_F(StoreTest, SessionCounterRisesAndSurvivesReopen) {
   EXPECT_EQ(open()->next_session(), 3);
 }
 
+TEST_F(StoreTest, ConcurrentCommitsAndAcksFromThreadsKeepSeqGapFree) {
+  auto s = open();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 15; ++i) {
+        auto c = s->commit(kSchool, "audit" + std::to_string(t), kT0, report_of({{"x", i % 2 ? "down" : "up"}}));
+        ASSERT_TRUE(c.ok());
+        std::vector<std::int64_t> acked{c->report_seq};
+        s->mark_sent(acked, kT0);
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(seqs(*s), one_to(3 * (15 + 14)));
+  auto msgs = s->range(1, s->last_seq());  // each event follows its own audit's report
+  for (std::size_t i = 1; i < msgs.size(); ++i)
+    if (msgs[i].kind == "event") {
+      EXPECT_EQ(payload(msgs[i - 1])["audit"], payload(msgs[i])["audit"]);
+    }
+  EXPECT_EQ(s->stats().unsent, 3 * 14);
+}
+
+TEST_F(StoreTest, MissingDataDirectoryIsAClearError) {
+  auto s = Store::open(dir_ / "no-such-dir" / "agent.db", {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().what.find("cannot create the store"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().fix.find("data directory"), std::string::npos);
+}
+
 // ---- events ----
 
 TEST_F(StoreTest, NoEventWhenASubjectIsSeenForTheFirstTime) {
