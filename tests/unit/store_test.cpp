@@ -415,6 +415,20 @@ TEST_F(StoreTest, CaseClosedByTheAuditAndBadActionsLandInTheReportErrors) {
   EXPECT_EQ(s->find_case("attendance-s2-1")->stage, "open");
 }
 
+TEST_F(StoreTest, AgentAndLocalCampusctlShareTheFileWithoutReusingSeqOrLosingSteps) {
+  auto agent = open();
+  auto ctl = open();  // campusctl case update (not --local read-only): a second connection
+  commit(*agent, "attendance", with_actions({open_case("s1")}));                          // 1, 2
+  ASSERT_TRUE(ctl->update_case(kSchool, kT0, "attendance-s1-1", "contacted", "school:wang", "").ok());  // 3
+  auto c = commit(*agent, "attendance", with_actions({update_case("s1", Json{{"overdue", true}})}));  // 4, 5
+  EXPECT_EQ(c.report_seq, 4);
+  EXPECT_EQ(c.event_seqs, std::vector<std::int64_t>{5});
+  auto stored = agent->find_case("attendance-s1-1");
+  EXPECT_EQ(stored->stage, "contacted");  // the agent's update did not undo campusctl's step
+  EXPECT_EQ(stored->steps.size(), 3u);
+  EXPECT_EQ(seqs(*ctl), one_to(5));
+}
+
 // ---- records ----
 
 TEST_F(StoreTest, RecordsRoundTripScopedToThePluginAndSurviveReopen) {

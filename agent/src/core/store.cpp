@@ -134,9 +134,16 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     if (options_.read_only) return read_only_error("commit a report");
     try {
+      // Room is made outside the transaction (a checkpoint cannot run inside one); the plan is
+      // made again inside it, because campusctl may have changed a case in between.
+      auto bytes = plan_commit(audit, ts, who.timezone_offset, report).bytes;
+      if (!make_room(bytes)) return refuse(audit, bytes);
+      Transaction tx(*db_);
       CommitPlan plan = plan_commit(audit, ts, who.timezone_offset, report);
-      if (!make_room(plan.bytes)) return refuse(audit, plan.bytes);
-      return apply(who, audit, ts, plan);
+      auto out = apply(who, audit, ts, plan);
+      tx.commit();
+      buffer_full_ = false;
+      return out;
     } catch (const Failure& f) {
       // The file system filled up before the cap did: the same state for health as a full buffer.
       if (f.code() == SQLITE_FULL) note_refusal();
@@ -150,40 +157,16 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     if (options_.read_only) return read_only_error("update a case");
     try {
-      auto found = load_case(case_id);
-      if (!found)
-        return Error{"case " + case_id, "no such case", "list the cases with: campusctl cases --state all"};
-      WorkingCase c = std::move(*found);
-      const std::string from = c.view.stage;
-      if (from == "closed")
-        return Error{"case " + case_id, "the case is closed (" + c.view.outcome + " at " + c.view.closed_at +
-                                            ") and cannot change",
-                     "a new absence run opens a new case"};
-      std::string to = from;
-      if (action == "contacted" || action == "visited") {
-        to = action;
-        if (stage_rank(to) < stage_rank(from))
-          return Error{"case " + case_id,
-                       "action \"" + action + "\" would take the case back from stage \"" + from + "\"",
-                       "record it as a note instead"};
-      } else if (kOutcomes.count(action)) {
-        to = "closed";
-      } else if (action != "note") {
-        return Error{"case " + case_id, "unknown action \"" + action + "\"",
-                     "use one of: contacted, visited, returned, transferred, leave_approved, dropout_reported, note"};
-      }
-      std::string at = rfc3339(ts, who.timezone_offset);
-      c.view.stage = to;
-      if (to == "closed") {
-        c.view.outcome = action;
-        c.view.closed_at = at;
-      }
-      c.view.steps.push_back(CaseStep{at, action, actor, note});
-      c.changed = true;
-      Json body = case_event(c.view, from, to, action, note);
-      if (!make_room(body.dump().size() + 4096)) return refuse_update(case_id);
+      // Checked once to make room for it, and again inside the transaction (another process,
+      // campusctl, may have changed the case in between).
+      auto step = plan_case_update(who, ts, case_id, action, actor, note);
+      if (!step.ok()) return step.error();
+      if (!make_room(step->second.dump().size() + 4096)) return refuse_update(case_id);
 
       Transaction tx(*db_);
+      step = plan_case_update(who, ts, case_id, action, actor, note);
+      if (!step.ok()) return step.error();
+      auto& [c, body] = step.value();
       std::int64_t seq = meta("next_seq");
       save_case(c, ts);
       append(seq, topic(who, "event/" + c.audit), envelope(who, "event", ts, std::move(body), seq, c.audit), false,
@@ -488,6 +471,42 @@ class SqliteStore final : public Store {
     for (auto& c : closed) plan.cases.push_back(std::move(c));
   }
 
+  // The case after one update_case step, and its event body; an Error when it is not allowed.
+  Result<std::pair<WorkingCase, Json>> plan_case_update(const Identity& who, SystemTime ts, const std::string& case_id,
+                                                        const std::string& action, const std::string& actor,
+                                                        const std::string& note) {
+    auto found = load_case(case_id);
+    if (!found) return Error{"case " + case_id, "no such case", "list the cases with: campusctl cases --state all"};
+    WorkingCase c = std::move(*found);
+    const std::string from = c.view.stage;
+    if (from == "closed")
+      return Error{"case " + case_id,
+                   "the case is closed (" + c.view.outcome + " at " + c.view.closed_at + ") and cannot change",
+                   "a new absence run opens a new case"};
+    std::string to = from;
+    if (action == "contacted" || action == "visited") {
+      to = action;
+      if (stage_rank(to) < stage_rank(from))
+        return Error{"case " + case_id, "action \"" + action + "\" would take the case back from stage \"" + from + "\"",
+                     "record it as a note instead"};
+    } else if (kOutcomes.count(action)) {
+      to = "closed";
+    } else if (action != "note") {
+      return Error{"case " + case_id, "unknown action \"" + action + "\"",
+                   "use one of: contacted, visited, returned, transferred, leave_approved, dropout_reported, note"};
+    }
+    std::string at = rfc3339(ts, who.timezone_offset);
+    c.view.stage = to;
+    if (to == "closed") {
+      c.view.outcome = action;
+      c.view.closed_at = at;
+    }
+    c.view.steps.push_back(CaseStep{at, action, actor, note});
+    c.changed = true;
+    Json body = case_event(c.view, from, to, action, note);
+    return std::pair{std::move(c), std::move(body)};
+  }
+
   static Json case_event(const CaseView& view, Json from, const std::string& to, const std::string& action,
                          const std::string& note) {
     return Json{{"subject", view.id}, {"case", view},     {"from", std::move(from)},
@@ -496,8 +515,8 @@ class SqliteStore final : public Store {
 
   // ---- commit writing (one transaction) ----
 
+  // REQUIRES: inside the write transaction.
   CommitOutcome apply(const Identity& who, const std::string& audit, SystemTime ts, CommitPlan& plan) {
-    Transaction tx(*db_);
     CommitOutcome out;
     std::int64_t seq = meta("next_seq");
     out.report_seq = seq;
@@ -547,8 +566,6 @@ class SqliteStore final : public Store {
     }
     set_meta("next_seq", seq + 1);
     if (buffer_full_) set_meta("buffer_full", 0);
-    tx.commit();
-    buffer_full_ = false;
     return out;
   }
 
