@@ -134,6 +134,17 @@ TEST_F(StoreTest, ReportIsRetainedQos1WithSummaryFindingsAndInputErrors) {
   EXPECT_FALSE(s->latest_report("recording").has_value());
 }
 
+TEST_F(StoreTest, InvalidUtf8FromAPluginIsStoredWithReplacementCharacters) {
+  auto s = open();
+  AuditReport r = report_of({{"r1", "up"}});
+  r.findings[0].reason = "\xb7\xbf\xbc\xe4 101";  // GBK bytes from a spreadsheet export
+  r.summary = Json{{"note", "\xff"}};
+  auto c = s->commit(kSchool, "fiber", kT0, r);
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  Json e = payload(s->range(1, 1).at(0));
+  EXPECT_EQ(e["body"]["summary"]["note"], "\xef\xbf\xbd");
+}
+
 TEST_F(StoreTest, HandsOutUnsentInSeqOrderAndKeepsAcknowledgedOnesForResend) {
   auto s = open();
   for (int i = 0; i < 3; ++i) commit(*s, "fiber", report_of({{"r1", i % 2 ? "down" : "up"}}));  // seqs 1..5

@@ -84,6 +84,10 @@ SystemTime from_ms(std::int64_t ms) {
   return SystemTime(std::chrono::duration_cast<SystemTime::duration>(std::chrono::milliseconds(ms)));
 }
 
+// Plugins pass through text from outside (registers, device replies) that may not be valid
+// UTF-8; it is stored and published with U+FFFD instead of failing the commit.
+std::string text_of(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
 Json error_json(const Error& e) { return Json{{"where", e.where}, {"what", e.what}, {"fix", e.fix}}; }
 
 // A case as a commit or update_case changes it. `saved_steps` steps are already in the table.
@@ -161,7 +165,7 @@ class SqliteStore final : public Store {
       // campusctl, may have changed the case in between).
       auto step = plan_case_update(who, ts, case_id, action, actor, note);
       if (!step.ok()) return step.error();
-      if (!make_room(step->second.dump().size() + 4096)) return refuse_update(case_id);
+      if (!make_room(text_of(step->second).size() + 4096)) return refuse_update(case_id);
 
       Transaction tx(*db_);
       step = plan_case_update(who, ts, case_id, action, actor, note);
@@ -390,10 +394,10 @@ class SqliteStore final : public Store {
 
     // Bytes the writes add: the report twice (reports + outbox), each event, the changed
     // cases, the records, and a margin for envelopes and index pages.
-    plan.bytes = 2 * plan.report_body.dump().size() + 16 * 1024;
-    for (const auto& e : plan.events) plan.bytes += e.dump().size() + 400;
-    for (const auto& c : plan.cases) plan.bytes += Json(c.view).dump().size() + 200;
-    for (const auto& r : report.records) plan.bytes += r.kind.size() + r.key.size() + (r.value ? r.value->dump().size() : 0) + 64;
+    plan.bytes = 2 * text_of(plan.report_body).size() + 16 * 1024;
+    for (const auto& e : plan.events) plan.bytes += text_of(e).size() + 400;
+    for (const auto& c : plan.cases) plan.bytes += text_of(Json(c.view)).size() + 200;
+    for (const auto& r : report.records) plan.bytes += r.kind.size() + r.key.size() + (r.value ? text_of(*r.value).size() : 0) + 64;
     return plan;
   }
 
@@ -521,7 +525,7 @@ class SqliteStore final : public Store {
     std::int64_t seq = meta("next_seq");
     out.report_seq = seq;
     db_->prepare("INSERT INTO reports(seq, audit, ts, body) VALUES (?1, ?2, ?3, ?4)")
-        .bind_all(seq, audit, rfc3339(ts, who.timezone_offset), plan.report_body.dump())
+        .bind_all(seq, audit, rfc3339(ts, who.timezone_offset), text_of(plan.report_body))
         .run();
     append(seq, topic(who, "report/" + audit), envelope(who, "report", ts, std::move(plan.report_body), seq, audit),
            true, "report", audit, ts);
@@ -556,7 +560,7 @@ class SqliteStore final : public Store {
       auto erase = db_->prepare("DELETE FROM records WHERE plugin = ?1 AND kind = ?2 AND key = ?3");
       for (const auto& r : plan.records) {
         if (r.value) {
-          put.bind_all(audit, r.kind, r.key, r.value->dump()).run();
+          put.bind_all(audit, r.kind, r.key, text_of(*r.value)).run();
           put.reset();
         } else {
           erase.bind_all(audit, r.kind, r.key).run();
@@ -574,7 +578,7 @@ class SqliteStore final : public Store {
     db_->prepare(
            "INSERT INTO outbox(seq, topic, payload, qos, retain, kind, audit, created) "
            "VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7)")
-        .bind_all(seq, topic, envelope.dump(), retain ? 1 : 0, kind, audit, to_ms(created))
+        .bind_all(seq, topic, text_of(envelope), retain ? 1 : 0, kind, audit, to_ms(created))
         .run();
   }
 
@@ -584,12 +588,12 @@ class SqliteStore final : public Store {
              "INSERT INTO cases(id, audit, subject, n, stage, outcome, opened_at, closed_at, details, opened_ms, "
              "updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)")
           .bind_all(c.view.id, c.audit, c.view.subject, c.n, c.view.stage, c.view.outcome, c.view.opened_at,
-                    c.view.closed_at, c.view.details.dump(), to_ms(ts))
+                    c.view.closed_at, text_of(c.view.details), to_ms(ts))
           .run();
     } else {
       db_->prepare(
              "UPDATE cases SET stage = ?2, outcome = ?3, closed_at = ?4, details = ?5, updated_ms = ?6 WHERE id = ?1")
-          .bind_all(c.view.id, c.view.stage, c.view.outcome, c.view.closed_at, c.view.details.dump(), to_ms(ts))
+          .bind_all(c.view.id, c.view.stage, c.view.outcome, c.view.closed_at, text_of(c.view.details), to_ms(ts))
           .run();
     }
     auto q = db_->prepare(
