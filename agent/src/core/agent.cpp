@@ -53,6 +53,7 @@ class Runtime {
     http_ = make_http_client(io_);
   }
 
+
   ~Runtime() {
     scheduler_.reset();
     if (store_thread_.joinable()) {
@@ -214,6 +215,9 @@ class Runtime {
   }
 
   asio::io_context io_;
+  // Every mode ends with an explicit io_.stop(): without this guard io_.run() would return
+  // while a commit is still on the store thread, and its completion would never run.
+  asio::executor_work_guard<asio::io_context::executor_type> io_work_{io_.get_executor()};
   AgentConfig config_;
   AgentOptions options_;
   Identity who_;
