@@ -40,7 +40,8 @@ bool has_prefix(const oid* name, std::size_t len, const Oid& prefix) {
   return len > prefix.size() && std::equal(prefix.begin(), prefix.end(), name);
 }
 
-const Oid kSysUpTime = parse_oid("1.3.6.1.2.1.1.3.0");
+// GETBULK non-repeaters are GETNEXTs: ask for the column to get sysUpTime.0.
+const Oid kSysUpTimeColumn = parse_oid("1.3.6.1.2.1.1.3");
 const Oid kIfEntry = parse_oid("1.3.6.1.2.1.2.2.1");
 const Oid kIfXEntry = parse_oid("1.3.6.1.2.1.31.1.1.1");
 const Oid kEntAliasMappingIdentifier = parse_oid("1.3.6.1.2.1.47.1.3.2.1.2");
@@ -251,7 +252,7 @@ void SwitchJob::send_walk(bool first) {
   request_has_uptime = first;
   pdu->non_repeaters = first ? 1 : 0;
   pdu->max_repetitions = opts.bulk_rows;
-  if (first) snmp_add_null_var(pdu, kSysUpTime.data(), kSysUpTime.size());
+  if (first) snmp_add_null_var(pdu, kSysUpTimeColumn.data(), kSysUpTimeColumn.size());
   in_request.clear();
   for (std::size_t i = 0; i < columns.size(); ++i) {
     if (columns[i].done) continue;
@@ -265,7 +266,8 @@ void SwitchJob::handle_walk(netsnmp_pdu* pdu) {
   status.answered = true;
   netsnmp_variable_list* v = pdu->variables;
   if (request_has_uptime && v) {
-    if (auto t = as_long(v); t && v->type == ASN_TIMETICKS) status.sys_uptime = static_cast<unsigned long>(*t);
+    if (auto t = as_long(v); t && v->type == ASN_TIMETICKS && has_prefix(v->name, v->name_length, kSysUpTimeColumn))
+      status.sys_uptime = static_cast<unsigned long>(*t);
     v = v->next_variable;
   }
   std::vector<bool> ended(in_request.size(), false);
@@ -476,6 +478,7 @@ SwitchPoller::~SwitchPoller() {
 void SwitchPoller::start(std::vector<SnmpTarget> targets, PollOptions options,
                          std::function<void(std::vector<SwitchStatus>)> done) {
   init_netsnmp();
+  work_.emplace(io_.get_executor());
   worker_ = std::thread([this, targets = std::move(targets), options, done = std::move(done)]() mutable {
     run(std::move(targets), options, std::move(done));
   });
@@ -528,6 +531,7 @@ void SwitchPoller::run(std::vector<SnmpTarget> targets, PollOptions options,
   jobs.clear();
   asio::post(io_, [self = shared_from_this(), out = std::move(out), done = std::move(done)]() mutable {
     if (self->worker_.joinable()) self->worker_.join();
+    self->work_.reset();
     done(std::move(out));
   });
 }

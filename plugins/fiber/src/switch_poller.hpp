@@ -79,6 +79,8 @@ class SwitchPoller : public std::enable_shared_from_this<SwitchPoller> {
   void run(std::vector<SnmpTarget> targets, PollOptions options,
            std::function<void(std::vector<SwitchStatus>)> done);
   asio::io_context& io_;
+  // Keeps io.run() from returning while the worker still has a result to post.
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread worker_;
   std::atomic<bool> cancelled_{false};
 };

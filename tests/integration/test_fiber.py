@@ -1,0 +1,205 @@
+"""Fiber coverage audit against real Debian snmpd switches on 127.0.0.1: port states, optical
+power for two vendor profiles, a wrong community, a switch that never answers, endpoints, bad
+register rows, a link flipped between runs, and the deadline behaviour with dead switches."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import harness
+from harness import IntegrationTest, write_file
+
+sys.path.insert(0, os.path.join(harness.SIM, "fiber"))
+import snmpsim  # noqa: E402
+from snmpsim import port, DOWN, LOWER_LAYER_DOWN  # noqa: E402
+
+
+def fiber_run_bin():
+    return os.path.join(harness.BIN, "fiber_run")
+
+
+class FiberTest(IntegrationTest):
+    def setUp(self):
+        super().setUp()
+        self.sims = {}
+        self.closers = []
+
+    def tearDown(self):
+        for s in self.sims.values():
+            s.stop()
+        for c in self.closers:
+            c()
+        super().tearDown()
+
+    def start(self, specs):
+        self.sims.update(snmpsim.start_switches(self.dir, specs))
+
+    def silent_udp(self):
+        s = snmpsim.SilentUdp()
+        self.closers.append(s.close)
+        return s.port
+
+    def listener(self):
+        """A TCP port that accepts connections (a device in the room)."""
+        s = socket.socket()
+        s.bind((harness.LOOPBACK, 0))
+        s.listen(64)
+        self.closers.append(s.close)
+        return s.getsockname()[1]
+
+    def audit(self, rooms, switches, community="public", timeout_ms=1000, retries=1, extra=()):
+        rooms_path = write_file(os.path.join(self.dir, "rooms.csv"), rooms)
+        switches_path = write_file(os.path.join(self.dir, "switches.csv"), switches)
+        community_path = write_file(os.path.join(self.dir, "community"), community + "\n", 0o600)
+        argv = [fiber_run_bin(), "--rooms", rooms_path, "--switches", switches_path,
+                "--community-file", community_path, "--snmp-timeout-ms", str(timeout_ms),
+                "--snmp-retries", str(retries), "--endpoint-timeout-ms", "1500", *extra]
+        started = time.monotonic()
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        elapsed = time.monotonic() - started
+        self.assertEqual(out.returncode, 0, out.stderr)
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+        self.assertEqual(report["audit"], "fiber")
+        report["by_room"] = {f["subject"]: f for f in report["findings"]}
+        report["elapsed"] = elapsed
+        return report
+
+    def assertRoom(self, report, room, state, reason_part=None):
+        f = report["by_room"].get(room)
+        self.assertIsNotNone(f, f"room {room} missing from the report")
+        self.assertEqual(f["state"], state, f"{room}: {f['reason']} {f['details']}")
+        if reason_part:
+            self.assertIn(reason_part, f["reason"], room)
+        return f
+
+
+class FiberAuditTest(FiberTest):
+    def test_classifies_every_room_against_real_switches(self):
+        self.start({
+            "h3c": {"vendor": "h3c", "ports": [
+                port(1, rx_dbm=-5.2, alias="C101"),
+                port(2, oper=DOWN, rx_dbm=None),
+                port(3, speed=100, rx_dbm=-6.0),
+                port(4, admin=DOWN, oper=DOWN),
+                port(5, rx_dbm=-25.0),
+                port(6, rx_dbm=-18.5),
+                port(7, rx_dbm=-7.0, last_change=1),
+            ]},
+            "huawei": {"vendor": "huawei", "ports": [
+                port(1, name="GigabitEthernet0/0/1", rx_dbm=-6.3),
+                port(2, name="GigabitEthernet0/0/2", rx_dbm=-30.0),
+                port(3, name="GigabitEthernet0/0/3", oper=LOWER_LAYER_DOWN),
+            ]},
+            "wrongcomm": {"vendor": "h3c", "community": "not-public", "ports": [port(1, rx_dbm=-5.0)]},
+        })
+        dead = self.silent_udp()
+        up = self.listener()
+        closed = harness.free_port()
+        s = self.sims
+        switches = ("id,address,profile\n"
+                    f"sw-h3c,127.0.0.1:{s['h3c'].port},h3c\n"
+                    f"sw-hw,127.0.0.1:{s['huawei'].port},huawei\n"
+                    f"sw-wrong,127.0.0.1:{s['wrongcomm'].port},h3c\n"
+                    f"sw-dead,127.0.0.1:{dead},generic\n")
+        rooms = ("id,name,type,building,floor,switch,port,endpoint\n"
+                 "C101,一年级一班,classroom,教学楼A,1,sw-h3c,1,\n"
+                 "C102,一年级二班,classroom,教学楼A,1,sw-h3c,2,\n"
+                 "C103,一年级三班,classroom,教学楼A,1,sw-h3c,GigabitEthernet1/0/3,\n"
+                 "C104,二年级一班,classroom,教学楼A,2,sw-h3c,4,\n"
+                 "C105,二年级二班,classroom,教学楼A,2,sw-h3c,5,\n"
+                 "C106,二年级三班,classroom,教学楼A,2,sw-h3c,6,\n"
+                 "C107,三年级一班,classroom,教学楼A,3,sw-h3c,7,\n"
+                 "F201,录播教室,function_room,教学楼B,2,sw-hw,GigabitEthernet0/0/1,\n"
+                 "F202,音乐教室,function_room,教学楼B,2,sw-hw,GigabitEthernet0/0/2,\n"
+                 "F203,美术教室,function_room,教学楼B,2,sw-hw,3,\n"
+                 "F204,科学实验室,function_room,教学楼B,3,,,\n"
+                 "O301,校长办公室,office,行政楼,3,sw-wrong,1,\n"
+                 "O302,教务处,office,行政楼,3,sw-dead,1,\n"
+                 f"O303,总务处,office,行政楼,3,,,tcp:127.0.0.1:{up}\n"
+                 f"O304,财务室,office,行政楼,3,,,tcp:127.0.0.1:{closed}\n"
+                 f"O305,档案室,office,行政楼,3,sw-h3c,1,tcp:127.0.0.1:{closed}\n"
+                 "X901,仓库,storeroom,行政楼,1,sw-h3c,1,\n"
+                 "C108,三年级二班,classroom,教学楼A,3,sw-none,1,\n"
+                 "C109,三年级三班,classroom,教学楼A,3,sw-h3c,99,\n")
+        r = self.audit(rooms, switches)
+
+        c101 = self.assertRoom(r, "C101", "covered")
+        self.assertEqual(c101["details"]["rx_dbm"], -5.2)
+        self.assertEqual(c101["details"]["if_alias"], "C101")
+        self.assertRoom(r, "C102", "down", "link down")
+        self.assertRoom(r, "C103", "degraded", "speed 100 Mbit/s below minimum 1000")
+        self.assertRoom(r, "C104", "down", "administratively down")
+        self.assertRoom(r, "C105", "degraded", "optical power out of range: rx -25.0 dBm")
+        self.assertRoom(r, "C106", "degraded", "near a limit")
+        self.assertRoom(r, "C107", "degraded", "flapping")
+        f201 = self.assertRoom(r, "F201", "covered")
+        self.assertEqual(f201["details"]["rx_dbm"], -6.3, "huawei power through entAliasMapping")
+        self.assertRoom(r, "F202", "degraded", "rx -30.0 dBm")
+        self.assertRoom(r, "F203", "down", "lowerLayerDown")
+        self.assertRoom(r, "F204", "not_planned", "no fiber link in the register")
+        self.assertRoom(r, "O301", "unknown", "wrong community")
+        self.assertRoom(r, "O302", "unknown", "no answer from 127.0.0.1")
+        self.assertRoom(r, "O303", "covered")
+        self.assertRoom(r, "O304", "down", "connection refused")
+        self.assertRoom(r, "O305", "down", "endpoint")
+        self.assertRoom(r, "X901", "unknown", "rooms.csv:18 column type")
+        self.assertRoom(r, "C108", "unknown", "unknown switch")
+        self.assertRoom(r, "C109", "unknown", "port 99 not found")
+
+        errors = "\n".join(r["errors"])
+        self.assertIn("rooms.csv:18 column type", errors)
+        self.assertIn("rooms.csv:19 column switch", errors)
+        self.assertIn("rooms.csv:20 column port", errors)
+
+        s = r["summary"]
+        self.assertEqual(s["classroom"]["rooms"], 9)
+        self.assertEqual(s["classroom"]["covered"], 1)
+        self.assertEqual(s["function_room"]["not_planned"], 1)
+        self.assertEqual(s["office"]["unknown"], 2)
+        self.assertEqual(s["overall"]["rooms"], 19)
+        self.assertEqual(s["overall"]["covered"], 3)
+        self.assertAlmostEqual(s["overall"]["coverage"], 3 / 19)
+        self.assertEqual(len(s["not_covered"]), 16)
+        self.assertEqual(s["switches"], {"listed": 4, "answered": 2})
+
+    def test_link_flipped_between_runs_changes_the_room(self):
+        self.start({"h3c": {"vendor": "h3c", "ports": [port(1, rx_dbm=-5.0), port(2, rx_dbm=-5.0)]}})
+        sw = self.sims["h3c"]
+        switches = f"id,address,profile\nsw,127.0.0.1:{sw.port},h3c\n"
+        rooms = "id,name,type,switch,port\nC1,一班,classroom,sw,1\nC2,二班,classroom,sw,2\n"
+        self.assertRoom(self.audit(rooms, switches), "C1", "covered")
+        sw.set_oper(1, DOWN)
+        r = self.audit(rooms, switches)
+        self.assertRoom(r, "C1", "down", "link down")
+        self.assertRoom(r, "C2", "covered")
+        sw.set_oper(1, 1)
+        sw.set(f"{snmpsim.H3C_RX}.2", "i", -2600)
+        r = self.audit(rooms, switches)
+        self.assertRoom(r, "C1", "covered")
+        self.assertRoom(r, "C2", "degraded", "rx -26.0 dBm")
+
+    def test_dead_switches_cost_one_timeout_not_one_each(self):
+        # 40 live switches (one snmpd answering on 40 ports) and 10 that never answer.
+        ports = [port(i, rx_dbm=-5.0) for i in range(1, 49)]
+        live_ports = [snmpsim.free_udp_port() for _ in range(40)]
+        sim = snmpsim.SimSwitch(self.dir, "many", snmpsim.switch_conf(ports, "h3c"), live_ports)
+        self.sims["many"] = sim
+        sim.wait_ready()
+        dead = [self.silent_udp() for _ in range(10)]
+        switches = "id,address,profile\n" + "".join(f"sw{i},127.0.0.1:{p},h3c\n" for i, p in enumerate(live_ports)) \
+            + "".join(f"dead{i},127.0.0.1:{p},h3c\n" for i, p in enumerate(dead))
+        rooms = "id,name,type,switch,port\n" + "".join(f"C{i},班{i},classroom,sw{i},{1 + i % 48}\n" for i in range(40)) \
+            + "".join(f"D{i},办{i},office,dead{i},1\n" for i in range(10))
+        r = self.audit(rooms, switches, timeout_ms=1000, retries=1)
+        self.assertEqual(r["summary"]["classroom"]["covered"], 40)
+        self.assertEqual(r["summary"]["office"]["unknown"], 10)
+        # One timeout x (retries + 1) = 2 s, plus process start; ten in sequence would be 20 s.
+        self.assertLess(r["elapsed"], 4.0, r["summary"])
+        self.assertGreaterEqual(r["elapsed"], 1.9)
+
+
+if __name__ == "__main__":
+    unittest.main()
