@@ -17,6 +17,7 @@
 #include "core/publisher.hpp"
 #include "core/scheduler.hpp"
 #include "core/store.hpp"
+#include "core/systemd_notify.hpp"
 
 namespace campus {
 namespace {
@@ -52,6 +53,7 @@ class Runtime {
     log_ = spdlog::default_logger();
     http_ = make_http_client(io_);
   }
+
 
   ~Runtime() {
     scheduler_.reset();
@@ -154,6 +156,15 @@ class Runtime {
     return ctx;
   }
 
+  // One line for `systemctl status`: connected or not, and the outbox backlog.
+  std::string status_line() const {
+    std::string s = publisher_ ? (publisher_->stats().connected ? "connected" : "not connected")
+                               : (config_.mqtt.enabled ? "starting" : "delivery off");
+    if (store_) s += ", backlog " + std::to_string(store_->stats().unsent);
+    if (scheduler_) s += ", " + std::to_string(scheduler_->audit_names().size()) + " audit(s)";
+    return s;
+  }
+
   PluginEnv plugin_env() const { return PluginEnv{config_.county, config_.school, config_.timezone_offset, log_}; }
 
   Json health() const {
@@ -214,6 +225,9 @@ class Runtime {
   }
 
   asio::io_context io_;
+  // Every mode ends with an explicit io_.stop(): without this guard io_.run() would return
+  // while a commit is still on the store thread, and its completion would never run.
+  asio::executor_work_guard<asio::io_context::executor_type> io_work_{io_.get_executor()};
   AgentConfig config_;
   AgentOptions options_;
   Identity who_;
@@ -369,6 +383,18 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
   if (options.on_ready) options.on_ready();
   rt.start_publisher();
   rt.scheduler_->start();
+  systemd::ready(rt.status_line());
+
+  // Watchdog pings come from the io_context itself, so a stuck loop stops them.
+  asio::steady_timer watchdog_timer(rt.io_);
+  std::function<void()> watchdog_tick = [&] {
+    auto period = systemd::watchdog_period();
+    if (!period) return;
+    systemd::watchdog();
+    watchdog_timer.expires_after(*period);
+    watchdog_timer.async_wait([&](const boost::system::error_code& ec) { if (!ec) watchdog_tick(); });
+  };
+  watchdog_tick();
 
   asio::steady_timer health_timer(rt.io_);
   std::function<void()> health_tick = [&] {
@@ -376,6 +402,7 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
     health_timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       if (rt.publisher_) rt.publisher_->publish_health(rt.health());
+      systemd::status(rt.status_line());
       health_tick();
     });
   };
@@ -402,6 +429,7 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
       if (ec) return;
       if (sig == SIGHUP) {
         rt.log_->info("SIGHUP: reloading {}", rt.config_.file.string());
+        systemd::reloading();
         auto loaded = load_config(rt.config_.file);
         Errors errors = loaded.errors;
         std::vector<ConfiguredAudit> audits;
@@ -424,13 +452,16 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
           rt.config_.mqtt = keep.mqtt;
           rt.log_->info("reload applied: {} audit(s)", rt.scheduler_->audit_names().size());
         }
+        systemd::ready(rt.status_line());
         wait_signal();
         return;
       }
       if (stopping) return;
       stopping = true;
       rt.log_->info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      systemd::stopping();
       rt.scheduler_->stop();
+      watchdog_timer.cancel();
       health_timer.cancel();
       prune_timer.cancel();
       signals.cancel();
