@@ -4,6 +4,7 @@ register rows, a link flipped between runs, and the deadline behaviour with dead
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,10 +16,6 @@ from harness import IntegrationTest, write_file
 sys.path.insert(0, os.path.join(harness.SIM, "fiber"))
 import snmpsim  # noqa: E402
 from snmpsim import port, DOWN, LOWER_LAYER_DOWN  # noqa: E402
-
-
-def fiber_run_bin():
-    return os.path.join(harness.BIN, "fiber_run")
 
 
 class FiberTest(IntegrationTest):
@@ -50,22 +47,58 @@ class FiberTest(IntegrationTest):
         self.closers.append(s.close)
         return s.getsockname()[1]
 
-    def audit(self, rooms, switches, community="public", timeout_ms=1000, retries=1, extra=()):
-        rooms_path = write_file(os.path.join(self.dir, "rooms.csv"), rooms)
-        switches_path = write_file(os.path.join(self.dir, "switches.csv"), switches)
-        community_path = write_file(os.path.join(self.dir, "community"), community + "\n", 0o600)
-        argv = [fiber_run_bin(), "--rooms", rooms_path, "--switches", switches_path,
-                "--community-file", community_path, "--snmp-timeout-ms", str(timeout_ms),
-                "--snmp-retries", str(retries), "--endpoint-timeout-ms", "1500", *extra]
+    def write_config(self, rooms, switches, community="public", timeout_ms=1000, retries=1):
+        """agent.toml with MQTT off and [audits.fiber] pointing at the registers."""
+        write_file(os.path.join(self.dir, "rooms.csv"), rooms)
+        write_file(os.path.join(self.dir, "switches.csv"), switches)
+        write_file(os.path.join(self.dir, "community"), community + "\n", 0o600)
+        os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
+        return write_file(os.path.join(self.dir, "agent.toml"), f"""[agent]
+county = "zhenkang"
+school = "fiber-test"
+data_dir = "{self.dir}/data"
+plugin_dir = "{harness.PLUGINS}"
+log_level = "warn"
+[mqtt]
+enabled = false
+[audits.fiber]
+timeout = "60s"
+rooms = "rooms.csv"
+switches = "switches.csv"
+community_file = "community"
+snmp_timeout = "{timeout_ms}ms"
+snmp_retries = {retries}
+endpoint_timeout = "1500ms"
+""")
+
+    def audit(self, rooms, switches, community="public", timeout_ms=1000, retries=1, mode="--dry-run"):
+        """Runs the real daemon once (`--dry-run --json`, or `--once` to store and derive events)."""
+        conf = self.write_config(rooms, switches, community, timeout_ms, retries)
+        argv = [harness.agent_bin(), "--config", conf, mode] + (["--json"] if mode == "--dry-run" else [])
         started = time.monotonic()
         out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         elapsed = time.monotonic() - started
-        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        if mode != "--dry-run":
+            return None
         report = json.loads(out.stdout.strip().splitlines()[-1])
         self.assertEqual(report["audit"], "fiber")
         report["by_room"] = {f["subject"]: f for f in report["findings"]}
         report["elapsed"] = elapsed
         return report
+
+    def events(self):
+        """Fiber events the store derived, oldest first: (subject, from, to, reason)."""
+        db = sqlite3.connect(os.path.join(self.dir, "data", "agent.db"))
+        try:
+            rows = db.execute("SELECT payload FROM outbox WHERE kind = 'event' AND audit = 'fiber' ORDER BY seq").fetchall()
+        finally:
+            db.close()
+        out = []
+        for (payload,) in rows:
+            body = json.loads(payload)["body"]
+            out.append((body.get("subject"), body.get("from"), body.get("to"), body.get("reason")))
+        return out
 
     def assertRoom(self, report, room, state, reason_part=None):
         f = report["by_room"].get(room)
@@ -149,7 +182,7 @@ class FiberAuditTest(FiberTest):
         self.assertRoom(r, "C108", "unknown", "unknown switch")
         self.assertRoom(r, "C109", "unknown", "port 99 not found")
 
-        errors = "\n".join(r["errors"])
+        errors = "\n".join(json.dumps(e, ensure_ascii=False) for e in r["errors"])
         self.assertIn("rooms.csv:18 column type", errors)
         self.assertIn("rooms.csv:19 column switch", errors)
         self.assertIn("rooms.csv:20 column port", errors)
@@ -165,21 +198,30 @@ class FiberAuditTest(FiberTest):
         self.assertEqual(len(s["not_covered"]), 16)
         self.assertEqual(s["switches"], {"listed": 4, "answered": 2})
 
-    def test_link_flipped_between_runs_changes_the_room(self):
+    def test_link_flipped_between_runs_changes_the_room_and_makes_an_event(self):
         self.start({"h3c": {"vendor": "h3c", "ports": [port(1, rx_dbm=-5.0), port(2, rx_dbm=-5.0)]}})
         sw = self.sims["h3c"]
         switches = f"id,address,profile\nsw,127.0.0.1:{sw.port},h3c\n"
         rooms = "id,name,type,switch,port\nC1,一班,classroom,sw,1\nC2,二班,classroom,sw,2\n"
         self.assertRoom(self.audit(rooms, switches), "C1", "covered")
+        self.audit(rooms, switches, mode="--once")
         sw.set_oper(1, DOWN)
         r = self.audit(rooms, switches)
         self.assertRoom(r, "C1", "down", "link down")
         self.assertRoom(r, "C2", "covered")
+        self.audit(rooms, switches, mode="--once")
+        down = [e for e in self.events() if e[0] == "C1" and e[2] == "down"]
+        self.assertEqual(len(down), 1, self.events())
+        self.assertEqual(down[0][1], "covered")
+        self.assertIn("link down", down[0][3])
         sw.set_oper(1, 1)
         sw.set(f"{snmpsim.H3C_RX}.2", "i", -2600)
         r = self.audit(rooms, switches)
         self.assertRoom(r, "C1", "covered")
         self.assertRoom(r, "C2", "degraded", "rx -26.0 dBm")
+        self.audit(rooms, switches, mode="--once")
+        self.assertIn(("C1", "down", "covered"), [e[:3] for e in self.events()])
+        self.assertIn(("C2", "covered", "degraded"), [e[:3] for e in self.events()])
 
     def test_dead_switches_cost_one_timeout_not_one_each(self):
         # 40 live switches (one snmpd answering on 40 ports) and 10 that never answer.
@@ -196,9 +238,10 @@ class FiberAuditTest(FiberTest):
         r = self.audit(rooms, switches, timeout_ms=1000, retries=1)
         self.assertEqual(r["summary"]["classroom"]["covered"], 40)
         self.assertEqual(r["summary"]["office"]["unknown"], 10)
-        # One timeout x (retries + 1) = 2 s, plus process start; ten in sequence would be 20 s.
-        self.assertLess(r["elapsed"], 4.0, r["summary"])
-        self.assertGreaterEqual(r["elapsed"], 1.9)
+        # One timeout x (retries + 1) = 2 s, plus the daemon's start; ten in sequence would be 20 s.
+        self.assertLess(r["summary"]["duration_ms"], 3000, r["summary"])
+        self.assertGreaterEqual(r["summary"]["duration_ms"], 1900)
+        self.assertLess(r["elapsed"], 5.0)
 
 
 if __name__ == "__main__":
