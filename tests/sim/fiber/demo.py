@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """The demo school's network for the fiber audit: starts its switches (real snmpd on
 127.0.0.1), writes the room register, switch list, community file and the [audits.fiber] TOML
-snippet into WORKDIR, prints one JSON line {"ready": true, ...} and runs until SIGTERM/SIGINT.
+snippet into WORKDIR. start(workdir) is what tests/sim/school.py (scripts/demo) calls; run
+alone it prints one JSON line {"ready": true, ...} and runs until SIGTERM/SIGINT.
 
-    tests/sim/fiber/demo.py WORKDIR            # used by scripts/demo
+    tests/sim/fiber/demo.py WORKDIR
     tests/sim/fiber/demo.py --rooms-only FILE  # just write the demo room register
 
 南山中心小学 (nansan-central-primary): 62 rooms in three buildings. Most are covered; the rest
 show every state a county sees: a cut fiber, a port shut down, a 100M link, weak and hot optics,
 a flapping link, rooms without any planned link, and a switch that does not answer."""
+import atexit
 import json
 import os
 import signal
@@ -99,29 +101,38 @@ def write_rooms(path, rooms, fill=None):
             f.write(",".join(r[:7] + [endpoint]) + "\n")
 
 
-def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--rooms-only":
-        # The static copy in config/demo/fiber/ shows the class PCs' port as 3389 (RDP).
-        keys = [f"endpoint_{i}" for i in (13, 14)] + [f"annex_{i}" for i in range(1, 11)]
-        write_rooms(sys.argv[2], school()[0], {k: 3389 for k in keys})
-        return 0
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    workdir = os.path.abspath(sys.argv[1])
+_running = []  # simulators and sockets of this process, stopped at exit
+
+
+def _stop_all():
+    while _running:
+        item = _running.pop()
+        try:
+            item.stop() if hasattr(item, "stop") else item.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+def start(workdir):
+    """scripts/demo entry point (tests/sim/school.py): starts the switches and endpoints,
+    writes the registers into workdir and returns the [audits.fiber] TOML table."""
+    workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
+    atexit.register(_stop_all)
     rooms, specs = school()
     sims = snmpsim.start_switches(workdir, specs)
+    _running.extend(sims.values())
     silent = snmpsim.SilentUdp()  # xzl-old: powered off in the closet
-    # Endpoints: the class PCs in the annex answer except two; offices 13 answers, 14 does not.
-    listeners, fill = [], {}
+    _running.append(silent)
+    # Endpoints: the class PCs in the annex answer except two; office 13 answers, 14 does not.
+    fill = {}
     for key, up in [("endpoint_13", True), ("endpoint_14", False)] + [(f"annex_{i}", i not in (3, 8)) for i in range(1, 11)]:
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         if up:
             s.listen(16)
         fill[key] = s.getsockname()[1]
-        listeners.append(s)  # a bound socket that does not listen refuses connections
+        _running.append(s)  # a bound socket that does not listen refuses connections
     write_rooms(os.path.join(workdir, "rooms.csv"), rooms, fill)
     with open(os.path.join(workdir, "switches.csv"), "w") as f:
         f.write("id,address,profile\n")
@@ -133,9 +144,7 @@ def main():
     with open(community, "w") as f:
         f.write("public\n")
     os.chmod(community, 0o600)
-    snippet = os.path.join(workdir, "fiber.toml")
-    with open(snippet, "w") as f:
-        f.write(f"""[audits.fiber]
+    table = f"""[audits.fiber]
 enabled = true
 interval = "1m"
 first_delay = "1s"
@@ -146,18 +155,28 @@ community_file = "{community}"
 snmp_timeout = "1s"
 snmp_retries = 1
 endpoint_timeout = "1s"
-""")
-    print(json.dumps({"ready": True, "toml": snippet, "rooms": len(rooms),
-                      "switches": {k: s.port for k, s in sims.items()}}), flush=True)
+"""
+    with open(os.path.join(workdir, "fiber.toml"), "w") as f:
+        f.write(table)
+    return table
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--rooms-only":
+        # The static copy in config/demo/fiber/ shows the class PCs' port as 3389 (RDP).
+        keys = [f"endpoint_{i}" for i in (13, 14)] + [f"annex_{i}" for i in range(1, 11)]
+        write_rooms(sys.argv[2], school()[0], {k: 3389 for k in keys})
+        return 0
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    start(sys.argv[1])
+    print(json.dumps({"ready": True, "toml": os.path.join(os.path.abspath(sys.argv[1]), "fiber.toml")}), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
-    for s in sims.values():
-        s.stop()
-    silent.close()
-    for s in listeners:
-        s.close()
+    _stop_all()
     return 0
 
 
