@@ -223,6 +223,25 @@ class FiberAuditTest(FiberTest):
         self.assertIn(("C1", "down", "covered"), [e[:3] for e in self.events()])
         self.assertIn(("C2", "covered", "degraded"), [e[:3] for e in self.events()])
 
+    def test_snmpv3_switch_with_right_and_wrong_keys(self):
+        # One snmpd per switch: net-snmp shares a v3 user's keys between sessions to one engine.
+        spec = {"vendor": "h3c", "v3_user": ("campus", "authpass123", "privpass123"), "ports": [port(1, rx_dbm=-5.0)]}
+        self.start({"v3a": spec, "v3b": spec, "v3c": spec})
+        pa, pb, pc = (self.sims[n].port for n in ("v3a", "v3b", "v3c"))
+        for name, text in (("good.auth", "authpass123"), ("good.priv", "privpass123"), ("bad.auth", "wrongpass999")):
+            write_file(os.path.join(self.dir, name), text + "\n", 0o600)
+        switches = ("id,address,profile,snmp_version,user,auth_protocol,auth_key_file,priv_protocol,priv_key_file\n"
+                    f"good,127.0.0.1:{pa},h3c,3,campus,SHA,good.auth,AES,good.priv\n"
+                    f"badkey,127.0.0.1:{pb},h3c,3,campus,SHA,bad.auth,AES,good.priv\n"
+                    f"baduser,127.0.0.1:{pc},h3c,3,nobody,SHA,good.auth,AES,good.priv\n")
+        rooms = ("id,name,type,switch,port\n"
+                 "C1,一班,classroom,good,1\nC2,二班,classroom,badkey,1\nC3,三班,classroom,baduser,1\n")
+        r = self.audit(rooms, switches)
+        c1 = self.assertRoom(r, "C1", "covered")
+        self.assertEqual(c1["details"]["rx_dbm"], -5.0)
+        self.assertRoom(r, "C2", "unknown", "authentication failed")
+        self.assertRoom(r, "C3", "unknown", "unknown SNMPv3 user")
+
     def test_dead_switches_cost_one_timeout_not_one_each(self):
         # 40 live switches (one snmpd answering on 40 ports) and 10 that never answer.
         ports = [port(i, rx_dbm=-5.0) for i in range(1, 49)]

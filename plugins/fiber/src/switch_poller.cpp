@@ -105,7 +105,20 @@ class SwitchJob {
 
   bool open();
   void close() {
-    if (sess) snmp_sess_close(sess);
+    if (!sess) return;
+    // net-snmp keeps SNMPv3 users (with their keys) in a process-wide list keyed by engine ID
+    // and name, and reuses them for later sessions: a corrected key file would be ignored
+    // until restart. Forget the user with the session.
+    if (target.version == "3") {
+      netsnmp_session* ss = snmp_sess_session(sess);
+      if (ss && ss->securityEngineIDLen > 0) {
+        if (usmUser* u = usm_get_user(ss->securityEngineID, ss->securityEngineIDLen, ss->securityName)) {
+          usm_remove_user(u);
+          usm_free_user(u);
+        }
+      }
+    }
+    snmp_sess_close(sess);
     sess = nullptr;
   }
   int socket() const {
@@ -413,8 +426,16 @@ int SwitchJob::on_response(int op, netsnmp_pdu* pdu) {
     }
     return 1;
   }
+  if (op == NETSNMP_CALLBACK_OP_RESEND || op == NETSNMP_CALLBACK_OP_CONNECT) return 1;  // informational
+  if (op == NETSNMP_CALLBACK_OP_SEC_ERROR) {
+    // SNMPv3: the agent's report (wrong key, unknown user) or a local USM failure.
+    if (pdu && pdu->command == SNMP_MSG_REPORT) fail(report_reason(pdu));
+    else fail("SNMPv3 security error (wrong auth/priv key or protocol?)");
+    return 1;
+  }
   if (op != NETSNMP_CALLBACK_OP_RECEIVED_MESSAGE) {
-    fail("SNMP transport error (callback op " + std::to_string(op) + ")");
+    fail(op == NETSNMP_CALLBACK_OP_SEND_FAILED ? "could not send to the switch"
+                                               : "SNMP transport error (callback op " + std::to_string(op) + ")");
     return 1;
   }
   if (pdu->command == SNMP_MSG_REPORT) {

@@ -38,12 +38,16 @@ def rx_oid(vendor, if_index):
     return None
 
 
-def switch_conf(ports, vendor="generic", community="public"):
-    """snmpd.conf text for one simulated switch."""
+def switch_conf(ports, vendor="generic", community="public", v3_user=None):
+    """snmpd.conf text for one simulated switch. v3_user: (name, auth_pass, priv_pass) adds an
+    SNMPv3 user with SHA authentication and AES privacy."""
     lines = [f"rocommunity {community} 127.0.0.1",
              f"rwcommunity {community}-rw 127.0.0.1",
              "dontLogTCPWrappersConnects yes",
              "sysDescr campus-agent simulated switch"]
+    if v3_user:
+        name, auth, priv = v3_user
+        lines += [f'createUser {name} SHA "{auth}" AES "{priv}"', f"rouser {name} priv"]
     for p in ports:
         i = p["if_index"]
         lines += [f"override -rw {IF_ENTRY}.7.{i} integer {p['admin']}",
@@ -144,7 +148,7 @@ def start_switches(workdir, specs):
     try:
         for name, spec in specs.items():
             sims[name] = SimSwitch(workdir, name, switch_conf(spec["ports"], spec.get("vendor", "generic"),
-                                                              spec.get("community", "public")))
+                                                              spec.get("community", "public"), spec.get("v3_user")))
         for s in sims.values():
             s.wait_ready()
     except Exception:
