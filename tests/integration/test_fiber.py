@@ -243,15 +243,19 @@ class FiberAuditTest(FiberTest):
         self.assertRoom(r, "C3", "unknown", "unknown SNMPv3 user")
 
     def test_dead_switches_cost_one_timeout_not_one_each(self):
-        # 40 live switches (one snmpd answering on 40 ports) and 10 that never answer.
+        # 40 live switches (one snmpd answering on 40 ports) and 10 that never answer, 5 of
+        # them SNMPv3 (whose engine-ID discovery must not block the others either).
         ports = [port(i, rx_dbm=-5.0) for i in range(1, 49)]
         live_ports = [snmpsim.free_udp_port() for _ in range(40)]
         sim = snmpsim.SimSwitch(self.dir, "many", snmpsim.switch_conf(ports, "h3c"), live_ports)
         self.sims["many"] = sim
         sim.wait_ready()
         dead = [self.silent_udp() for _ in range(10)]
-        switches = "id,address,profile\n" + "".join(f"sw{i},127.0.0.1:{p},h3c\n" for i, p in enumerate(live_ports)) \
-            + "".join(f"dead{i},127.0.0.1:{p},h3c\n" for i, p in enumerate(dead))
+        write_file(os.path.join(self.dir, "v3.auth"), "authpass123\n", 0o600)
+        switches = "id,address,profile,snmp_version,user,auth_protocol,auth_key_file\n" \
+            + "".join(f"sw{i},127.0.0.1:{p},h3c,,,,\n" for i, p in enumerate(live_ports)) \
+            + "".join(f"dead{i},127.0.0.1:{p},h3c,{'3,campus,SHA,v3.auth' if i % 2 else ',,,'}\n"
+                      for i, p in enumerate(dead))
         rooms = "id,name,type,switch,port\n" + "".join(f"C{i},班{i},classroom,sw{i},{1 + i % 48}\n" for i in range(40)) \
             + "".join(f"D{i},办{i},office,dead{i},1\n" for i in range(10))
         r = self.audit(rooms, switches, timeout_ms=1000, retries=1)

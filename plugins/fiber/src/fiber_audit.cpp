@@ -165,7 +165,11 @@ void FiberRun::start() {
   opts.timeout = settings_.snmp_timeout;
   opts.retries = settings_.snmp_retries;
   opts.bulk_rows = settings_.snmp_max_repetitions;
-  opts.deadline = deadline_;
+  // Finish a little before the core's deadline, so a slow school still gets a report with
+  // the late switches marked unknown instead of a timed-out run.
+  auto budget = deadline_ - std::chrono::steady_clock::now();
+  soft_deadline_ = deadline_ - std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(1), budget / 10);
+  opts.deadline = soft_deadline_;
   log_->debug("fiber: {} rooms, {} switches to poll, {} endpoints to probe", registers_.rooms.size(),
               targets.size(), probe_queue_.size());
   if (targets.empty()) {
@@ -190,7 +194,7 @@ void FiberRun::start() {
 void FiberRun::probe_next() {
   if (probes_started_ >= probe_queue_.size()) return;
   const Room* room = probe_queue_[probes_started_++];
-  auto left = std::chrono::duration_cast<Millis>(deadline_ - std::chrono::steady_clock::now());
+  auto left = std::chrono::duration_cast<Millis>(soft_deadline_ - std::chrono::steady_clock::now());
   Millis timeout = std::max(Millis(1), std::min(settings_.endpoint_timeout, left));
   auto on_done = [self = shared_from_this(), id = room->id](ProbeResult r) {
     self->seen_.endpoints[id] = std::move(r);

@@ -58,6 +58,7 @@ class FiberRun : public std::enable_shared_from_this<FiberRun> {
   asio::io_context& io_;
   FiberSettings settings_;
   SteadyTime deadline_;
+  SteadyTime soft_deadline_;  // a little before deadline_: probes end, the report is still made
   std::shared_ptr<spdlog::logger> log_;
   std::function<void(AuditReport)> done_;
   Registers registers_;

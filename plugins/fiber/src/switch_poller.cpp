@@ -111,7 +111,7 @@ class SwitchJob {
     // until restart. Forget the user with the session.
     if (target.version == "3") {
       netsnmp_session* ss = snmp_sess_session(sess);
-      if (ss && ss->securityEngineIDLen > 0) {
+      if (ss && ss->securityEngineIDLen > 0 && ss->securityName) {
         if (usmUser* u = usm_get_user(ss->securityEngineID, ss->securityEngineIDLen, ss->securityName)) {
           usm_remove_user(u);
           usm_free_user(u);
@@ -135,7 +135,7 @@ class SwitchJob {
     status.elapsed = std::chrono::duration_cast<Millis>(Clock::now() - started);
   }
   void begin() {
-    started = Clock::now();
+    if (phase == Phase::Discover) return send_discovery();
     columns = {{append(kIfEntry, {7}), {}, Field::Admin},      {append(kIfEntry, {8}), {}, Field::Oper},
                {append(kIfEntry, {9}), {}, Field::LastChange}, {append(kIfXEntry, {1}), {}, Field::Name},
                {append(kIfXEntry, {15}), {}, Field::HighSpeed}, {append(kIfXEntry, {18}), {}, Field::Alias}};
@@ -143,11 +143,47 @@ class SwitchJob {
     phase = Phase::Walk;
     send_walk(true);
   }
-  int on_response(int op, netsnmp_pdu* pdu);
+  int on_response(int op, int reqid, netsnmp_pdu* pdu);
 
  private:
-  enum class Phase { Walk, Alias, Rx } phase = Phase::Walk;
+  enum class Phase { Discover, Walk, Alias, Rx } phase = Phase::Walk;
+  void send_discovery() {
+    // noAuthNoPriv GET from the empty user: the agent answers usmStatsUnknownEngineIDs with
+    // its engine ID. The empty user must exist in the USM user list.
+    if (!usm_get_user(nullptr, 0, const_cast<char*>(""))) {
+      usmUser* u = usm_create_user();
+      u->name = strdup("");
+      u->secName = strdup("");
+      u->authProtocol = snmp_duplicate_objid(usmNoAuthProtocol, OID_LENGTH(usmNoAuthProtocol));
+      u->authProtocolLen = OID_LENGTH(usmNoAuthProtocol);
+      u->privProtocol = snmp_duplicate_objid(usmNoPrivProtocol, OID_LENGTH(usmNoPrivProtocol));
+      u->privProtocolLen = OID_LENGTH(usmNoPrivProtocol);
+      usm_add_user(u);
+    }
+    netsnmp_pdu* pdu = snmp_pdu_create(SNMP_MSG_GET);
+    pdu->version = SNMP_VERSION_3;
+    pdu->securityName = strdup("");
+    pdu->securityNameLen = 0;
+    pdu->securityLevel = SNMP_SEC_LEVEL_NOAUTH;
+    pdu->securityModel = SNMP_SEC_MODEL_USM;
+    send(pdu);
+  }
+  void discovered(const netsnmp_pdu* report) {
+    netsnmp_session* ss = snmp_sess_session(sess);
+    if (ss->securityEngineIDLen == 0) {
+      ss->securityEngineID = static_cast<u_char*>(netsnmp_memdup(report->securityEngineID, report->securityEngineIDLen));
+      ss->securityEngineIDLen = report->securityEngineIDLen;
+    }
+    if (ss->contextEngineIDLen == 0) {
+      ss->contextEngineID = static_cast<u_char*>(netsnmp_memdup(report->securityEngineID, report->securityEngineIDLen));
+      ss->contextEngineIDLen = report->securityEngineIDLen;
+    }
+    if (create_user_from_session(ss) != SNMPERR_SUCCESS) return fail("could not set up the SNMPv3 user for this switch");
+    phase = Phase::Walk;
+    begin();
+  }
   std::vector<Column> columns;
+  int pending_reqid = 0;  // net-snmp may deliver one answer twice (SEC_ERROR, then RECEIVED)
   std::vector<std::size_t> in_request;  // column indexes in the last GETBULK
   bool request_has_uptime = false;
   Oid alias_cur;
@@ -157,7 +193,8 @@ class SwitchJob {
 
   bool send(netsnmp_pdu* pdu) {
     ++status.requests;
-    if (snmp_sess_async_send(sess, pdu, nullptr, nullptr) == 0) {
+    pending_reqid = snmp_sess_async_send(sess, pdu, nullptr, nullptr);
+    if (pending_reqid == 0) {
       int liberr = 0, syserr = 0;
       char* msg = nullptr;
       snmp_sess_error(sess, &liberr, &syserr, &msg);
@@ -189,8 +226,8 @@ class SwitchJob {
   }
 };
 
-int response_callback(int op, netsnmp_session*, int, netsnmp_pdu* pdu, void* magic) {
-  return static_cast<SwitchJob*>(magic)->on_response(op, pdu);
+int response_callback(int op, netsnmp_session*, int reqid, netsnmp_pdu* pdu, void* magic) {
+  return static_cast<SwitchJob*>(magic)->on_response(op, reqid, pdu);
 }
 
 bool SwitchJob::open() {
@@ -256,6 +293,12 @@ bool SwitchJob::open() {
     status.error = std::string("could not open an SNMP session to ") + peer + ": " + (msg ? msg : "unknown error");
     free(msg);
     return false;
+  }
+  if (target.version == "3") {
+    // net-snmp's engine-ID probe is a blocking round trip inside the first send, which would
+    // serialise dead v3 switches. Probe asynchronously ourselves instead (RFC 3414 4.).
+    snmp_sess_session(sess)->flags |= SNMP_FLAGS_DONT_PROBE;
+    phase = Phase::Discover;
   }
   return true;
 }
@@ -413,8 +456,21 @@ void SwitchJob::handle_rx(netsnmp_pdu* pdu) {
   finish();
 }
 
-int SwitchJob::on_response(int op, netsnmp_pdu* pdu) {
-  if (done) return 1;
+int SwitchJob::on_response(int op, int reqid, netsnmp_pdu* pdu) {
+  // Reports for failed authentication cannot carry our request id: take SEC_ERROR as is.
+  if (done || (op != NETSNMP_CALLBACK_OP_SEC_ERROR && reqid != pending_reqid)) return 1;
+  if (phase == Phase::Discover) {
+    if (op == NETSNMP_CALLBACK_OP_TIMED_OUT) {
+      fail(no_answer());
+    } else if (pdu && pdu->securityEngineIDLen > 0) {
+      discovered(pdu);
+    } else if (op == NETSNMP_CALLBACK_OP_RESEND || op == NETSNMP_CALLBACK_OP_CONNECT) {
+      return 1;
+    } else {
+      fail("the switch did not tell its SNMPv3 engine ID (callback op " + std::to_string(op) + ")");
+    }
+    return 1;
+  }
   if (op == NETSNMP_CALLBACK_OP_TIMED_OUT) {
     if (phase == Phase::Walk) {
       fail(status.answered ? "the switch stopped answering during the interface walk: " + no_answer() : no_answer());
@@ -447,6 +503,7 @@ int SwitchJob::on_response(int op, netsnmp_pdu* pdu) {
     return 1;
   }
   switch (phase) {
+    case Phase::Discover: break;
     case Phase::Walk: handle_walk(pdu); break;
     case Phase::Alias: handle_alias(pdu); break;
     case Phase::Rx: handle_rx(pdu); break;
