@@ -3,6 +3,7 @@ power for two vendor profiles, a wrong community, a switch that never answers, e
 register rows, a link flipped between runs, and the deadline behaviour with dead switches."""
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -241,6 +242,23 @@ class FiberAuditTest(FiberTest):
         self.assertEqual(c1["details"]["rx_dbm"], -5.0)
         self.assertRoom(r, "C2", "unknown", "authentication failed")
         self.assertRoom(r, "C3", "unknown", "unknown SNMPv3 user")
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root for a network namespace")
+    def test_icmp_endpoints_by_raw_and_by_unprivileged_socket(self):
+        rooms = "id,name,type,endpoint\nO1,办公室,office,icmp:127.0.0.1\nO2,机房,office,127.0.0.1\n"
+        r = self.audit(rooms, "id,address\n")  # root: raw socket
+        self.assertRoom(r, "O1", "covered")
+        self.assertRoom(r, "O2", "covered")
+        # In a namespace of its own, ping_group_range can admit root's group: the plugin then
+        # uses an unprivileged ICMP socket and says so.
+        conf = self.write_config(rooms, "id,address\n")
+        script = ("ip link set lo up && sysctl -qw net.ipv4.ping_group_range='0 2147483647' && "
+                  f"exec {harness.agent_bin()} --config {conf} --dry-run --json --log-level info")
+        out = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+        self.assertEqual([f["state"] for f in report["findings"]], ["covered", "covered"], report["findings"])
+        self.assertIn("unprivileged ICMP socket", out.stderr + out.stdout)
 
     def test_dead_switches_cost_one_timeout_not_one_each(self):
         # 40 live switches (one snmpd answering on 40 ports) and 10 that never answer, 5 of

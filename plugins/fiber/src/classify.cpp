@@ -95,6 +95,9 @@ void judge_endpoint(const Room& room, const RoomEvidence& ev, Part& part, nlohma
     d["rtt_ms"] = ev.endpoint->rtt.count();
     return;
   }
+  // The agent itself may not send ICMP (probe.hpp documents this reason): nothing is known.
+  if (ev.endpoint->reason.rfind("ICMP not permitted", 0) == 0)
+    return part.worsen(RoomState::Unknown, "endpoint " + room.endpoint->text + " could not be probed: " + ev.endpoint->reason);
   part.worsen(RoomState::Down, "endpoint " + room.endpoint->text + " unreachable: " + ev.endpoint->reason);
 }
 

@@ -139,6 +139,16 @@ TEST_F(Fixture, UnreachableEndpointIsDownAndWorstWins) {
   EXPECT_EQ(judge(ok).state, RoomState::Degraded);
 }
 
+TEST_F(Fixture, IcmpNotPermittedIsUnknownNotDown) {
+  room.switch_id.clear();
+  room.port.reset();
+  room.endpoint = parse_endpoint("icmp:10.0.1.5").value();
+  ProbeResult refused{false, "ICMP not permitted: unprivileged ICMP socket: Permission denied", Millis(0)};
+  auto v = judge(refused);
+  EXPECT_EQ(v.state, RoomState::Unknown);
+  EXPECT_NE(v.reason.find("could not be probed"), std::string::npos) << v.reason;
+}
+
 TEST_F(Fixture, RoomWithoutLinkIsNotPlannedAndBadRowIsUnknown) {
   room.switch_id.clear();
   room.port.reset();
