@@ -243,6 +243,32 @@ class FiberAuditTest(FiberTest):
         self.assertRoom(r, "C2", "unknown", "authentication failed")
         self.assertRoom(r, "C3", "unknown", "unknown SNMPv3 user")
 
+    def test_bad_fiber_config_is_refused_with_the_key_and_why(self):
+        write_file(os.path.join(self.dir, "rooms.csv"), "id,name,type\n")
+        write_file(os.path.join(self.dir, "community"), "public\n", 0o644)  # readable by others
+        conf = write_file(os.path.join(self.dir, "agent.toml"), f"""[agent]
+county = "zhenkang"
+school = "fiber-test"
+data_dir = "{self.dir}/data"
+plugin_dir = "{harness.PLUGINS}"
+[mqtt]
+enabled = false
+[audits.fiber]
+rooms = "rooms.csv"
+community_file = "community"
+snmp_timeout = "fast"
+rx_min_dbm = -1.0
+rx_max_dbm = -20.0
+colour = "blue"
+""")
+        out = subprocess.run([harness.agent_bin(), "--config", conf, "--check-config"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(out.returncode, 0)
+        text = out.stdout + out.stderr
+        for part in ("audits.fiber.switches", "audits.fiber.snmp_timeout", "audits.fiber.rx_max_dbm",
+                     "audits.fiber.colour", "audits.fiber.community_file"):
+            self.assertIn(part, text)
+
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root for a network namespace")
     def test_icmp_endpoints_by_raw_and_by_unprivileged_socket(self):
         rooms = "id,name,type,endpoint\nO1,办公室,office,icmp:127.0.0.1\nO2,机房,office,127.0.0.1\n"
