@@ -564,6 +564,10 @@ void SwitchPoller::start(std::vector<SnmpTarget> targets, PollOptions options,
 
 void SwitchPoller::run(std::vector<SnmpTarget> targets, PollOptions options,
                        std::function<void(std::vector<SwitchStatus>)> done) {
+  // Debian's net-snmp is built without NETSNMP_REENTRANT: its USM user list and request ids
+  // are unguarded globals. One poll at a time per process (a reload can overlap two runs).
+  static std::mutex netsnmp_mutex;
+  std::unique_lock lock(netsnmp_mutex);
   std::vector<std::unique_ptr<SwitchJob>> jobs;
   jobs.reserve(targets.size());
   for (auto& t : targets) {
@@ -607,6 +611,7 @@ void SwitchPoller::run(std::vector<SnmpTarget> targets, PollOptions options,
   out.reserve(jobs.size());
   for (auto& j : jobs) out.push_back(std::move(j->status));
   jobs.clear();
+  lock.unlock();
   asio::post(io_, [self = shared_from_this(), out = std::move(out), done = std::move(done)]() mutable {
     if (self->worker_.joinable()) self->worker_.join();
     self->work_.reset();
