@@ -290,10 +290,10 @@ colour = "blue"
         # 40 live switches (one snmpd answering on 40 ports) and 10 that never answer, 5 of
         # them SNMPv3 (whose engine-ID discovery must not block the others either).
         ports = [port(i, rx_dbm=-5.0) for i in range(1, 49)]
-        live_ports = [snmpsim.free_udp_port() for _ in range(40)]
-        sim = snmpsim.SimSwitch(self.dir, "many", snmpsim.switch_conf(ports, "h3c"), live_ports)
+        sim = snmpsim.SimSwitch(self.dir, "many", snmpsim.switch_conf(ports, "h3c"), port_count=40)
         self.sims["many"] = sim
         sim.wait_ready()
+        live_ports = sim.udp_ports
         dead = [self.silent_udp() for _ in range(10)]
         write_file(os.path.join(self.dir, "v3.auth"), "authpass123\n", 0o600)
         switches = "id,address,profile,snmp_version,user,auth_protocol,auth_key_file\n" \

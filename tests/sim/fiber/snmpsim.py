@@ -77,9 +77,10 @@ def free_udp_port():
 
 
 class SimSwitch:
-    """One snmpd process answering on `ports` (UDP on 127.0.0.1)."""
+    """One snmpd process answering on `port_count` free UDP ports of 127.0.0.1. The ports are
+    known for sure after wait_ready(): a port taken meanwhile by someone else is replaced."""
 
-    def __init__(self, workdir, name, conf_text, udp_ports=None):
+    def __init__(self, workdir, name, conf_text, port_count=1):
         self.name = name
         self.dir = os.path.join(workdir, f"snmpd-{name}")
         os.makedirs(os.path.join(self.dir, "persist"), exist_ok=True)
@@ -90,11 +91,15 @@ class SimSwitch:
         with open(self.conf, "w") as f:
             f.write(conf_text)
         os.chmod(self.conf, 0o644)
-        self.udp_ports = udp_ports or [free_udp_port()]
-        self.port = self.udp_ports[0]
-        listen = ",".join(f"udp:127.0.0.1:{p}" for p in self.udp_ports)
+        self.port_count = port_count
         self.log_path = os.path.join(self.dir, "snmpd.log")
         self.log = open(self.log_path, "ab")
+        self._spawn()
+
+    def _spawn(self):
+        self.udp_ports = [free_udp_port() for _ in range(self.port_count)]
+        self.port = self.udp_ports[0]
+        listen = ",".join(f"udp:127.0.0.1:{p}" for p in self.udp_ports)
         env = dict(os.environ, SNMP_PERSISTENT_DIR=os.path.join(self.dir, "persist"), MIBS="")
         argv = _drop_root() + ["snmpd", "-f", "-Lo", "-C", "-c", self.conf, "-M", os.path.join(self.dir, "mibs"),
                                "-m", "", "-I", "-smux,ifTable,ifXTable,interfaces", listen]
@@ -105,6 +110,11 @@ class SimSwitch:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.p.poll() is not None:
+                if "Error opening specified endpoint" in open(self.log_path).read():
+                    # Lost a race for a free port: start again on other ports.
+                    self.log.truncate(0)
+                    self._spawn()
+                    continue
                 raise RuntimeError(f"snmpd {self.name} exited:\n" + open(self.log_path).read())
             r = subprocess.run(["snmpget", "-v2c", "-c", self.community_guess(), "-m", "", "-On", "-t", "0.3",
                                 "-r", "0", f"127.0.0.1:{self.port}", ".1.3.6.1.2.1.1.3.0"],
