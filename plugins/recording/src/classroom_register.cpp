@@ -1,6 +1,8 @@
 // Reading the recording-classroom register.
 #include "classroom_register.hpp"
 
+#include "rtsp_probe.hpp"
+
 #include <cctype>
 #include <charconv>
 #include <set>
@@ -73,6 +75,10 @@ std::vector<StreamSpec> parse_streams(const std::string& cell, std::string& erro
     }
     if (auto why = check_url(spec.url, {"rtsp"}); !why.empty()) {
       error = "stream " + spec.role + ": " + why;
+      return {};
+    }
+    if (!parse_rtsp_url(spec.url)) {
+      error = "stream " + spec.role + ": \"" + spec.url + "\" is not rtsp://host[:port]/path";
       return {};
     }
     out.push_back(std::move(spec));

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "crypto.hpp"
+#include "rtsp_message.hpp"
 #include "xml.hpp"
 
 namespace campus::recording {
@@ -119,6 +120,9 @@ SoapReply check_soap(const std::string& body) {
       }
     }
     if (auto reason = xml_find(fault->inner, "Reason")) f.reason = xml_text(reason->inner, "Text").value_or("");
+    f.code = printable(f.code, 80);
+    f.subcode = printable(f.subcode, 80);
+    f.reason = printable(f.reason, 200);
     r.fault = f;
   }
   return r;
@@ -159,11 +163,13 @@ std::optional<DeviceInformation> parse_device_information(const std::string& bod
     return std::nullopt;
   }
   DeviceInformation d;
-  d.manufacturer = xml_text(resp->inner, "Manufacturer").value_or("");
-  d.model = xml_text(resp->inner, "Model").value_or("");
-  d.firmware = xml_text(resp->inner, "FirmwareVersion").value_or("");
-  d.serial = xml_text(resp->inner, "SerialNumber").value_or("");
-  d.hardware_id = xml_text(resp->inner, "HardwareId").value_or("");
+  // Device strings go into reports: keep them short and valid UTF-8.
+  auto field = [&](const char* name) { return printable(xml_text(resp->inner, name).value_or(""), 120); };
+  d.manufacturer = field("Manufacturer");
+  d.model = field("Model");
+  d.firmware = field("FirmwareVersion");
+  d.serial = field("SerialNumber");
+  d.hardware_id = field("HardwareId");
   return d;
 }
 

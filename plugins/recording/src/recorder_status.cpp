@@ -1,6 +1,8 @@
 // JSON paths and recorder status interpretation.
 #include "recorder_status.hpp"
 
+#include "rtsp_message.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -133,10 +135,7 @@ RecorderStatus parse_recorder_status(long http_status, const std::string& body, 
   }
   Json doc = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
-    std::string start = body.substr(0, 40);
-    for (auto& c : start)
-      if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-    st.error = "status reply is not JSON (starts with \"" + start + "\")";
+    st.error = "status reply is not JSON (starts with \"" + printable(body, 40) + "\")";
     return st;
   }
   if (!doc.is_object()) {

@@ -23,12 +23,35 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
+namespace {
+// Length of the valid UTF-8 sequence starting at s[i], 0 when invalid.
+std::size_t utf8_len(std::string_view s, std::size_t i) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  std::size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
+  return n;
+}
+}  // namespace
+
 std::string printable(std::string_view bytes, std::size_t max) {
   std::string out;
-  for (unsigned char c : bytes.substr(0, max)) {
+  std::string_view head = bytes.substr(0, max);
+  for (std::size_t i = 0; i < head.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(head[i]);
     if (c == '\r') out += "\\r";
     else if (c == '\n') out += "\\n";
-    else if (c < 0x20 || c == 0x7f) {
+    else if (c >= 0x80) {
+      if (std::size_t n = utf8_len(head, i)) {
+        out.append(head.substr(i, n));
+        i += n - 1;
+      } else {
+        char b[8];
+        std::snprintf(b, sizeof b, "\\x%02x", c);
+        out += b;
+      }
+    } else if (c < 0x20 || c == 0x7f) {
       char b[8];
       std::snprintf(b, sizeof b, "\\x%02x", c);
       out += b;

@@ -51,7 +51,8 @@ class RtspReader {
   std::string error_;
 };
 
-// Renders printable text for messages: control bytes escaped, cut at `max` characters.
+// Renders peer bytes for messages: control bytes and invalid UTF-8 escaped (\\xNN), cut at `max`
+// bytes, so reports are always valid UTF-8.
 std::string printable(std::string_view bytes, std::size_t max = 60);
 
 }  // namespace campus::recording

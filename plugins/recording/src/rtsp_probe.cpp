@@ -39,6 +39,7 @@ struct ProbeState final : RtspProbe, std::enable_shared_from_this<ProbeState> {
   std::string url;
   std::optional<Credentials> credentials;
   bool timed_out = false;
+  bool cut_by_deadline = false;  // the audit deadline came before the probe's own timeout
   bool cancelled = false;
   long cseq = 0;
   std::optional<AuthChallenge> challenge;  // the accepted challenge, reused for later requests
@@ -60,9 +61,14 @@ struct Failure {
 
 using Reply = std::variant<RtspResponse, Failure>;
 
+std::string no_answer(const ProbeState& st) {
+  return st.cut_by_deadline ? std::string("no answer before the audit deadline")
+                            : "no answer within " + format_duration(st.options.timeout);
+}
+
 std::string describe_ec(ProbeState& st, const boost::system::error_code& ec, const std::string& doing) {
   if (st.cancelled) return "cancelled";
-  if (st.timed_out) return doing + ": no answer within " + format_duration(st.budget);
+  if (st.timed_out) return doing + ": " + no_answer(st);
   if (ec == asio::error::connection_refused) return doing + ": connection refused";
   if (ec == asio::error::eof || ec == asio::error::connection_reset) return doing + ": connection closed by the camera";
   return doing + ": " + ec.message();
@@ -109,7 +115,7 @@ asio::awaitable<Reply> read_reply(std::shared_ptr<ProbeState> st, const std::str
       }
       std::string what = describe_ec(*st, ec, method);
       if (st->timed_out && st->reader.buffered() > 0) what += " (incomplete: got " + st->reader.partial_description() + ")";
-      if (st->timed_out && until_rtp) what = method + ": no RTP packet within " + format_duration(st->budget);
+      if (st->timed_out && until_rtp) what = method + ": no RTP packet (" + no_answer(*st) + ")";
       co_return Failure{what};
     }
     ev = st->reader.feed(std::string_view(buf.data(), n));
@@ -329,6 +335,7 @@ std::shared_ptr<RtspProbe> probe_rtsp(asio::io_context& io, const std::string& u
   st->started = Clock::now();
   auto until = std::min(deadline, st->started + options.timeout);
   st->budget = std::chrono::duration_cast<Millis>(until - st->started);
+  st->cut_by_deadline = deadline < st->started + options.timeout;
   auto u = parse_rtsp_url(url);
   if (!u) {
     st->result.error = "not an rtsp://host[:port]/path URL";

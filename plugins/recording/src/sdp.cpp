@@ -1,6 +1,8 @@
 // SDP parsing for DESCRIBE replies.
 #include "sdp.hpp"
 
+#include "rtsp_message.hpp"
+
 #include <cctype>
 
 namespace campus::recording {
@@ -95,7 +97,7 @@ bool parse_sdp(std::string_view text, Sdp& out, std::string& error) {
         std::string pt(arg.substr(0, sp));
         std::string_view enc = arg.substr(sp + 1);
         while (!enc.empty() && enc.front() == ' ') enc.remove_prefix(1);
-        out.media.back().codecs[pt] = upper(std::string(enc.substr(0, enc.find('/'))));
+        out.media.back().codecs[pt] = printable(upper(std::string(enc.substr(0, enc.find('/')))), 40);
       }
     }
   }

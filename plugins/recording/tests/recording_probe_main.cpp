@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
     findings.push_back({{"subject", f.subject}, {"state", f.state}, {"reason", f.reason}, {"details", f.details}});
   Json errors = Json::array();
   for (const auto& e : report->input_errors) errors.push_back(e.message());
-  std::cout << Json{{"audit", "recording"}, {"summary", report->summary}, {"findings", findings}, {"errors", errors}}.dump()
+  std::cout << Json{{"audit", "recording"}, {"summary", report->summary}, {"findings", findings}, {"errors", errors}}.dump(-1, ' ', false, Json::error_handler_t::replace)
             << std::endl;
   return 0;
 }

@@ -93,3 +93,9 @@ TEST(Register, StreamListSyntax) {
   parse_streams("tea cher=rtsp://h/1", err);
   EXPECT_EQ(err, "stream role \"tea cher\" must be letters, digits, '-' or '_'");
 }
+
+TEST(Register, RefusesRtspUrlWithEmptyPort) {
+  std::string err;
+  parse_streams("t=rtsp://127.0.0.1:/x", err);
+  EXPECT_EQ(err, "stream t: \"rtsp://127.0.0.1:/x\" is not rtsp://host[:port]/path");
+}
