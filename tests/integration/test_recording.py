@@ -99,7 +99,7 @@ class RecordingAuditTest(harness.IntegrationTest):
             ["AUDIO", "", status_ok, onvif_ok, board(rtsp(self.cam.port, "audio")), "recorder.cred", "", ""],
             ["NOTFOUND", "", status_ok, onvif_ok, board(rtsp(self.cam.port, "nope")), "recorder.cred", "", ""],
             ["REFUSED", "", status_ok, onvif_ok, board(rtsp(harness.free_port(), "x")), "recorder.cred", "", ""],
-            ["NOCREDS", "", status_ok, onvif_ok, board(rtsp(self.secure_cam.port, "teacher")), "recorder.cred", "", ""],
+            ["NOCREDS", "", status_ok, onvif_ok, board(rtsp(self.secure_cam.port, "teacher")), "", "", ""],
             ["FEWCAMS", "", status_ok, onvif_ok, f"teacher={rtsp(self.cam.port, 'teacher')};students={rtsp(b['silent'], 'y')}",
              "recorder.cred", "", ""],
             ["E500", "", rec.url("E500", "status"), onvif_ok, good, "recorder.cred", "", ""],
