@@ -151,7 +151,8 @@ class RecordingAuditTest(harness.IntegrationTest):
                "field storage.free_percent (or storage.free_bytes and storage.total_bytes) missing", unknown=["recording", "storage"])
         expect("LOW", "noncompliant", ["storage"], "storage free 8.0% is below 15.0%")
         expect("IDLE", "noncompliant", ["recording"], "recorder reports it is not recording")
-        expect("FAULT", "noncompliant", ["recorder"], "GetSystemDateAndTime: SOAP fault ter:ActionNotSupported: internal device error",
+        # A SOAP fault means the device is up but would not say its time: clock unknown.
+        expect("FAULT", "unknown", [], "clock unknown: GetSystemDateAndTime: SOAP fault ter:ActionNotSupported: internal device error",
                unknown=["clock"])
         expect("BADXML", "noncompliant", ["recorder"], "GetSystemDateAndTime: HTTP 200, malformed XML")
         expect("DRIFT", "noncompliant", ["clock"], "exceeds 5s")
