@@ -66,6 +66,15 @@ http_timeout = "3s"
         self.assertIn("empty key in JSON path \"a..b\"", out)
         self.assertIn("audits.recording.rtsp_timout", out)
         self.assertIn("audits.recording.max_clock_drift", out)
+        # The register is required and must exist.
+        with open(conf) as f:
+            text = f.read()
+        write_file(conf, text.replace(f'register = "{self.register}"', 'register = "nowhere.csv"'))
+        r = run("--check-config", "--config", conf)
+        self.assertIn("nowhere.csv does not exist", r.stdout + r.stderr)
+        write_file(conf, text.replace(f'register = "{self.register}"', ''))
+        r = run("--check-config", "--config", conf)
+        self.assertIn("the key register is required but missing", r.stdout + r.stderr)
 
     def test_dry_run_json_reports_every_classroom(self):
         r = run("--dry-run", "--json", "--config", self.config("deep_check = true"))

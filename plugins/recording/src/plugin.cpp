@@ -10,8 +10,8 @@ class RecordingAudit final : public AuditPlugin {
  public:
   void configure(TableReader& r, const PluginEnv& env) override {
     RecordingSettings s;
-    s.register_file = r.path("register", {}, /*must_exist=*/true);
-    if (s.register_file.empty()) r.error("register", "missing", "name the CSV register of recording classrooms");
+    // required_string reports a missing or mistyped key; path() then resolves and checks the file.
+    if (!r.required_string("register").empty()) s.register_file = r.path("register", {}, /*must_exist=*/true);
     s.min_cameras = static_cast<int>(r.integer("min_cameras", 2, 0, 64));
     s.min_free_percent = r.number("min_free_percent", 15, 0, 100);
     s.max_clock_drift = r.duration("max_clock_drift", std::chrono::seconds(5));
