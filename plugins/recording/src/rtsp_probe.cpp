@@ -95,6 +95,10 @@ asio::awaitable<Reply> read_reply(std::shared_ptr<ProbeState> st, const std::str
       ev = st->reader.next();
     }
     if (ev == RtspReader::Event::Error) co_return Failure{method + ": " + st->reader.error()};
+    if (ev == RtspReader::Event::Response && until_rtp) {
+      ev = st->reader.next();  // a server message while we wait for media: not ours to judge
+      continue;
+    }
     if (ev == RtspReader::Event::Response) {
       const RtspResponse& r = st->reader.response();
       auto got = r.cseq();
