@@ -46,11 +46,18 @@ struct CaseMarker {
 
 inline constexpr const char* kCaseRecordKind = "case";
 
-class AttendanceAudit : public AuditPlugin {
+// Reads and validates [audits.attendance] (settings.cpp, in the plugin module only). Problems
+// go to reader.error(); the calendar is loaded to check it. nullopt when a problem was found
+// in a sub-table or the calendar (top-level key errors are only known to the reader's owner).
+std::optional<AttendanceSettings> read_settings(TableReader& reader, const PluginEnv& env);
+
+// The audit's logic; plugin.cpp wraps it in the AuditPlugin interface (configure reads the
+// TOML table into AttendanceSettings, see settings.cpp).
+class AttendanceAudit {
  public:
-  void configure(TableReader& reader, const PluginEnv& env) override;  // settings.cpp
-  void audit(AuditContext ctx, std::function<void(AuditReport)> done) override;
-  void cancel() override;
+  // As AuditPlugin::audit: `done` is called exactly once, on ctx.io.
+  void audit(AuditContext ctx, std::function<void(AuditReport)> done);
+  void cancel();
 
   // Takes validated settings (tests, and configure() after validation).
   campus::Status apply(AttendanceSettings settings);

@@ -36,9 +36,14 @@ bool AttendanceBook::put(const AttendanceRecord& r) {
       changed = true;
     }
   }
-  if (days.back().day == r.date) {
-    if (s.grade != r.grade) { s.grade = r.grade; changed = true; }
-    if (s.name != r.name) { s.name = r.name; changed = true; }
+  if (days.back().day == r.date && s.grade != r.grade) {
+    s.grade = r.grade;
+    changed = true;
+  }
+  // A name arriving (publish_names switched on) is written with the next record that has it.
+  if (!r.name.empty() && s.name != r.name) {
+    s.name = r.name;
+    changed = true;
   }
   return changed;
 }

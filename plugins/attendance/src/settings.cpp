@@ -22,7 +22,7 @@ FieldNames read_fields(TableReader& parent, const char* key, Errors& errors) {
 
 }  // namespace
 
-void AttendanceAudit::configure(TableReader& reader, const PluginEnv& env) {
+std::optional<AttendanceSettings> read_settings(TableReader& reader, const PluginEnv& env) {
   Errors errors;
   AttendanceSettings s;
   s.timezone_offset = env.timezone_offset.empty() ? "+08:00" : env.timezone_offset;
@@ -60,13 +60,17 @@ void AttendanceAudit::configure(TableReader& reader, const PluginEnv& env) {
     reader.error("spool_dir", "neither spool_dir nor [" + reader.path() + ".http] is set: nothing to import",
                  "set spool_dir = \"/var/lib/campus-agent/attendance-spool\" or an http table");
   reader.finish();
-  for (auto& e : errors) reader.error("", e.what, e.fix);
+  for (auto& e : errors) reader.error("", e.where + ": " + e.what, e.fix);
+  bool ok = errors.empty() && !s.calendar_file.empty();
   if (!s.calendar_file.empty()) {
     auto cal = SchoolCalendar::load(s.calendar_file);
-    if (!cal) reader.error("calendar", cal.error().message(), "see plugins/attendance/README.md, \"Calendar\"");
-    else if (!errors.empty()) return;
-    else if (auto st = apply(std::move(s)); !st) reader.error("calendar", st.error().message());
+    if (!cal) {
+      reader.error("calendar", cal.error().message(), "see plugins/attendance/README.md, \"Calendar\"");
+      ok = false;
+    }
   }
+  if (!ok) return std::nullopt;
+  return s;
 }
 
 }  // namespace campus::attendance
