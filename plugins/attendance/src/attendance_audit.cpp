@@ -342,9 +342,12 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
       if (still_open.count(student)) break;
       bool covered = std::any_of(ms.begin(), ms.end(), [&](const CaseMarker& m) { return r.first <= m.last && m.first <= r.last; });
       if (covered) continue;
+      // The deadline counts from the day the absences qualified, not from the day the data
+      // arrived: a late export does not buy the school time.
+      Day qualified = r.qualified_on ? r.qualified_on : today;
       CaseMarker m{r.first, r.last, r.cumulative, today,
-                   calendar_ ? calendar_->school_days_after(today, settings_.contact_within) : today, {}, {}, {}};
-      Json details = make_details(student, r, m, false);
+                   calendar_ ? calendar_->school_days_after(qualified, settings_.contact_within) : today, {}, {}, {}};
+      Json details = make_details(student, r, m, !r.returned_on && today > m.deadline_day);
       std::string note = r.cumulative ? std::to_string(r.days) + " unexcused school days within " +
                                             std::to_string(settings_.rule.cumulative_window)
                                       : std::to_string(r.days) + " consecutive unexcused school days from " + format_day(r.first);

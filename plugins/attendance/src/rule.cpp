@@ -85,6 +85,7 @@ Evaluation evaluate(const AttendanceBook& book, const SchoolCalendar& calendar, 
           if (run.days == 0) run.first = d;
           ++run.days;
           run.last = d;
+          if (run.days == threshold) run.qualified_on = d;
           if (rule.cumulative_days > 0) window.push_back(k);
           break;
         case DayKind::Excused:
@@ -105,6 +106,7 @@ Evaluation evaluate(const AttendanceBook& book, const SchoolCalendar& calendar, 
         c.last = school_days[static_cast<std::size_t>(window.back())];
         c.days = static_cast<int>(window.size());
         c.cumulative = true;
+        c.qualified_on = c.last;
         st.runs.push_back(c);
       }
     }

@@ -24,6 +24,7 @@ struct AbsenceRun {
   Day first = 0;                  // first unexcused day
   Day last = 0;                   // last unexcused day so far
   int days = 0;                   // unexcused school days in the run
+  Day qualified_on = 0;           // the day the run reached the threshold (deadlines count from it)
   int gap_days = 0;               // school days without a record inside the run
   int excused_days = 0;           // approved-leave days inside the run (skipped)
   std::optional<Day> returned_on; // first present/late day after it, if any

@@ -115,6 +115,17 @@ TEST_F(AttendanceAuditTest, OverdueWhenNotContactedWithinOneSchoolDay) {
   EXPECT_EQ(r.summary["handled_within_deadline"]["within"], 0);
 }
 
+TEST_F(AttendanceAuditTest, LateExportDoesNotResetTheDeadline) {
+  std::string csv = kHeader;
+  for (const char* d : {"2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05", "2026-11-06", "2026-11-09"})
+    csv += std::string("S1,3-2,3,") + d + ",absent,no,\n";
+  dir.write("spool/late.csv", csv);  // a week's export arrives on Tuesday 11-10
+  AuditReport r = run("2026-11-10");
+  ASSERT_EQ(count(r, CaseAction::Kind::Open), 1);
+  EXPECT_EQ(r.case_actions[0].details["deadline_day"], "2026-11-05");  // qualified 11-04
+  EXPECT_EQ(r.summary["overdue"], 1);
+}
+
 TEST_F(AttendanceAuditTest, ContactedInTimeIsNotOverdueAndCountsAsHandled) {
   day("2026-11-04", 'A');
   day("2026-11-05", 'A');
