@@ -6,18 +6,31 @@
 namespace campus::attendance {
 
 std::uint16_t AttendanceBook::class_index(const std::string& name) {
+  // Exports come sorted by class or by student: the last class is usually the next one.
+  if (last_class_ < classes_.size() && classes_[last_class_] == name) return static_cast<std::uint16_t>(last_class_);
   auto it = class_ids_.find(name);
-  if (it != class_ids_.end()) return it->second;
+  if (it != class_ids_.end()) {
+    last_class_ = it->second;
+    return it->second;
+  }
   auto idx = static_cast<std::uint16_t>(classes_.size());
   classes_.push_back(name);
   class_ids_.emplace(name, idx);
+  last_class_ = idx;
   return idx;
 }
 
 bool AttendanceBook::put(const AttendanceRecord& r) {
-  auto [it, inserted] = student_ids_.try_emplace(r.student, static_cast<std::uint32_t>(students_.size()));
-  if (inserted) students_.push_back(StudentDays{r.student, {}, {}, {}});
-  StudentDays& s = students_[it->second];
+  std::uint32_t index;
+  if (last_student_ < students_.size() && students_[last_student_].id == r.student) {
+    index = static_cast<std::uint32_t>(last_student_);
+  } else {
+    auto [it, inserted] = student_ids_.try_emplace(r.student, static_cast<std::uint32_t>(students_.size()));
+    if (inserted) students_.push_back(StudentDays{r.student, {}, {}, {}});
+    index = it->second;
+    last_student_ = index;
+  }
+  StudentDays& s = students_[index];
   DayEntry e{r.date, class_index(r.class_name), r.status, r.leave_approved};
   auto& days = s.days;
   bool changed = false;
@@ -81,6 +94,7 @@ void AttendanceBook::clear() {
   students_.clear();
   student_ids_.clear();
   records_ = 0;
+  last_class_ = last_student_ = static_cast<std::size_t>(-1);
 }
 
 const StudentDays* AttendanceBook::find(const std::string& student) const {

@@ -54,6 +54,8 @@ class AttendanceBook {
   std::vector<StudentDays> students_;
   std::unordered_map<std::string, std::uint32_t> student_ids_;
   std::size_t records_ = 0;
+  std::size_t last_class_ = static_cast<std::size_t>(-1);    // one-entry lookup caches
+  std::size_t last_student_ = static_cast<std::size_t>(-1);
 };
 
 }  // namespace campus::attendance

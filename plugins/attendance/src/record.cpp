@@ -56,28 +56,31 @@ bool looks_like_national_id(std::string_view s) {
 
 Result<AttendanceRecord> make_record(const std::function<std::string(const std::string&)>& field,
                                      const FieldNames& names, bool keep_name) {
+  std::string v[7] = {field(names.student_id), field(names.class_name), field(names.grade), field(names.date),
+                      field(names.status), field(names.leave_approved), keep_name ? field(names.name) : std::string()};
+  return make_record(RecordFields{v[0], v[1], v[2], v[3], v[4], v[5], v[6]}, names, keep_name);
+}
+
+Result<AttendanceRecord> make_record(const RecordFields& f, const FieldNames& names, bool keep_name) {
   AttendanceRecord r;
-  r.student = field(names.student_id);
-  if (r.student.empty()) return Error{names.student_id, "the student number is empty", ""};
-  if (r.student.size() > 64 || r.student.find('|') != std::string::npos)
+  if (f.student_id.empty()) return Error{names.student_id, "the student number is empty", ""};
+  if (f.student_id.size() > 64 || f.student_id.find('|') != std::string_view::npos)
     return Error{names.student_id, "the student number is longer than 64 characters or contains '|'", ""};
-  if (looks_like_national_id(r.student))
+  if (looks_like_national_id(f.student_id))
     return Error{names.student_id, "the student number has the shape of a national ID number; it was not imported",
                  "export the school's own student number, never the ID card number"};
-  r.class_name = field(names.class_name);
-  if (r.class_name.empty()) return Error{names.class_name, "the class is empty", ""};
-  r.grade = field(names.grade);
-  std::string date = field(names.date);
-  auto d = parse_day(date);
-  if (!d) return Error{names.date, "expected a date like 2026-11-27, got \"" + date.substr(0, 20) + "\"", ""};
+  if (f.class_name.empty()) return Error{names.class_name, "the class is empty", ""};
+  auto d = parse_day(f.date);
+  if (!d) return Error{names.date, "expected a date like 2026-11-27, got \"" + std::string(f.date.substr(0, 20)) + "\"", ""};
+  if (!parse_status(f.status, r.status))
+    return Error{names.status, "expected present, late, absent or leave, got \"" + std::string(f.status.substr(0, 20)) + "\"", ""};
+  if (!parse_yes_no(f.leave_approved, r.leave_approved))
+    return Error{names.leave_approved, "expected yes or no, got \"" + std::string(f.leave_approved.substr(0, 10)) + "\"", ""};
   r.date = *d;
-  std::string status = field(names.status);
-  if (!parse_status(status, r.status))
-    return Error{names.status, "expected present, late, absent or leave, got \"" + status.substr(0, 20) + "\"", ""};
-  std::string approved = field(names.leave_approved);
-  if (!parse_yes_no(approved, r.leave_approved))
-    return Error{names.leave_approved, "expected yes or no, got \"" + approved.substr(0, 10) + "\"", ""};
-  if (keep_name) r.name = field(names.name);
+  r.student.assign(f.student_id);
+  r.class_name.assign(f.class_name);
+  r.grade.assign(f.grade);
+  if (keep_name) r.name.assign(f.name);
   return r;
 }
 

@@ -55,6 +55,12 @@ struct FieldNames {
 Result<AttendanceRecord> make_record(const std::function<std::string(const std::string&)>& field,
                                      const FieldNames& names, bool keep_name);
 
+// The same from the seven values, already picked out of a row (the CSV fast path).
+struct RecordFields {
+  std::string_view student_id, class_name, grade, date, status, leave_approved, name;
+};
+Result<AttendanceRecord> make_record(const RecordFields& f, const FieldNames& names, bool keep_name);
+
 // True for 15 or 18 character national ID numbers, bare or behind a one-letter prefix
 // (the national student number G + ID).
 bool looks_like_national_id(std::string_view s);
