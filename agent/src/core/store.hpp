@@ -57,6 +57,11 @@ struct CaseFilter {
   std::optional<SystemTime> since;
 };
 
+// The case as it appears in event bodies and replies: {"id","subject","stage","outcome",
+// "opened_at","closed_at","details","steps":[{"at","action","actor","note"}]}.
+void to_json(Json& j, const CaseStep& step);
+void to_json(Json& j, const CaseView& view);
+
 class Store {
  public:
   // Opens or creates the database (0600), runs migrations, checks integrity of the header.
