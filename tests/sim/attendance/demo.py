@@ -4,6 +4,8 @@ handful of real cases, a spool directory holding the term's export (GBK, as Chin
 spreadsheets save it, with a national ID column the agent must drop), and the simulated
 attendance HTTP service serving the last two weeks.
 
+As a module: start(workdir) -> TOML table (tests/sim/school.py, scripts/demo).
+As a command:
   demo.py start --workdir DIR [--port N] [--students 600] [--today YYYY-MM-DD]
       prints {"toml": ".../attendance.toml", "port": N, "pid": PID}; the TOML file holds the
       [audits.attendance] block to paste into (or include in) the demo's agent.toml.
@@ -40,51 +42,55 @@ def school_today():
     return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=8)).date()
 
 
-def start(args):
-    root = os.path.join(os.path.abspath(args.workdir), "attendance")
-    spool = os.path.join(root, "spool")
+def prepare(workdir, students=600, today=None):
+    """Writes calendar.csv, spool/term-export.csv (GBK, with an id_card column), records.jsonl
+    (the last two weeks, for the HTTP service) and a 0600 token into workdir. Returns today."""
+    spool = os.path.join(workdir, "spool")
     os.makedirs(spool, exist_ok=True)
-    today = dt.date.fromisoformat(args.today) if args.today else school_today()
+    today = today or school_today()
     days = data.school_days(data.CALENDAR_ROWS, until=today - dt.timedelta(days=1))
-    school = data.School(students=args.students)
+    school = data.School(students=students)
     records = list(data.term_records(school, days, scripted=data.demo_plan(days, today)))
     cutoff = (today - dt.timedelta(days=10)).isoformat()
     recent = (today - dt.timedelta(days=14)).isoformat()
-
-    with open(os.path.join(root, "calendar.csv"), "w", encoding="utf-8") as f:
+    with open(os.path.join(workdir, "calendar.csv"), "w", encoding="utf-8") as f:
         f.write(data.calendar_csv())
     data.write_csv(os.path.join(spool, "term-export.csv"), [r for r in records if r["date"] < cutoff], encoding="gbk")
-    with open(os.path.join(root, "records.jsonl"), "w", encoding="utf-8") as f:
+    with open(os.path.join(workdir, "records.jsonl"), "w", encoding="utf-8") as f:
         for r in records:
             if r["date"] >= recent:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    token = os.path.join(root, "token")
+    token = os.path.join(workdir, "token")
     with open(token, "w") as f:
         f.write("demo-attendance-token\n")
     os.chmod(token, 0o600)
+    return today
 
-    port = args.port or free_port()
-    log = open(os.path.join(root, "attendance-sim.log"), "ab")
-    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "server.py"), "--port", str(port),
-                             "--data", os.path.join(root, "records.jsonl"), "--token-file", token, "--page-size", "200"],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 10
+
+def server_argv(workdir, port):
+    return [sys.executable, os.path.join(HERE, "server.py"), "--port", str(port),
+            "--data", os.path.join(workdir, "records.jsonl"), "--token-file", os.path.join(workdir, "token"),
+            "--page-size", "200"]
+
+
+def wait_listening(port, proc_alive, timeout=10):
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with socket.create_connection((LOOPBACK, port), timeout=0.2):
-                break
+                return True
         except OSError:
-            if proc.poll() is not None:
-                sys.exit("attendance sim did not start: see " + log.name)
+            if not proc_alive():
+                return False
             time.sleep(0.05)
-    with open(os.path.join(root, "attendance-sim.pid"), "w") as f:
-        f.write(str(proc.pid))
+    return False
 
-    toml = os.path.join(root, "attendance.toml")
-    with open(toml, "w", encoding="utf-8") as f:
-        f.write(f"""[audits.attendance]
-calendar = "{root}/calendar.csv"
-spool_dir = "{spool}"
+
+def toml_table(workdir, port, schedule=True):
+    sched = 'interval = "5m"\njitter = "0s"\nfirst_delay = "1s"\ntimeout = "2m"\n' if schedule else ""
+    return f"""[audits.attendance]
+{sched}calendar = "{workdir}/calendar.csv"
+spool_dir = "{workdir}/spool"
 threshold_days = 3
 leave_breaks_run = false
 contact_within = 1
@@ -92,12 +98,43 @@ publish_names = false
 
 [audits.attendance.http]
 url = "http://{LOOPBACK}:{port}/api/attendance?from={{from}}&to={{to}}&page={{page}}"
-token_file = "{token}"
+token_file = "{workdir}/token"
 timeout = "5s"
 lookback_days = 14
-""")
+"""
+
+
+def start(workdir):
+    """tests/sim/school.py's entry point: prepares the data, starts the HTTP service (a
+    harness.Proc, stopped at exit) and returns the [audits.attendance] TOML table."""
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "integration"))
+    import harness  # noqa: E402
+    workdir = os.path.abspath(workdir)
+    prepare(workdir)
+    port = free_port()
+    proc = harness.Proc("attendance-sim", server_argv(workdir, port), workdir)
+    if not wait_listening(port, proc.alive):
+        raise RuntimeError("attendance sim did not start:\n" + proc.output())
+    return toml_table(workdir, port)
+
+
+def cli_start(args):
+    root = os.path.join(os.path.abspath(args.workdir), "attendance")
+    os.makedirs(root, exist_ok=True)
+    today = prepare(root, args.students, dt.date.fromisoformat(args.today) if args.today else None)
+    port = args.port or free_port()
+    log = open(os.path.join(root, "attendance-sim.log"), "ab")
+    proc = subprocess.Popen(server_argv(root, port), stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    if not wait_listening(port, lambda: proc.poll() is None):
+        sys.exit("attendance sim did not start: see " + log.name)
+    with open(os.path.join(root, "attendance-sim.pid"), "w") as f:
+        f.write(str(proc.pid))
+    toml = os.path.join(root, "attendance.toml")
+    with open(toml, "w", encoding="utf-8") as f:
+        f.write(toml_table(root, port))
     print(json.dumps({"toml": toml, "port": port, "pid": proc.pid, "today": today.isoformat(),
-                      "students": args.students, "records": len(records)}))
+                      "students": args.students}))
 
 
 def stop(args):
@@ -125,7 +162,7 @@ def main():
     t = sub.add_parser("stop")
     t.add_argument("--workdir", required=True)
     args = ap.parse_args()
-    start(args) if args.cmd == "start" else stop(args)
+    cli_start(args) if args.cmd == "start" else stop(args)
 
 
 if __name__ == "__main__":
