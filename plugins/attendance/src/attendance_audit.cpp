@@ -309,7 +309,7 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
     r.days = c.details.value("run_days", 0);
     if (auto it = standing_by_student.find(student); it != standing_by_student.end()) {
       for (const auto& sr : it->second->runs)
-        if (!sr.returned_on && sr.cumulative == m->cumulative && sr.first <= m->last + 366) r = sr;
+        if (!sr.returned_on && sr.cumulative == m->cumulative) r = sr;  // the run still going
     }
     r.cumulative = m->cumulative;
     m->last = std::max(m->last, r.last);

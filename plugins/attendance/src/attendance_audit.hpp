@@ -46,7 +46,7 @@ struct CaseMarker {
 
 inline constexpr const char* kCaseRecordKind = "case";
 
-// Reads and validates [audits.attendance] (settings.cpp, in the plugin module only). Problems
+// Reads and validates [audits.attendance] (settings.cpp). Problems
 // go to reader.error(); the calendar is loaded to check it. nullopt when a problem was found
 // in a sub-table or the calendar (top-level key errors are only known to the reader's owner).
 std::optional<AttendanceSettings> read_settings(TableReader& reader, const PluginEnv& env);

@@ -27,6 +27,9 @@ std::optional<AttendanceSettings> read_settings(TableReader& reader, const Plugi
   AttendanceSettings s;
   s.timezone_offset = env.timezone_offset.empty() ? "+08:00" : env.timezone_offset;
   s.calendar_file = reader.path("calendar", {}, true);
+  if (s.calendar_file.empty() && !reader.optional_string("calendar"))
+    reader.error("calendar", "is required: the school calendar CSV",
+                 "calendar = \"/etc/campus-agent/calendar.csv\" (format: plugins/attendance/README.md)");
   s.rule.threshold_days = static_cast<int>(reader.integer("threshold_days", 3, 1, 60));
   s.rule.leave_breaks_run = reader.boolean("leave_breaks_run", false);
   s.rule.cumulative_days = static_cast<int>(reader.integer("cumulative_days", 0, 0, 200));
@@ -60,7 +63,13 @@ std::optional<AttendanceSettings> read_settings(TableReader& reader, const Plugi
     reader.error("spool_dir", "neither spool_dir nor [" + reader.path() + ".http] is set: nothing to import",
                  "set spool_dir = \"/var/lib/campus-agent/attendance-spool\" or an http table");
   reader.finish();
-  for (auto& e : errors) reader.error("", e.where + ": " + e.what, e.fix);
+  // Sub-table readers collect into `errors`; hand them to the caller's reader under their
+  // key path (audits.attendance.http.url, ...).
+  const std::string marker = " key " + reader.path() + ".";
+  for (auto& e : errors) {
+    auto at = e.where.find(marker);
+    reader.error(at == std::string::npos ? "" : e.where.substr(at + marker.size()), e.what, e.fix);
+  }
   bool ok = errors.empty() && !s.calendar_file.empty();
   if (!s.calendar_file.empty()) {
     auto cal = SchoolCalendar::load(s.calendar_file);
