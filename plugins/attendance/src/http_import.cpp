@@ -93,24 +93,32 @@ struct Pager : std::enable_shared_from_this<Pager> {
       }
       result.records.push_back(std::move(rec.value()));
     }
-    // Next page: an explicit link wins; else page numbers while pages keep coming.
+    // Next page: a `next` member, when the API has one, is authoritative (null or empty = last
+    // page); otherwise page numbers while the URL has {page}, up to `pages` when given, else
+    // until an empty page.
     if (body.is_object()) {
-      auto nx = body.find(settings.next_field);
-      if (nx != body.end() && nx->is_string() && !nx->get<std::string>().empty()) {
-        std::string next = nx->get<std::string>();
-        if (next.front() == '/') next = origin_of(url) + next;
-        fetch(next);
-        return;
+      if (auto nx = body.find(settings.next_field); nx != body.end()) {
+        if (nx->is_string() && !nx->get<std::string>().empty()) {
+          std::string next = nx->get<std::string>();
+          if (next.front() == '/') next = origin_of(url) + next;
+          fetch(next);
+          return;
+        }
+      } else if (settings.url.find("{page}") != std::string::npos) {
+        auto cur = body.find("page");
+        if (cur != body.end() && cur->is_number_integer()) page = cur->get<int>();
+        auto pages = body.find("pages");
+        bool more = pages != body.end() && pages->is_number_integer() ? page < pages->get<int>() : !items->empty();
+        if (more) {
+          ++page;
+          fetch(expand_url(settings.url, from, to, page));
+          return;
+        }
       }
-      bool has_link_field = nx != body.end();
-      auto pages = body.find("pages");
-      bool more = settings.url.find("{page}") != std::string::npos && !items->empty() && !has_link_field;
-      if (pages != body.end() && pages->is_number_integer()) more = settings.url.find("{page}") != std::string::npos && page < pages->get<int>();
-      if (more) {
-        ++page;
-        fetch(expand_url(settings.url, from, to, page));
-        return;
-      }
+    } else if (settings.url.find("{page}") != std::string::npos && !items->empty()) {
+      ++page;  // a bare array: page numbers until an empty page
+      fetch(expand_url(settings.url, from, to, page));
+      return;
     }
     done(std::move(result));
   }

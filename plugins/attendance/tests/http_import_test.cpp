@@ -114,6 +114,31 @@ TEST_F(HttpSourceTest, FollowsNextLinksAndStopsAtNull) {
   EXPECT_EQ(r.summary["records"], 220);
 }
 
+TEST_F(HttpSourceTest, NextLinkAndPagesTogetherStopAtTheLastPage) {
+  // The simulated school system's shape: "next" is null on the last page, "pages" is given.
+  http.respond = [&](const HttpRequest& req) -> Result<HttpResponse> {
+    int page = page_param(req.url);
+    Json body = page_json(page, 3, 10, "2026-11-02");
+    body["next"] = page < 3 ? Json("/api/attendance?from=2026-10-26&to=2026-11-02&page=" + std::to_string(page + 1))
+                            : Json(nullptr);
+    return HttpResponse{200, body.dump(), {}, Millis(1)};
+  };
+  AuditReport r = run("2026-11-02");
+  EXPECT_EQ(http.requests.size(), 3u);
+  EXPECT_EQ(r.summary["records"], 30);
+}
+
+TEST_F(HttpSourceTest, BareArrayPagesUntilEmpty) {
+  http.respond = [&](const HttpRequest& req) -> Result<HttpResponse> {
+    int page = page_param(req.url);
+    Json body = page <= 4 ? page_json(page, 0, 5, "2026-11-02")["records"] : Json::array();
+    return HttpResponse{200, body.dump(), {}, Millis(1)};
+  };
+  AuditReport r = run("2026-11-02");
+  EXPECT_EQ(http.requests.size(), 5u);
+  EXPECT_EQ(r.summary["records"], 20);
+}
+
 TEST_F(HttpSourceTest, FailureOnALaterPageDropsTheWholeRun) {
   http.respond = [&](const HttpRequest& req) -> Result<HttpResponse> {
     int page = page_param(req.url);
