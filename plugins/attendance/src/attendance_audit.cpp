@@ -190,7 +190,7 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
   const Day today = run->today;
   auto& log = run->ctx.log;
   Json summary = Json::object();
-  summary["as_of_date"] = format_day(today);
+  summary["today"] = format_day(today);
 
   Evaluation ev;
   if (calendar_) ev = evaluate(book_, *calendar_, settings_.rule, today);
