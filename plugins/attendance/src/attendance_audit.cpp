@@ -104,7 +104,7 @@ campus::Status AttendanceAudit::apply(AttendanceSettings settings) {
 }
 
 void AttendanceAudit::reload(const RecordReader& records) {
-  book_.load(records);
+  book_.load(records, settings_.publish_names);
   markers_.clear();
   records.scan(kCaseRecordKind, [&](const std::string& key, const Json& v) {
     auto bar = key.rfind('|');
@@ -155,7 +155,7 @@ void AttendanceAudit::audit(AuditContext ctx, std::function<void(AuditReport)> d
     for (const auto& f : files) {
       SpoolFile sf{f, {}, 0, false};
       auto result = import_csv_file(f, settings_.csv_fields, settings_.publish_names, [&](const AttendanceRecord& r) {
-        if (book_.put(r)) run->report.records.push_back(AttendanceBook::to_write(r));
+        book_.put(r);
       });
       sf.errors = std::move(result.errors);
       sf.imported = result.imported;
@@ -176,8 +176,7 @@ void AttendanceAudit::audit(AuditContext ctx, std::function<void(AuditReport)> d
   import_http(run->ctx.http, *settings_.http, settings_.publish_names, from, run->today,
               [this, run](HttpImportResult r) {
                 http_in_flight_ = nullptr;
-                for (const auto& rec : r.records)
-                  if (book_.put(rec)) run->report.records.push_back(AttendanceBook::to_write(rec));
+                for (const auto& rec : r.records) book_.put(rec);
                 run->rows_imported += r.records.size();
                 run->rows_rejected += r.row_errors.size();
                 run->http = std::move(r);
@@ -191,6 +190,9 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
   auto& log = run->ctx.log;
   Json summary = Json::object();
   summary["today"] = format_day(today);
+
+  // The months this run's imports changed, as store writes (committed with this report).
+  for (auto& w : book_.take_writes()) report.records.push_back(std::move(w));
 
   Evaluation ev;
   if (calendar_) ev = evaluate(book_, *calendar_, settings_.rule, today);

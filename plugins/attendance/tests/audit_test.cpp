@@ -21,6 +21,17 @@ std::string day_csv(const char* date, char s1) {
   return csv;
 }
 
+// "<status> <class>" of one stored day, read back the way a restarted agent reads it.
+std::string stored(const FakeStore& store, const std::string& student, const char* date) {
+  AttendanceBook book;
+  EXPECT_EQ(book.load(store), 0u);
+  const StudentDays* s = book.find(student);
+  if (!s) return "no student";
+  for (const auto& e : s->days)
+    if (e.day == D(date)) return std::string(status_name(e.status)) + " " + book.class_name(e.class_index);
+  return "no record";
+}
+
 class AttendanceAuditTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -170,10 +181,10 @@ TEST_F(AttendanceAuditTest, ReimportOfTheSameCsvIsIdempotent) {
   std::string csv = day_csv("2026-11-02", 'A');
   dir.write("spool/a.csv", csv);
   AuditReport first = run("2026-11-02");
-  EXPECT_EQ(writes(first, kDayRecordKind), 3);
+  EXPECT_EQ(writes(first, kMonthRecordKind), 3);
   dir.write("spool/a.csv", csv);
   AuditReport again = run("2026-11-02");
-  EXPECT_EQ(writes(again, kDayRecordKind), 0);
+  EXPECT_EQ(writes(again, kMonthRecordKind), 0);
   EXPECT_TRUE(again.case_actions.empty());
   EXPECT_EQ(again.summary["records"], 3);
   EXPECT_TRUE(fs::exists(dir.path / "spool/done/a.csv"));
@@ -187,7 +198,7 @@ TEST_F(AttendanceAuditTest, FailedCommitKeepsFilesAndReimportsThem) {
   EXPECT_EQ(count(lost, CaseAction::Kind::Open), 1);
   EXPECT_TRUE(fs::exists(dir.path / "spool/2026-11-04.csv"));
   AuditReport r = run("2026-11-04");
-  EXPECT_EQ(writes(r, kDayRecordKind), 3);
+  EXPECT_EQ(writes(r, kMonthRecordKind), 3);
   EXPECT_EQ(count(r, CaseAction::Kind::Open), 1);
 }
 
@@ -213,11 +224,12 @@ TEST_F(AttendanceAuditTest, DuplicatesLastRowInFileWinsAndLaterImportWins) {
   csv += "S1,3-2,3,2026-11-02,present,no,\n";  // corrected later in the same file
   dir.write("spool/1.csv", csv);
   run("2026-11-02");
-  EXPECT_EQ(store.records["day"]["S1|2026-11-02"]["status"], "present");
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "present 3-2");
   dir.write("spool/2.csv", std::string(kHeader) + "S1,3-2,3,2026-11-02,late,no,\n");
   run("2026-11-02");
-  EXPECT_EQ(store.records["day"]["S1|2026-11-02"]["status"], "late");
-  EXPECT_EQ(store.records["day"].size(), 1u);
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "late 3-2");
+  EXPECT_EQ(store.records["month"].size(), 1u);
+  EXPECT_EQ(store.records["month"]["S1|2026-11"]["days"], "02,L,0,3-2");
 }
 
 TEST_F(AttendanceAuditTest, HalfBadCsvImportsGoodRowsAndRejectsTheFileWithLines) {
@@ -230,7 +242,7 @@ TEST_F(AttendanceAuditTest, HalfBadCsvImportsGoodRowsAndRejectsTheFileWithLines)
   csv += "S5,\"3-2,3,2026-11-02,present,no,\n";        // line 7 unclosed quote
   dir.write("spool/half.csv", csv);
   AuditReport r = run("2026-11-02");
-  EXPECT_EQ(writes(r, kDayRecordKind), 2);
+  EXPECT_EQ(writes(r, kMonthRecordKind), 2);
   EXPECT_EQ(r.summary["imports"]["rows_imported"], 2);
   EXPECT_EQ(r.summary["imports"]["files_rejected"][0], "half.csv");
   EXPECT_EQ(finding(r, "source:spool")->state, "rejected_files");
@@ -262,9 +274,39 @@ TEST_F(AttendanceAuditTest, NationalIdColumnIsDroppedAndNamesOnlyWithPublishName
   ASSERT_TRUE(audit.apply(settings).ok());
   dir.write("spool/b.csv", csv);
   r = run("2026-11-04");
-  EXPECT_EQ(store.records["day"]["S1|2026-11-02"]["name"], "Zhang San");
+  EXPECT_EQ(store.records["month"]["S1|2026-11"]["name"], "Zhang San");
   EXPECT_EQ(r.summary["open_cases"][0]["name"], "Zhang San");
   EXPECT_EQ(r.summary.dump().find("11010120100101123X"), std::string::npos);
+}
+
+TEST_F(AttendanceAuditTest, SwitchingPublishNamesOffScrubsStoredNames) {
+  settings.publish_names = true;
+  ASSERT_TRUE(audit.apply(settings).ok());
+  day("2026-11-02", 'P');
+  ASSERT_EQ(store.records["month"]["S1|2026-11"]["name"], "Zhang San");
+  settings.publish_names = false;
+  ASSERT_TRUE(audit.apply(settings).ok());
+  run("2026-11-02");
+  EXPECT_FALSE(store.records["month"]["S1|2026-11"].contains("name"));
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "present 3-2");
+}
+
+TEST_F(AttendanceAuditTest, MonthRecordsRoundTripEveryStatusAndClass) {
+  std::string csv = kHeader;
+  csv += "S1,\"3-2, east\",3,2026-11-02,absent,no,\nS1,3-2,3,2026-11-03,leave,yes,\nS1,3-2,3,2026-11-04,late,no,\n"
+         "S1,3-2,3,2026-11-30,leave,no,\nS1,3-2,3,2026-12-01,present,no,\n";
+  dir.write("spool/a.csv", csv);
+  AuditReport r = run("2026-12-01");
+  EXPECT_EQ(writes(r, kMonthRecordKind), 2);
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "absent 3-2, east");
+  EXPECT_EQ(stored(store, "S1", "2026-11-03"), "leave 3-2");
+  EXPECT_EQ(stored(store, "S1", "2026-11-04"), "late 3-2");
+  EXPECT_EQ(stored(store, "S1", "2026-11-30"), "leave 3-2");
+  EXPECT_EQ(stored(store, "S1", "2026-12-01"), "present 3-2");
+  AttendanceBook book;
+  book.load(store);
+  EXPECT_TRUE(book.find("S1")->days[1].leave_approved);
+  EXPECT_FALSE(book.find("S1")->days[3].leave_approved);
 }
 
 TEST_F(AttendanceAuditTest, GbkCsvWithChineseHeadersIsConverted) {
@@ -283,16 +325,15 @@ TEST_F(AttendanceAuditTest, GbkCsvWithChineseHeadersIsConverted) {
   ASSERT_EQ(detect_encoding(header + row), CsvEncoding::Gbk);
   dir.write("spool/gbk.csv", header + row);
   AuditReport r = run("2026-11-02");
-  ASSERT_EQ(writes(r, kDayRecordKind), 1) << (r.input_errors.empty() ? "" : r.input_errors[0].message());
-  EXPECT_EQ(store.records["day"]["S1|2026-11-02"]["class"], "三年级二班");
-  EXPECT_EQ(store.records["day"]["S1|2026-11-02"]["status"], "absent");
+  ASSERT_EQ(writes(r, kMonthRecordKind), 1) << (r.input_errors.empty() ? "" : r.input_errors[0].message());
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "absent 三年级二班");
   EXPECT_TRUE(fs::exists(dir.path / "spool/done/gbk.csv"));
 }
 
 TEST_F(AttendanceAuditTest, FileThatIsNeitherUtf8NorGbkIsRejectedWithTheFix) {
   dir.write("spool/bad.csv", std::string(kHeader) + "S1,\xff\xfe\xff,3,2026-11-02,absent,no,\n");
   AuditReport r = run("2026-11-02");
-  EXPECT_EQ(writes(r, kDayRecordKind), 0);
+  EXPECT_EQ(writes(r, kMonthRecordKind), 0);
   std::ifstream in(dir.path / "spool/rejected/bad.csv.error");
   std::string text((std::istreambuf_iterator<char>(in)), {});
   EXPECT_NE(text.find("CSV UTF-8"), std::string::npos) << text;
