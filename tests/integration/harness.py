@@ -259,3 +259,15 @@ def run_recording_probe(register, *args, timeout=120):
     out = subprocess.run([os.path.join(BIN, "recording-probe"), "--register", register, *map(str, args)],
                          capture_output=True, timeout=timeout, check=True)
     return json.loads(out.stdout.decode().strip().splitlines()[-1])
+
+def attendance_sim(workdir, data_jsonl, token_file, page_size=30, port=None, name="attendance-sim"):
+    """The simulated attendance HTTP service (tests/sim/attendance/server.py) on 127.0.0.1;
+    the returned Proc has .port. Fault modes: GET /control?mode=500|notjson|hang|ok."""
+    port = port or free_port()
+    proc = Proc(name, [sys.executable, os.path.join(SIM, "attendance", "server.py"), "--port", port,
+                       "--data", data_jsonl, "--token-file", token_file, "--page-size", page_size], workdir)
+    wait_until(lambda: port_open(port) or not proc.alive(), 10, what="attendance sim to listen")
+    if not proc.alive():
+        raise AssertionError("attendance sim did not start:\n" + proc.output())
+    proc.port = port
+    return proc
