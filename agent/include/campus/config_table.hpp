@@ -50,7 +50,8 @@ class TableReader {
   // Mark a key as known without reading it (for keys read elsewhere).
   void known(const std::string& key);
 
-  // Records an error for every key that was never read. Call after all getters.
+  // Records an error for every key that was never read. Call after all getters; calling it
+  // again does nothing (the core calls it after a plugin's configure as a safety net).
   void finish();
 
   // "file:line:col key path.key" for a key of this table (or of the table itself).
@@ -66,6 +67,7 @@ class TableReader {
   std::filesystem::path file_;
   Errors& errors_;
   std::set<std::string> read_;
+  bool finished_ = false;
 };
 
 // Reads a secret file with the same checks as TableReader::secret_file.

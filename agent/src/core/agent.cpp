@@ -1,0 +1,478 @@
+// The daemon and its one-shot modes. One io_context (main thread) runs the scheduler, the
+// plugins' probes, the publisher and the command handler; the store has its own thread so no
+// fsync ever stalls the loop; Paho's threads only post to the io_context.
+#include "core/agent.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "campus/http.hpp"
+#include "core/envelope.hpp"
+#include "core/logging.hpp"
+#include "core/plugin_host.hpp"
+#include "core/publisher.hpp"
+#include "core/scheduler.hpp"
+#include "core/store.hpp"
+#include "core/systemd_notify.hpp"
+
+namespace campus {
+namespace {
+
+class NoRecords : public RecordReader {
+ public:
+  void scan(const std::string&, const std::function<void(const std::string&, const Json&)>&) const override {}
+  std::optional<Json> get(const std::string&, const std::string&) const override { return std::nullopt; }
+};
+
+std::uint64_t rss_bytes() {
+  std::ifstream in("/proc/self/statm");
+  std::uint64_t size = 0, resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+Identity identity_of(const AgentConfig& c) { return Identity{c.county, c.school, c.timezone_offset}; }
+
+const char* status_name(AuditRun::Status s) {
+  switch (s) {
+    case AuditRun::Status::Ok: return "ok";
+    case AuditRun::Status::TimedOut: return "timed_out";
+    default: return "failed";
+  }
+}
+
+// Everything one run of the agent (any mode) is made of.
+class Runtime {
+ public:
+  Runtime(const AgentConfig& config, const AgentOptions& options)
+      : config_(config), options_(options), who_(identity_of(config)), start_(std::chrono::steady_clock::now()) {
+    log_ = spdlog::default_logger();
+    http_ = make_http_client(io_);
+  }
+
+
+  ~Runtime() {
+    scheduler_.reset();
+    if (store_thread_.joinable()) {
+      store_work_.reset();
+      store_thread_.join();
+    }
+  }
+
+  // Loads and configures the plugins. False (errors logged) when any audit cannot run.
+  bool configure_plugins() {
+    Errors errors;
+    auto audits = host_.configure(config_, plugin_env(), errors);
+    for (const auto& e : errors) log_->error("config: {}", e.message());
+    if (!errors.empty()) return false;
+    scheduler_ = std::make_unique<Scheduler>(
+        io_, [this](const std::string& audit, SteadyTime deadline) { return context(audit, deadline); },
+        [this](AuditRun run) { on_run(std::move(run)); });
+    scheduler_->set_audits(std::move(audits));
+    return true;
+  }
+
+  bool open_store(bool read_only) {
+    std::error_code ec;
+    auto file = config_.data_dir / "agent.db";
+    if (!read_only) {
+      std::filesystem::create_directories(config_.data_dir, ec);
+      if (ec) {
+        log_->error("cannot create the data directory {}: {} (fix: create it, owned by the agent's user, mode 0700)",
+                    config_.data_dir.string(), ec.message());
+        return false;
+      }
+    } else if (!std::filesystem::exists(file, ec)) {
+      return true;  // dry run on a fresh box: no records, no cases yet
+    }
+    StoreOptions opts;
+    opts.max_size = config_.buffer.max_size;
+    opts.keep_sent = config_.buffer.keep_sent;
+    opts.read_only = read_only;
+    auto s = Store::open(file, opts);
+    if (!s) {
+      log_->error("store: {}", s.error().message());
+      return false;
+    }
+    store_ = std::move(s.value());
+    if (!read_only) {
+      store_work_.emplace(store_io_.get_executor());
+      store_thread_ = std::thread([this] { store_io_.run(); });
+    }
+    return true;
+  }
+
+  void start_publisher() {
+    if (!config_.mqtt.enabled || !store_) return;
+    if (config_.mqtt.insecure)
+      log_->warn("mqtt.insecure = true: reports travel to {}:{} WITHOUT TLS; anyone on the path can read and forge them",
+                 config_.mqtt.host, config_.mqtt.port);
+    publisher_ = make_publisher(io_, *store_, who_, config_.mqtt, scheduler_->audit_names(), log_);
+    publisher_->start();
+  }
+
+  // The run sink: commit ok runs (on the store thread), log the others.
+  void on_run(AuditRun run) {
+    if (run.status != AuditRun::Status::Ok) {
+      log_->warn("audit {}: {} after {}: {}", run.audit, status_name(run.status), format_duration(run.duration), run.error);
+      return;
+    }
+    for (const auto& e : run.report->input_errors) log_->warn("audit {}: {}", run.audit, e.message());
+    if (!store_ || dry_run_) return;
+    ++commits_in_flight_;
+    auto report = std::make_shared<AuditReport>(std::move(*run.report));
+    asio::post(store_io_, [this, report, audit = run.audit, ts = run.started, duration = run.duration] {
+      auto outcome = store_->commit(who_, audit, ts, *report);
+      asio::post(io_, [this, report, audit, duration, outcome = std::move(outcome)] {
+        --commits_in_flight_;
+        if (!outcome.ok()) {
+          ++failed_commits_;
+          log_->error("audit {}: the report was NOT stored: {}", audit, outcome.error().message());
+        } else {
+          log_->info("audit {}: report seq {} stored with {} event(s) in {}", audit, outcome->report_seq,
+                     outcome->event_seqs.size(), format_duration(duration));
+          if (report->after_commit) report->after_commit();
+          if (publisher_) publisher_->outbox_changed();
+        }
+        if (on_commit_done_) on_commit_done_();
+      });
+    });
+  }
+
+  AuditContext context(const std::string& audit, SteadyTime deadline) {
+    AuditContext ctx{io_, deadline, std::chrono::system_clock::now(), log_->clone(audit), *http_,
+                     store_ ? store_->records(audit) : no_records_, {}, std::nullopt};
+    if (store_) {
+      CaseFilter f;
+      f.audit = audit;
+      f.state = "open";
+      ctx.open_cases = store_->cases(f);
+      if (auto body = store_->latest_report(audit); body && body->contains("summary")) ctx.previous_summary = (*body)["summary"];
+    }
+    return ctx;
+  }
+
+  // One line for `systemctl status`: connected or not, and the outbox backlog.
+  std::string status_line() const {
+    std::string s = publisher_ ? (publisher_->stats().connected ? "connected" : "not connected")
+                               : (config_.mqtt.enabled ? "starting" : "delivery off");
+    if (store_) s += ", backlog " + std::to_string(store_->stats().unsent);
+    if (scheduler_) s += ", " + std::to_string(scheduler_->audit_names().size()) + " audit(s)";
+    return s;
+  }
+
+  PluginEnv plugin_env() const { return PluginEnv{config_.county, config_.school, config_.timezone_offset, log_}; }
+
+  Json health() const {
+    Json h;
+    h["version"] = std::string("campus-agent/") + kAgentVersion;
+    h["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_).count();
+    h["rss_bytes"] = rss_bytes();
+    if (store_) {
+      auto s = store_->stats();
+      Json o;
+      o["depth"] = s.unsent;
+      o["oldest_unsent_age_s"] = s.oldest_unsent_created
+          ? Json(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *s.oldest_unsent_created).count())
+          : Json(nullptr);
+      o["last_seq"] = s.last_seq;
+      o["sent_kept"] = s.sent_kept;
+      o["db_bytes"] = s.db_bytes;
+      h["outbox"] = o;
+      h["buffer_full"] = s.buffer_full;
+      h["refused_commits"] = s.refused_commits;
+    }
+    if (publisher_) {
+      auto p = publisher_->stats();
+      h["mqtt"] = {{"connected", p.connected}, {"session", p.session}, {"reconnects", p.reconnects},
+                   {"connect_attempts", p.connect_attempts}, {"published", p.published}, {"refused", p.refused},
+                   {"last_publish", p.last_publish ? Json(rfc3339(*p.last_publish, who_.timezone_offset)) : Json(nullptr)}};
+    }
+    Json audits = Json::object();
+    if (scheduler_) {
+      for (const auto& [name, st] : scheduler_->stats()) {
+        audits[name] = {{"runs", st.runs}, {"ok", st.ok}, {"timed_out", st.timed_out}, {"failed", st.failed},
+                        {"skipped", st.skipped}, {"running", st.running},
+                        {"last_duration_ms", st.last_duration.count()},
+                        {"last_run", st.last_run ? Json(rfc3339(*st.last_run, who_.timezone_offset)) : Json(nullptr)},
+                        {"last_error", st.last_error}};
+      }
+    }
+    h["audits"] = audits;
+    h["failed_commits"] = failed_commits_;
+    return h;
+  }
+
+  // Runs every audit once through the scheduler; `each` gets every finished run.
+  void run_all_once(std::function<void(const AuditRun&)> each, std::function<void()> all_done) {
+    auto names = scheduler_->audit_names();
+    auto left = std::make_shared<std::size_t>(names.size());
+    if (names.empty()) {
+      log_->warn("no audit is enabled in {}", config_.file.string());
+      asio::post(io_, all_done);
+      return;
+    }
+    for (const auto& n : names) {
+      scheduler_->run_now(n, [each, all_done, left](const AuditRun& run) {
+        each(run);
+        if (--*left == 0) all_done();
+      });
+    }
+  }
+
+  asio::io_context io_;
+  // Every mode ends with an explicit io_.stop(): without this guard io_.run() would return
+  // while a commit is still on the store thread, and its completion would never run.
+  asio::executor_work_guard<asio::io_context::executor_type> io_work_{io_.get_executor()};
+  AgentConfig config_;
+  AgentOptions options_;
+  Identity who_;
+  SteadyTime start_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<HttpClient> http_;
+  PluginHost host_;
+  std::unique_ptr<Store> store_;
+  asio::io_context store_io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> store_work_;
+  std::thread store_thread_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Publisher> publisher_;
+  NoRecords no_records_;
+  bool dry_run_ = false;
+  int commits_in_flight_ = 0;
+  std::int64_t failed_commits_ = 0;
+  std::function<void()> on_commit_done_;
+};
+
+std::string scalar_text(const Json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", v.get<double>());
+    return buf;
+  }
+  return v.dump();
+}
+
+// Flattens the summary's scalars into "a.b=1" pairs for the human table.
+void flatten(const Json& j, const std::string& prefix, std::vector<std::string>& out) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    std::string k = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (it->is_object()) flatten(*it, k, out);
+    else if (!it->is_array()) out.push_back(k + "=" + scalar_text(*it));
+  }
+}
+
+void print_run(const AuditRun& run, bool json) {
+  if (json) {
+    Json j;
+    j["audit"] = run.audit;
+    j["status"] = status_name(run.status);
+    j["duration_ms"] = run.duration.count();
+    if (run.report) {
+      const auto& r = *run.report;
+      j["summary"] = r.summary;
+      j["findings"] = Json::array();
+      for (const auto& f : r.findings)
+        j["findings"].push_back({{"subject", f.subject}, {"state", f.state}, {"reason", f.reason}, {"details", f.details}});
+      j["errors"] = Json::array();
+      for (const auto& e : r.input_errors) j["errors"].push_back({{"where", e.where}, {"what", e.what}, {"fix", e.fix}});
+      j["case_actions"] = r.case_actions.size();
+    } else {
+      j["error"] = run.error;
+    }
+    std::cout << j.dump() << std::endl;
+    return;
+  }
+  std::cout << "== " << run.audit << ": " << status_name(run.status) << " in " << format_duration(run.duration) << "\n";
+  if (!run.report) {
+    std::cout << "   " << run.error << "\n\n";
+    return;
+  }
+  std::vector<std::string> pairs;
+  flatten(run.report->summary, "", pairs);
+  std::string line = "  ";
+  for (const auto& p : pairs) {
+    if (line.size() + p.size() > 100) {
+      std::cout << line << "\n";
+      line = "  ";
+    }
+    line += " " + p;
+  }
+  if (line.size() > 2) std::cout << line << "\n";
+  const auto& fs = run.report->findings;
+  if (!fs.empty()) {
+    std::size_t w = 8;
+    for (const auto& f : fs) w = std::max(w, f.subject.size());
+    std::printf("   %-*s  %-12s  %s\n", static_cast<int>(w), "SUBJECT", "STATE", "REASON");
+    std::size_t shown = 0;
+    for (const auto& f : fs) {
+      if (++shown > 200) {
+        std::cout << "   ... " << fs.size() - 200 << " more (use --json for all)\n";
+        break;
+      }
+      std::printf("   %-*s  %-12s  %s\n", static_cast<int>(w), f.subject.c_str(), f.state.c_str(), f.reason.c_str());
+    }
+  }
+  for (const auto& e : run.report->input_errors) std::cout << "   input error: " << e.message() << "\n";
+  std::cout << std::endl;
+}
+
+}  // namespace
+
+int run_dry_run(const AgentConfig& config, const AgentOptions& options) {
+  Runtime rt(config, options);
+  rt.dry_run_ = true;
+  if (!rt.configure_plugins()) return 1;
+  // Read-only look at the store, if one exists, so audits see their records and cases.
+  rt.open_store(true);
+  int failures = 0;
+  rt.run_all_once(
+      [&](const AuditRun& run) {
+        if (run.status != AuditRun::Status::Ok) ++failures;
+        print_run(run, options.json);
+      },
+      [&] { rt.io_.stop(); });
+  rt.io_.run();
+  return failures == 0 ? 0 : 1;
+}
+
+int run_once(const AgentConfig& config, const AgentOptions& options) {
+  Runtime rt(config, options);
+  if (!rt.configure_plugins() || !rt.open_store(false)) return 1;
+  if (options.on_ready) options.on_ready();
+  rt.start_publisher();
+  int failures = 0;
+  bool audits_done = false;
+  asio::steady_timer poll(rt.io_);
+  SteadyTime drain_deadline;
+  std::function<void()> wait_drained = [&] {
+    auto unsent = rt.store_->stats().unsent;
+    if (!rt.publisher_ || unsent == 0 || std::chrono::steady_clock::now() > drain_deadline) {
+      if (rt.publisher_ && unsent > 0)
+        rt.log_->warn("{} message(s) are still in the outbox; the daemon will deliver them", unsent);
+      if (rt.publisher_) rt.publisher_->stop(Millis(5000), [&] { rt.io_.stop(); });
+      else rt.io_.stop();
+      return;
+    }
+    poll.expires_after(Millis(50));
+    poll.async_wait([&](const boost::system::error_code& ec) { if (!ec) wait_drained(); });
+  };
+  auto maybe_finish = [&] {
+    if (!audits_done || rt.commits_in_flight_ > 0) return;
+    drain_deadline = std::chrono::steady_clock::now() + config.mqtt.connect_timeout + Millis(10000);
+    wait_drained();
+  };
+  rt.on_commit_done_ = maybe_finish;
+  rt.run_all_once([&](const AuditRun& run) { if (run.status != AuditRun::Status::Ok) ++failures; },
+                  [&] { audits_done = true; asio::post(rt.io_, maybe_finish); });
+  rt.io_.run();
+  if (rt.failed_commits_ > 0 || failures > 0) return 1;
+  return rt.store_->stats().unsent > 0 && rt.publisher_ ? 2 : 0;
+}
+
+int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
+  Runtime rt(initial, options);
+  if (!rt.configure_plugins() || !rt.open_store(false)) return 1;
+  rt.log_->info("campus-agent {} for {}/{}: {} audit(s), data in {}", kAgentVersion, initial.county, initial.school,
+                rt.scheduler_->audit_names().size(), initial.data_dir.string());
+  if (options.on_ready) options.on_ready();
+  rt.start_publisher();
+  rt.scheduler_->start();
+  systemd::ready(rt.status_line());
+
+  // Watchdog pings come from the io_context itself, so a stuck loop stops them.
+  asio::steady_timer watchdog_timer(rt.io_);
+  std::function<void()> watchdog_tick = [&] {
+    auto period = systemd::watchdog_period();
+    if (!period) return;
+    systemd::watchdog();
+    watchdog_timer.expires_after(*period);
+    watchdog_timer.async_wait([&](const boost::system::error_code& ec) { if (!ec) watchdog_tick(); });
+  };
+  watchdog_tick();
+
+  asio::steady_timer health_timer(rt.io_);
+  std::function<void()> health_tick = [&] {
+    health_timer.expires_after(rt.config_.mqtt.health_interval);
+    health_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (rt.publisher_) rt.publisher_->publish_health(rt.health());
+      systemd::status(rt.status_line());
+      health_tick();
+    });
+  };
+  health_tick();
+
+  asio::steady_timer prune_timer(rt.io_);
+  std::function<void()> prune_tick = [&] {
+    prune_timer.expires_after(std::chrono::hours(1));
+    prune_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      asio::post(rt.store_io_, [&] {
+        auto n = rt.store_->prune(std::chrono::system_clock::now());
+        if (n > 0) rt.log_->info("store: pruned {} delivered message(s) older than {}", n, format_duration(rt.config_.buffer.keep_sent));
+      });
+      prune_tick();
+    });
+  };
+  prune_tick();
+
+  bool stopping = false;
+  asio::signal_set signals(rt.io_, SIGTERM, SIGINT, SIGHUP);
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        rt.log_->info("SIGHUP: reloading {}", rt.config_.file.string());
+        systemd::reloading();
+        auto loaded = load_config(rt.config_.file);
+        Errors errors = loaded.errors;
+        std::vector<ConfiguredAudit> audits;
+        if (errors.empty()) audits = rt.host_.configure(loaded.config, rt.plugin_env(), errors);
+        if (!errors.empty()) {
+          for (const auto& e : errors) rt.log_->error("reload rejected: {}", e.message());
+          rt.log_->error("reload rejected: {} error(s); the previous configuration keeps running", errors.size());
+        } else {
+          const auto& n = loaded.config;
+          if (n.county != rt.config_.county || n.school != rt.config_.school || n.data_dir != rt.config_.data_dir ||
+              n.mqtt.host != rt.config_.mqtt.host || n.mqtt.port != rt.config_.mqtt.port)
+            rt.log_->warn("reload: identity, data_dir and [mqtt] changes take effect at the next restart");
+          set_log_level(options.log_level_override.empty() ? n.log_level : options.log_level_override);
+          rt.scheduler_->set_audits(std::move(audits));
+          auto keep = rt.config_;
+          rt.config_ = n;
+          rt.config_.county = keep.county;
+          rt.config_.school = keep.school;
+          rt.config_.data_dir = keep.data_dir;
+          rt.config_.mqtt = keep.mqtt;
+          rt.log_->info("reload applied: {} audit(s)", rt.scheduler_->audit_names().size());
+        }
+        systemd::ready(rt.status_line());
+        wait_signal();
+        return;
+      }
+      if (stopping) return;
+      stopping = true;
+      rt.log_->info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      systemd::stopping();
+      rt.scheduler_->stop();
+      watchdog_timer.cancel();
+      health_timer.cancel();
+      prune_timer.cancel();
+      signals.cancel();
+      if (rt.publisher_) rt.publisher_->stop(Millis(5000), [&] { rt.io_.stop(); });
+      else rt.io_.stop();
+    });
+  };
+  wait_signal();
+  rt.io_.run();
+  rt.log_->info("stopped");
+  return 0;
+}
+
+}  // namespace campus

@@ -1,0 +1,174 @@
+"""The real campus-agent binary: --version, --check-config, --dry-run, --once, daemon signals
+(SIGTERM stops cleanly, SIGHUP applies a good config and rejects a bad one)."""
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import unittest
+
+from harness import PLUGINS, IntegrationTest, Proc, agent_bin, wait_until, write_file, SOURCE
+
+
+def config(data_dir, findings, extra_audit="", interval="1h", mqtt="enabled = false"):
+    return f"""
+[agent]
+county = "zhenkang"
+school = "core-test"
+data_dir = "{data_dir}"
+plugin_dir = "{PLUGINS}"
+
+[mqtt]
+{mqtt}
+
+[audits.t]
+plugin = "testaudit"
+findings_file = "{findings}"
+interval = "{interval}"
+jitter = "0s"
+first_delay = "0s"
+{extra_audit}
+"""
+
+
+def run(*args, timeout=60):
+    return subprocess.run([agent_bin(), *args], capture_output=True, text=True, timeout=timeout)
+
+
+class AgentCore(IntegrationTest):
+    def setUp(self):
+        super().setUp()
+        self.data = os.path.join(self.dir, "data")
+        self.findings = write_file(os.path.join(self.dir, "findings.json"), json.dumps({
+            "summary": {"rooms": 2},
+            "findings": [{"subject": "R1", "state": "covered"},
+                         {"subject": "R2", "state": "down", "reason": "link down"}]}))
+        self.conf = write_file(os.path.join(self.dir, "agent.toml"), config(self.data, self.findings))
+
+    def test_version(self):
+        r = run("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"campus-agent \d+\.\d+\.\d+")
+
+    def test_check_config_accepts_the_shipped_default(self):
+        r = run("--check-config", "--config", os.path.join(SOURCE, "config", "agent.toml"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("OK", r.stdout)
+
+    def test_check_config_names_every_problem_and_exits_1(self):
+        bad = write_file(os.path.join(self.dir, "bad.toml"),
+                         config(self.data, self.findings, extra_audit='bogus = 1\ndelay = "soon"'))
+        r = run("--check-config", "--config", bad)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("key audits.t.bogus: unknown key", r.stderr)
+        self.assertIn("key audits.t.delay", r.stderr)
+        self.assertIn("bad.toml", r.stderr)
+
+    def test_check_config_refuses_a_missing_plugin(self):
+        bad = write_file(os.path.join(self.dir, "bad.toml"),
+                         config(self.data, self.findings).replace('plugin = "testaudit"', 'plugin = "nosuch"'))
+        r = run("--check-config", "--config", bad)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("campus-nosuch.so", r.stderr)
+        self.assertIn("plugin_dir", r.stderr)
+
+    def test_dry_run_prints_the_reports_and_stores_nothing(self):
+        r = run("--dry-run", "--config", self.conf)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("== t: ok", r.stdout)
+        self.assertIn("R2", r.stdout)
+        self.assertIn("link down", r.stdout)
+        self.assertFalse(os.path.exists(os.path.join(self.data, "agent.db")))
+        j = run("--dry-run", "--json", "--config", self.conf)
+        line = json.loads(j.stdout.strip().splitlines()[0])
+        self.assertEqual(line["audit"], "t")
+        self.assertEqual(line["status"], "ok")
+        self.assertEqual([f["state"] for f in line["findings"]], ["covered", "down"])
+
+    def test_once_stores_the_report_with_the_next_seq_and_exits(self):
+        for expected in (1, 2):
+            r = run("--once", "--config", self.conf)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(f"report seq {expected} stored", r.stderr)
+        db = os.path.join(self.data, "agent.db")
+        self.assertEqual(os.stat(db).st_mode & 0o777, 0o600)
+        with sqlite3.connect(db) as c:
+            rows = c.execute("select seq, topic, retain from outbox order by seq").fetchall()
+        self.assertEqual([r[0] for r in rows], [1, 2])
+        self.assertEqual(rows[0][1], "campus/v1/zhenkang/core-test/report/t")
+
+    def test_state_change_between_runs_becomes_an_event(self):
+        self.assertEqual(run("--once", "--config", self.conf).returncode, 0)
+        write_file(self.findings, json.dumps({"findings": [{"subject": "R1", "state": "down", "reason": "cut"},
+                                                           {"subject": "R2", "state": "down"}]}))
+        r = run("--once", "--config", self.conf)
+        self.assertIn("with 1 event(s)", r.stderr)
+        with sqlite3.connect(os.path.join(self.data, "agent.db")) as c:
+            ev = c.execute("select payload from outbox where kind = 'event'").fetchall()
+        body = json.loads(ev[0][0])["body"]
+        self.assertEqual((body["subject"], body["from"], body["to"]), ("R1", "covered", "down"))
+
+    def test_daemon_stops_cleanly_on_sigterm(self):
+        p = self.track(Proc("agent", [agent_bin(), "--config", self.conf], self.dir))
+        p.wait_for_output("report seq 1 stored", timeout=15)
+        p.kill(signal.SIGTERM)
+        self.assertEqual(p.wait(10), 0)
+        self.assertIn("stopped", p.output())
+
+    def test_sighup_applies_a_good_config_and_rejects_a_bad_one(self):
+        p = self.track(Proc("agent", [agent_bin(), "--config", self.conf], self.dir))
+        p.wait_for_output("report seq 1 stored", timeout=15)
+        # Bad: the old config keeps running, every error is logged.
+        with open(self.conf) as f:
+            good = f.read()
+        write_file(self.conf, good.replace('jitter = "0s"', 'jitter = "0s"\nbogus = true'))
+        p.kill(signal.SIGHUP)
+        p.wait_for_output("reload rejected", timeout=10)
+        self.assertIn("key audits.t.bogus: unknown key", p.output())
+        self.assertIn("the previous configuration keeps running", p.output())
+        self.assertTrue(p.alive())
+        # Good: a shorter interval applies without a restart.
+        write_file(self.conf, good.replace('interval = "1h"', 'interval = "1s"'))
+        p.kill(signal.SIGHUP)
+        p.wait_for_output("reload applied", timeout=10)
+        p.wait_for_output("report seq 3 stored", timeout=15)
+        p.kill(signal.SIGTERM)
+        self.assertEqual(p.wait(10), 0)
+
+    def test_sd_notify_ready_status_watchdog_reloading_stopping(self):
+        path = os.path.join(self.dir, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(0.2)
+        self.addCleanup(sock.close)
+        with open(self.conf) as f:
+            text = f.read()
+        conf = write_file(self.conf, text.replace("enabled = false", 'enabled = false\nhealth_interval = "1s"'))
+        p = self.track(Proc("agent", [agent_bin(), "--config", conf], self.dir,
+                            env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}))
+        got = []
+
+        def drain():
+            try:
+                while True:
+                    got.append(sock.recv(4096).decode())
+            except OSError:
+                pass
+            return got
+
+        wait_until(lambda: any("READY=1" in m for m in drain()), 10, what="READY=1")
+        ready = next(m for m in got if "READY=1" in m)
+        self.assertIn("STATUS=delivery off, backlog", ready)
+        wait_until(lambda: sum("WATCHDOG=1" in m for m in drain()) >= 5, 5, what="5 watchdog pings")
+        wait_until(lambda: any(m.startswith("STATUS=") for m in drain()), 5, what="a STATUS update")
+        p.kill(signal.SIGHUP)
+        wait_until(lambda: any("RELOADING=1" in m for m in drain()), 5, what="RELOADING=1")
+        p.kill(signal.SIGTERM)
+        self.assertEqual(p.wait(10), 0)
+        self.assertTrue(any("STOPPING=1" in m for m in drain()))
+
+
+if __name__ == "__main__":
+    unittest.main()
