@@ -253,6 +253,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
  private:
   static std::string describe(int rc, int reason) {
     if (reason >= 0x80) return reason_text(reason);
+    if (rc >= 0x80) return reason_text(rc);  // Paho C puts a CONNACK reason code in the return code
     return paho_rc_text(rc);
   }
 
@@ -338,6 +339,11 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void on_connect_failed(std::int64_t session, int rc, int reason) {
     if (stopping_ || session != attempt_session_) return;
     std::string what = describe(rc, reason);
+    const int code = reason >= 0x80 ? reason : rc;
+    if (code == 0x86 || code == 0x87 || code == 4 || code == 5)
+      what += config_.username.empty()
+                  ? " (the broker refused this client: check that cert_file is a certificate the county issued)"
+                  : " (the broker refused user '" + config_.username + "': check mqtt.username and password_file)";
     if (what != last_failure_) {
       log_->warn("mqtt: cannot connect to {}:{}: {}", config_.host, config_.port, what);
       last_failure_ = what;
