@@ -548,3 +548,19 @@ TEST_F(PublisherPasswordTest, WrongPasswordIsRefusedWithAClearLogLine) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(PublisherTest, ClampsTheWindowToTheBrokersReceiveMaximum) {
+  // Paho C stalls a second per batch beyond the broker's Receive Maximum (20 by default).
+  start_broker("");
+  config_.inflight_window = 100;
+  commit(500);
+  make_publisher();
+  publisher_->start();
+  ASSERT_TRUE(run_until([&] { return store_->stats().unsent == 0; }, 20s)) << log_text_.str();
+  EXPECT_NE(log_text_.str().find("Receive Maximum 20"), std::string::npos) << log_text_.str().substr(0, 2000);
+  stop_publisher();
+}
+
+}  // namespace

@@ -698,7 +698,8 @@ void Listener::on_success(const mqtt::token& tok) {
   std::optional<int> receive_max;
   if (kind_of(ctx) == Ctx::Connect) {
     try {
-      const auto& props = tok.get_connect_response().get_properties();
+      const auto response = tok.get_connect_response();  // by value: keep it alive
+      const auto& props = response.get_properties();
       if (props.contains(mqtt::property::RECEIVE_MAXIMUM))
         receive_max = mqtt::get<uint16_t>(props, mqtt::property::RECEIVE_MAXIMUM);
     } catch (const std::exception&) {
