@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -78,6 +79,10 @@ class Listener final : public mqtt::iaction_listener {
  private:
   asio::io_context& io_;
   std::weak_ptr<MqttPublisher> owner_;
+  // PUBACKs of outbox rows are coalesced: one post to the io_context carries every ack that
+  // arrived meanwhile (fewer thread wake-ups per message when draining a backlog).
+  std::mutex acks_mu_;
+  std::vector<std::int64_t> acks_;
 };
 
 class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
@@ -93,7 +98,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
         reconnect_timer_(io),
         flush_timer_(io),
         retry_timer_(io),
-        rng_(std::random_device{}()) {
+        rng_(std::random_device{}()),
+        store_work_(asio::make_work_guard(store_io_)),
+        store_thread_([this] { store_io_.run(); }) {
     client_id_ = config_.client_id.empty() ? "campus-" + who_.county + "-" + who_.school : config_.client_id;
     state_topic_ = topic(who_, "state");
     cmd_topic_ = topic(who_, "cmd");
@@ -116,6 +123,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       } catch (const std::exception&) {
       }
     }
+    // Queued store work (mark_sent of the last acks) finishes before the store can go away.
+    store_work_.reset();
+    if (store_thread_.joinable()) store_thread_.join();
   }
 
   void init() {
@@ -154,7 +164,10 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     connect();
   }
 
-  void outbox_changed() { pump(); }
+  void outbox_changed() {
+    exhausted_ = false;
+    pump();
+  }
 
   void publish_health(const Json& body) {
     if (!connected_) return;
@@ -210,7 +223,17 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void on_action(Ctx kind, std::int64_t value, bool ok, int rc, int reason, std::optional<int> receive_max) {
     switch (kind) {
       case Ctx::Connect: return ok ? on_connected(value, receive_max) : on_connect_failed(value, rc, reason);
-      case Ctx::Outbox: return ok ? on_delivered(value) : on_delivery_failed(value, rc, reason);
+      case Ctx::Outbox: return ok ? on_delivered_batch({value}) : on_delivery_failed(value, rc, reason);
+      case Ctx::State:
+      case Ctx::Health:
+      case Ctx::Reply:
+        if (ephemeral_inflight_ > 0) --ephemeral_inflight_;
+        pump_later();
+        break;
+      default:
+        break;
+    }
+    switch (kind) {
       case Ctx::State:
         if (value == 1 && stopping_) finish_stop();  // our online:false went through (or not)
         if (!ok) log_->warn("mqtt: state message not delivered: {}", describe(rc, reason));
@@ -222,7 +245,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       case Ctx::Subscribe:
         if (!ok) log_->error("mqtt: subscribe failed ({}): commands from the county will not arrive", describe(rc, reason));
         return;
-      case Ctx::Disconnect:
+      default:
         return;
     }
   }
@@ -230,6 +253,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
  private:
   static std::string describe(int rc, int reason) {
     if (reason >= 0x80) return reason_text(reason);
+    if (rc >= 0x80) return reason_text(rc);  // Paho C puts a CONNACK reason code in the return code
     return paho_rc_text(rc);
   }
 
@@ -315,6 +339,11 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void on_connect_failed(std::int64_t session, int rc, int reason) {
     if (stopping_ || session != attempt_session_) return;
     std::string what = describe(rc, reason);
+    const int code = reason >= 0x80 ? reason : rc;
+    if (code == 0x86 || code == 0x87 || code == 4 || code == 5)
+      what += config_.username.empty()
+                  ? " (the broker refused this client: check that cert_file is a certificate the county issued)"
+                  : " (the broker refused user '" + config_.username + "': check mqtt.username and password_file)";
     if (what != last_failure_) {
       log_->warn("mqtt: cannot connect to {}:{}: {}", config_.host, config_.port, what);
       last_failure_ = what;
@@ -332,6 +361,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     flush_acks();
     inflight_.clear();
     pending_.clear();
+    ephemeral_inflight_ = 0;
     log_->warn("mqtt: connection to {}:{} lost{}{}; {} messages unsent", config_.host, config_.port,
                cause.empty() ? "" : ": ", cause, store_.stats().unsent);
     if (stopping_) {
@@ -391,6 +421,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     try {
       client_->publish(mqtt::message::create(t, payload.data(), payload.size(), 1, retain, props), pack(kind, value),
                        *listener_);
+      ++ephemeral_inflight_;
       return true;
     } catch (const mqtt::exception& e) {
       log_->warn("mqtt: publish to {} failed: {}", t, describe(e.get_return_code(), e.get_reason_code()));
@@ -434,18 +465,44 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     inflight_.clear();
     pending_.clear();
     cursor_ = 0;
+    ++drain_gen_;
+    fetching_ = false;
+    exhausted_ = false;
+  }
+
+  static constexpr int kFetch = 2048;  // rows per outbox read
+  static constexpr std::size_t kLowWater = 512;
+
+  // Reads the next rows after cursor_ on the store thread; pump() continues when they arrive.
+  void fetch_more() {
+    if (fetching_ || exhausted_ || pending_.size() >= kLowWater) return;
+    fetching_ = true;
+    asio::post(store_io_, [this, after = cursor_, gen = drain_gen_, self = weak_from_this()] {
+      auto rows = std::make_shared<std::vector<OutboxMessage>>(store_.unsent(after, kFetch));
+      asio::post(io_, [self, rows, gen] {
+        auto s = self.lock();
+        if (!s || gen != s->drain_gen_) return;
+        s->fetching_ = false;
+        if (rows->size() < static_cast<std::size_t>(kFetch)) s->exhausted_ = true;
+        if (!rows->empty()) {
+          s->cursor_ = rows->back().seq;
+          for (auto& m : *rows) s->pending_.push_back(std::move(m));
+        }
+        s->pump();
+      });
+    });
   }
 
   void pump() {
     if (!connected_ || stopping_ || pumping_) return;
     pumping_ = true;
-    while (inflight_.size() < static_cast<std::size_t>(window_)) {
-      if (pending_.empty()) {
-        auto rows = store_.unsent(cursor_, std::max(window_ * 4, 256));
-        if (rows.empty()) break;
-        cursor_ = rows.back().seq;
-        pending_.assign(std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
-      }
+    // Paho C stalls for a second when more publishes are outstanding than the broker's Receive
+    // Maximum: the outbox keeps kReserve slots free for birth, health and replies, and counts
+    // those that are in flight.
+    const int limit = window_ > 2 * kReserve ? window_ - kReserve : std::max(1, window_ / 2);
+    while (static_cast<int>(inflight_.size()) + ephemeral_inflight_ < limit) {
+      fetch_more();
+      if (pending_.empty()) break;
       OutboxMessage& m = pending_.front();
       try {
         client_->publish(mqtt::message::create(m.topic, m.payload.data(), m.payload.size(), m.qos, m.retain),
@@ -460,19 +517,30 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       inflight_.emplace(m.seq, m.topic);
       pending_.pop_front();
     }
+    fetch_more();
     pumping_ = false;
   }
 
-  void on_delivered(std::int64_t seq) {
-    inflight_.erase(seq);
-    acked_.push_back(seq);
-    ++stats_.published;
+  void pump_later() {
+    asio::post(io_, [self = weak_from_this()] {
+      if (auto s = self.lock()) s->pump();
+    });
+  }
+
+ public:
+  void on_delivered_batch(const std::vector<std::int64_t>& seqs) {
+    for (auto seq : seqs) {
+      inflight_.erase(seq);
+      acked_.push_back(seq);
+    }
+    stats_.published += static_cast<std::int64_t>(seqs.size());
     stats_.last_publish = std::chrono::system_clock::now();
-    if (acked_.size() >= 512)
+    // One transaction (and with synchronous=FULL one fsync) per batch, off the per-message path.
+    if (acked_.size() >= 4096)
       flush_acks();
     else if (!flush_scheduled_) {
       flush_scheduled_ = true;
-      flush_timer_.expires_after(Millis(20));
+      flush_timer_.expires_after(Millis(100));
       flush_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
         if (ec) return;
         if (auto s = self.lock()) s->flush_acks();
@@ -481,10 +549,13 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     pump();
   }
 
+ private:
   void flush_acks() {
     flush_scheduled_ = false;
     if (acked_.empty()) return;
-    store_.mark_sent(acked_, std::chrono::system_clock::now());
+    asio::post(store_io_, [this, seqs = std::move(acked_), at = std::chrono::system_clock::now()] {
+      store_.mark_sent(seqs, at);
+    });
     acked_.clear();
   }
 
@@ -494,17 +565,25 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     if (it != inflight_.end()) inflight_.erase(it);
     if (reason >= 0x80) {
       ++stats_.refused;
-      store_.mark_attempt(seq, "broker refused: " + reason_text(reason));
+      asio::post(store_io_, [this, seq, why = "broker refused: " + reason_text(reason)] { store_.mark_attempt(seq, why); });
       if (refused_topics_.insert(t).second) {
-        if (reason == 0x87)
-          log_->error("mqtt: broker refused seq {} on {}: not authorized (0x87). Fix the broker ACL: user '{}' (the "
-                      "client certificate CN or user name) needs `pattern write campus/v1/{}/%u/#` and must equal the "
-                      "school code '{}'. Refused messages stay in the outbox and are retried after reconnect or every {}.",
-                      seq, t, config_.username.empty() ? who_.school : config_.username, who_.county, who_.school,
-                      format_duration(config_.reconnect_max));
-        else
+        if (reason == 0x87) {
+          std::string user = !config_.username.empty() ? config_.username
+                             : !config_.cert_file.empty() ? certificate_cn(config_.cert_file)
+                                                          : std::string();
+          std::string who = user.empty() ? "this agent's user" : "user '" + user + "'";
+          std::string mismatch = !user.empty() && user != who_.school
+                                     ? " The broker knows this agent as '" + user + "' but agent.school is '" +
+                                           who_.school + "': give the school a certificate whose CN is its code."
+                                     : "";
+          log_->error("mqtt: broker refused seq {} on {}: not authorized (0x87).{} Otherwise fix the broker ACL: {} "
+                      "needs `pattern write campus/v1/{}/%u/#`. Refused messages stay in the outbox and are retried "
+                      "after a reconnect or every {}.",
+                      seq, t, mismatch, who, who_.county, format_duration(config_.reconnect_max));
+        } else {
           log_->error("mqtt: broker refused seq {} on {}: {} ({:#x}); it stays in the outbox and is retried later", seq, t,
                       reason_text(reason), reason);
+        }
       }
       schedule_retry(config_.reconnect_max);
     } else if (connected_) {
@@ -549,7 +628,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       }
     }
     log_->info("mqtt: stopped ({} published this run)", stats_.published);
-    if (done) asio::post(io_, std::move(done));
+    // done() after the last mark_sent is written (FIFO on the store thread).
+    if (done) asio::post(store_io_, [this, done = std::move(done)]() mutable { asio::post(io_, std::move(done)); });
   }
 
   asio::io_context& io_;
@@ -575,9 +655,19 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   bool pumping_ = false, flush_scheduled_ = false, retry_scheduled_ = false, diagnosing_ = false;
   int backoff_step_ = 0;
   int window_ = 20;
+  static constexpr int kReserve = 2;
+  int ephemeral_inflight_ = 0;
   std::int64_t attempt_session_ = 0, session_ = 0, cursor_ = 0;
   std::string last_failure_, last_tls_diagnosis_;
   std::deque<OutboxMessage> pending_;
+  bool fetching_ = false, exhausted_ = false;
+  std::uint64_t drain_gen_ = 0;
+  // Outbox reads and mark_sent run on this thread (FIFO), so the io_context and the PUBACK
+  // path never wait for SQLite or its fsync. Handlers there use `this` (the destructor joins
+  // the thread) and post results back through a weak_ptr.
+  asio::io_context store_io_;
+  asio::executor_work_guard<asio::io_context::executor_type> store_work_;
+  std::thread store_thread_;
   std::map<std::int64_t, std::string> inflight_;  // seq -> topic
   std::vector<std::int64_t> acked_;
   std::set<std::string> refused_topics_;
@@ -585,10 +675,31 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
 void Listener::on_success(const mqtt::token& tok) {
   void* ctx = tok.get_user_context();
+  if (kind_of(ctx) == Ctx::Outbox) {
+    bool first;
+    {
+      std::lock_guard lock(acks_mu_);
+      first = acks_.empty();
+      acks_.push_back(value_of(ctx));
+    }
+    if (!first) return;
+    asio::post(io_, [this, o = owner_] {
+      auto s = o.lock();
+      if (!s) return;
+      std::vector<std::int64_t> batch;
+      {
+        std::lock_guard lock(acks_mu_);
+        batch.swap(acks_);
+      }
+      s->on_delivered_batch(batch);
+    });
+    return;
+  }
   std::optional<int> receive_max;
   if (kind_of(ctx) == Ctx::Connect) {
     try {
-      const auto& props = tok.get_connect_response().get_properties();
+      const auto response = tok.get_connect_response();  // by value: keep it alive
+      const auto& props = response.get_properties();
       if (props.contains(mqtt::property::RECEIVE_MAXIMUM))
         receive_max = mqtt::get<uint16_t>(props, mqtt::property::RECEIVE_MAXIMUM);
     } catch (const std::exception&) {
