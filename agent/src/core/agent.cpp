@@ -12,6 +12,7 @@
 
 #include "campus/http.hpp"
 #include "core/envelope.hpp"
+#include "core/health.hpp"
 #include "core/logging.hpp"
 #include "core/plugin_host.hpp"
 #include "core/publisher.hpp"
@@ -27,13 +28,6 @@ class NoRecords : public RecordReader {
   void scan(const std::string&, const std::function<void(const std::string&, const Json&)>&) const override {}
   std::optional<Json> get(const std::string&, const std::string&) const override { return std::nullopt; }
 };
-
-std::uint64_t rss_bytes() {
-  std::ifstream in("/proc/self/statm");
-  std::uint64_t size = 0, resident = 0;
-  in >> size >> resident;
-  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-}
 
 Identity identity_of(const AgentConfig& c) { return Identity{c.county, c.school, c.timezone_offset}; }
 
@@ -165,41 +159,28 @@ class Runtime {
   PluginEnv plugin_env() const { return PluginEnv{config_.county, config_.school, config_.timezone_offset, log_}; }
 
   Json health() const {
-    Json h;
-    h["version"] = std::string("campus-agent/") + kAgentVersion;
-    h["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_).count();
-    h["rss_bytes"] = rss_bytes();
-    if (store_) {
-      auto s = store_->stats();
-      Json o;
-      o["depth"] = s.unsent;
-      o["oldest_unsent_age_s"] = s.oldest_unsent_created
-          ? Json(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *s.oldest_unsent_created).count())
-          : Json(nullptr);
-      o["last_seq"] = s.last_seq;
-      o["sent_kept"] = s.sent_kept;
-      o["db_bytes"] = s.db_bytes;
-      h["outbox"] = o;
-      h["buffer_full"] = s.buffer_full;
-      h["refused_commits"] = s.refused_commits;
-    }
-    if (publisher_) {
-      auto p = publisher_->stats();
-      h["mqtt"] = {{"connected", p.connected}, {"session", p.session}, {"reconnects", p.reconnects},
-                   {"connect_attempts", p.connect_attempts}, {"published", p.published}, {"refused", p.refused},
-                   {"last_publish", p.last_publish ? Json(rfc3339(*p.last_publish, who_.timezone_offset)) : Json(nullptr)}};
-    }
-    Json audits = Json::object();
+    HealthInputs in;
+    if (store_) in.outbox = store_->stats();
+    if (publisher_) in.publisher = publisher_->stats();
     if (scheduler_) {
       for (const auto& [name, st] : scheduler_->stats()) {
-        audits[name] = {{"runs", st.runs}, {"ok", st.ok}, {"timed_out", st.timed_out}, {"failed", st.failed},
-                        {"skipped", st.skipped}, {"running", st.running},
-                        {"last_duration_ms", st.last_duration.count()},
-                        {"last_run", st.last_run ? Json(rfc3339(*st.last_run, who_.timezone_offset)) : Json(nullptr)},
-                        {"last_error", st.last_error}};
+        AuditHealth a;
+        a.last_run = st.last_run;
+        a.last_duration = st.last_duration;
+        a.last_ok = st.last_error.empty();
+        a.last_error = st.last_error;
+        a.runs = st.runs;
+        a.errors = st.failed + st.timed_out;
+        a.timed_out = st.timed_out;
+        a.skipped = st.skipped;
+        a.running = st.running;
+        in.audits[name] = a;
       }
     }
-    h["audits"] = audits;
+    in.started = start_;
+    in.now = std::chrono::system_clock::now();
+    in.timezone_offset = who_.timezone_offset;
+    Json h = health_body(in);
     h["failed_commits"] = failed_commits_;
     return h;
   }

@@ -46,7 +46,10 @@ Json health_body(const HealthInputs& in) {
               {"duration_ms", a.last_duration.count()},
               {"ok", a.last_ok},
               {"runs", a.runs},
-              {"errors", a.errors}};
+              {"errors", a.errors},
+              {"timed_out", a.timed_out},
+              {"skipped", a.skipped},
+              {"running", a.running}};
     if (a.last_run) j["last_run"] = rfc3339(*a.last_run, in.timezone_offset);
     if (!a.last_ok) j["error"] = a.last_error;
     audits[name] = std::move(j);

@@ -19,7 +19,10 @@ struct AuditHealth {
   bool last_ok = true;
   std::string last_error;        // empty when last_ok
   std::int64_t runs = 0;
-  std::int64_t errors = 0;
+  std::int64_t errors = 0;       // failed or timed out
+  std::int64_t timed_out = 0;
+  std::int64_t skipped = 0;      // ticks that found the audit still running
+  bool running = false;
 };
 
 struct HealthInputs {
