@@ -4,7 +4,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -17,8 +16,10 @@ namespace {
 
 // County and school codes are topic levels: lowercase [a-z0-9-], 1-64 chars (PROTOCOL.md).
 bool valid_code(const std::string& s) {
-  static const std::regex re("[a-z0-9-]{1,64}");
-  return std::regex_match(s, re);
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  return true;
 }
 
 void read_agent(TableReader& r, AgentConfig& c, Errors& errors) {
