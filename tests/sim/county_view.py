@@ -11,7 +11,7 @@ def summary(kind, body):
         o = body.get("outbox", {})
         return f"outbox depth={o.get('depth')} last_seq={o.get('last_seq')} rss={body.get('rss_bytes', 0) // 1024} KiB"
     if kind == "event":
-        return f"{body.get('subject')}: {body.get('from')} -> {body.get('to')} {body.get('reason', '')}".strip()
+        return f"{body.get('subject')}: {body.get('from') or 'new'} -> {body.get('to')} {body.get('reason', '')}".strip()
     if kind == "report":
         s = body.get("summary", {})
         if "overall" in s and "coverage" in s.get("overall", {}):  # fiber

@@ -285,8 +285,9 @@ class Run final : public RecordingRun, public std::enable_shared_from_this<Run> 
         continue;
       }
       auto probe = probe_rtsp(io_, c.streams[k].url, c.camera_credentials, settings_.rtsp, deadline_,
-                              [self = shared_from_this(), i, k, id](StreamResult r) {
-                                self->observations_[i].streams[k] = std::move(r);
+                              // Named copies: clang 14 cannot capture structured bindings.
+                              [self = shared_from_this(), ci = i, sk = k, id](StreamResult r) {
+                                self->observations_[ci].streams[sk] = std::move(r);
                                 self->probes_.erase(id);
                                 self->one_done();
                                 self->pump();

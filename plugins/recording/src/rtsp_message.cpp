@@ -119,7 +119,10 @@ RtspReader::Event RtspReader::feed(std::string_view bytes) {
   std::string_view head(buf_.data(), end);
   std::size_t line_end = head.find('\n');
   std::string_view status_line = trim(head.substr(0, line_end));
-  // "RTSP/1.0 200 OK"
+  // "RTSP/1.0 200 OK". A line cut short ("RTSP/1.0 \r\n", trimmed to 8 bytes) has no code
+  // at all: found by fuzz_rtsp, it used to throw out_of_range out of the io_context.
+  if (status_line.size() < kVersion.size() + 3)
+    return fail("malformed status line \"" + printable(status_line) + "\"");
   std::string_view code = status_line.substr(kVersion.size(), 3);
   auto [p, ec] = std::from_chars(code.data(), code.data() + code.size(), r.status);
   if (ec != std::errc() || p != code.data() + code.size() || r.status < 100 || r.status > 999 ||

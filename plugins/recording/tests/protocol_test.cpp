@@ -44,6 +44,16 @@ TEST(RtspReader, KeepsRepeatedHeadersAndAcceptsBareLf) {
   EXPECT_EQ(r.response().headers.count("www-authenticate"), 2u);
 }
 
+// Found by fuzz_rtsp: a status line with no code used to throw out_of_range (a crash of the
+// whole agent, since it escaped the io_context).
+TEST(RtspReader, RefusesAStatusLineWithoutACode) {
+  for (const char* reply : {"RTSP/1.0 \r\nWWW-Authenticate: x\r\n\r\n", "RTSP/1.0 2\r\n\r\n", "RTSP/1.0 \n\n"}) {
+    RtspReader r(4096);
+    ASSERT_EQ(r.feed(reply), RtspReader::Event::Error) << reply;
+    EXPECT_NE(r.error().find("malformed status line"), std::string::npos) << r.error();
+  }
+}
+
 TEST(RtspReader, RefusesGarbageAtOnceWithWhatItSaw) {
   RtspReader r(4096);
   ASSERT_EQ(r.feed("HTTP/1.1 200 OK\r\n"), RtspReader::Event::Error);
