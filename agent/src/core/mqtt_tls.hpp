@@ -1,0 +1,29 @@
+// Why a TLS connection to the broker failed, in words an operator can act on. Paho reports
+// every TLS failure as "TCP/TLS connect failure"; this repeats the handshake with OpenSSL
+// directly (same CA, client certificate and host check) to find the reason.
+#pragma once
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+namespace campus {
+
+struct TlsProbe {
+  std::string host;
+  unsigned short port = 0;
+  std::filesystem::path ca_file;
+  std::filesystem::path cert_file;  // empty: no client certificate
+  std::filesystem::path key_file;
+  bool verify_hostname = true;
+  std::chrono::milliseconds timeout{5000};
+};
+
+// Blocking (bounded by probe.timeout): call it off the io_context. Returns "" when the
+// handshake succeeds, else one sentence naming the cause and the fix.
+std::string diagnose_tls(const TlsProbe& probe);
+
+// Sets TCP_NODELAY on this process's TCP sockets connected to host:port (Paho C never does,
+// and Nagle + delayed ACK add ~40-90 ms to a request/reply). Returns how many were set.
+int set_nodelay_on_sockets_to(const std::string& host, unsigned short port);
+
+}  // namespace campus

@@ -1,0 +1,635 @@
+// The MQTT publisher: Paho C++ async_client (MQTT 5, TLS), the outbox drain, birth and will,
+// health and replies. Every piece of state lives on the io_context thread; Paho's callbacks
+// (on Paho's threads) only post to it. Paho's own buffering is off: the SQLite outbox is the
+// only buffer, and a row is marked sent only when its PUBACK arrived (DEPENDENCIES.md).
+#include "core/publisher.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <mqtt/async_client.h>
+
+#include "core/mqtt_tls.hpp"
+
+namespace campus {
+namespace {
+
+// What a token belongs to, packed into Paho's user-context pointer (no allocation to leak).
+enum class Ctx : std::intptr_t { Connect = 0, Outbox = 1, State = 2, Health = 3, Reply = 4, Subscribe = 5, Disconnect = 6 };
+void* pack(Ctx kind, std::int64_t value = 0) {
+  return reinterpret_cast<void*>((static_cast<std::intptr_t>(value) << 3) | static_cast<std::intptr_t>(kind));
+}
+Ctx kind_of(void* ctx) { return static_cast<Ctx>(reinterpret_cast<std::intptr_t>(ctx) & 7); }
+std::int64_t value_of(void* ctx) { return static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(ctx) >> 3); }
+
+std::string reason_text(int reason) {
+  switch (reason) {
+    case 0x80: return "unspecified error";
+    case 0x83: return "implementation specific error";
+    case 0x84: return "unsupported protocol version";
+    case 0x85: return "client identifier not valid";
+    case 0x86: return "bad user name or password";
+    case 0x87: return "not authorized";
+    case 0x88: return "server unavailable";
+    case 0x89: return "server busy";
+    case 0x8A: return "banned";
+    case 0x8C: return "bad authentication method";
+    case 0x90: return "topic name invalid";
+    case 0x95: return "packet too large";
+    case 0x97: return "quota exceeded";
+    case 0x99: return "payload format invalid";
+    default: return "reason code " + std::to_string(reason);
+  }
+}
+
+std::string paho_rc_text(int rc) {
+  switch (rc) {
+    case -1: return "TCP/TLS connect failure";
+    case -3: return "disconnected";
+    case -4: return "maximum in-flight messages reached";
+    case -6: return "bad UTF-8 string";
+    case -8: return "bad structure";
+    case -9: return "bad QoS";
+    case -11: return "bad MQTT version";
+    case -12: return "no more messages can be buffered";
+    case -14: return "bad protocol in URI";
+    case 3: return "server unavailable";
+    case 4: return "bad user name or password";
+    case 5: return "not authorized";
+    default: return "Paho code " + std::to_string(rc);
+  }
+}
+
+class MqttPublisher;
+
+// Receives Paho's action results on Paho's threads and posts them to the io_context.
+class Listener final : public mqtt::iaction_listener {
+ public:
+  Listener(asio::io_context& io, std::weak_ptr<MqttPublisher> owner) : io_(io), owner_(std::move(owner)) {}
+  void on_success(const mqtt::token& tok) override;
+  void on_failure(const mqtt::token& tok) override;
+
+ private:
+  asio::io_context& io_;
+  std::weak_ptr<MqttPublisher> owner_;
+};
+
+class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
+ public:
+  MqttPublisher(asio::io_context& io, Store& store, const Identity& who, const MqttConfig& config,
+                std::vector<std::string> audits, std::shared_ptr<spdlog::logger> log)
+      : io_(io),
+        store_(store),
+        who_(who),
+        config_(config),
+        audits_(std::move(audits)),
+        log_(std::move(log)),
+        reconnect_timer_(io),
+        flush_timer_(io),
+        retry_timer_(io),
+        rng_(std::random_device{}()) {
+    client_id_ = config_.client_id.empty() ? "campus-" + who_.county + "-" + who_.school : config_.client_id;
+    state_topic_ = topic(who_, "state");
+    cmd_topic_ = topic(who_, "cmd");
+    all_cmd_topic_ = "campus/v1/" + who_.county + "/all/cmd";
+    health_topic_ = topic(who_, "health");
+    const char* nd = std::getenv("CAMPUS_MQTT_NODELAY");  // measurement knob: "0" disables
+    nodelay_ = !(nd && std::string(nd) == "0");
+  }
+
+  ~MqttPublisher() {
+    if (client_) {
+      try {
+        if (client_->is_connected()) client_->disconnect(std::chrono::milliseconds(1000))->wait_for(std::chrono::seconds(2));
+      } catch (const std::exception&) {
+      }
+      client_->disable_callbacks();
+    }
+  }
+
+  void init() {
+    listener_ = std::make_unique<Listener>(io_, weak_from_this());
+    const std::string uri = (config_.insecure ? "tcp://" : "ssl://") + config_.host + ":" + std::to_string(config_.port);
+    mqtt::create_options create(MQTTVERSION_5);
+    create.set_send_while_disconnected(false);
+    create.set_delete_oldest_messages(false);
+    create.set_restore_messages(false);
+    // Paho's default is 100 queued messages even while connected (-12 past it): our window
+    // bounds what we queue, plus the replies, health and birth around it.
+    create.set_max_buffered_messages(std::max(1000, config_.inflight_window * 4));
+    client_ = std::make_unique<mqtt::async_client>(uri, client_id_, create);
+    auto self = weak_from_this();
+    client_->set_connection_lost_handler([this, self](const std::string& cause) {
+      asio::post(io_, [self, cause] {
+        if (auto s = self.lock()) s->on_connection_lost(cause);
+      });
+    });
+    client_->set_message_callback([this, self](mqtt::const_message_ptr msg) {
+      asio::post(io_, [self, msg] {
+        if (auto s = self.lock()) s->on_message(msg);
+      });
+    });
+  }
+
+  // ---- Publisher API (io thread) ----
+  void start() {
+    if (config_.insecure)
+      log_->warn("mqtt: insecure = true: connecting to {}:{} over PLAIN TCP without TLS; anyone on the path can read "
+                 "and forge this school's messages. Set insecure = false with ca_file for production.",
+                 config_.host, config_.port);
+    log_->info("mqtt: client id {} -> {}:{} ({}), window {}", client_id_, config_.host, config_.port,
+               config_.insecure ? "plain" : "TLS", config_.inflight_window);
+    started_ = true;
+    connect();
+  }
+
+  void outbox_changed() { pump(); }
+
+  void publish_health(const Json& body) {
+    if (!connected_) return;
+    publish_ephemeral(health_topic_, envelope(who_, "health", std::chrono::system_clock::now(), body).dump(), true, {},
+                      Ctx::Health);
+  }
+
+  void publish_reply(const std::string& to, const std::optional<std::string>& correlation, const Json& env) {
+    if (to.rfind(subtree(who_), 0) != 0) {
+      log_->warn("mqtt: reply to {} refused: outside this school's subtree {}", to, subtree(who_));
+      return;
+    }
+    mqtt::properties props;
+    if (correlation) props.add({mqtt::property::CORRELATION_DATA, mqtt::binary(*correlation)});
+    if (!connected_) {
+      log_->info("mqtt: reply to {} dropped: not connected", to);
+      return;
+    }
+    publish_ephemeral(to, env.dump(), false, props, Ctx::Reply);
+  }
+
+  void on_request(std::function<void(IncomingRequest)> handler) { request_handler_ = std::move(handler); }
+
+  void stop(Millis timeout, std::function<void()> done) {
+    stopping_ = true;
+    stop_done_ = std::move(done);
+    reconnect_timer_.cancel();
+    retry_timer_.cancel();
+    flush_acks();
+    auto deadline = std::make_shared<asio::steady_timer>(io_, timeout);
+    stop_deadline_ = deadline;
+    deadline->async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto s = self.lock()) {
+        s->log_->warn("mqtt: stop timed out; disconnecting without confirmation");
+        s->finish_stop();
+      }
+    });
+    if (!connected_) {
+      finish_stop();
+      return;
+    }
+    // online:false from the agent itself; the disconnect follows its PUBACK (or the deadline).
+    Json body = {{"online", false}, {"session", session_}, {"last_seq", store_.last_seq()}, {"reason", "stopped"}};
+    if (!publish_ephemeral(state_topic_, envelope(who_, "state", std::chrono::system_clock::now(), body).dump(), true,
+                           {}, Ctx::State, /*stop_marker=*/1))
+      finish_stop();
+  }
+
+  PublisherStats stats() const { return stats_; }
+
+  // ---- results from Paho (io thread) ----
+  void on_action(Ctx kind, std::int64_t value, bool ok, int rc, int reason, std::optional<int> receive_max) {
+    switch (kind) {
+      case Ctx::Connect: return ok ? on_connected(value, receive_max) : on_connect_failed(value, rc, reason);
+      case Ctx::Outbox: return ok ? on_delivered(value) : on_delivery_failed(value, rc, reason);
+      case Ctx::State:
+        if (value == 1 && stopping_) finish_stop();  // our online:false went through (or not)
+        if (!ok) log_->warn("mqtt: state message not delivered: {}", describe(rc, reason));
+        return;
+      case Ctx::Health:
+      case Ctx::Reply:
+        if (!ok) log_->warn("mqtt: {} not delivered: {}", kind == Ctx::Health ? "health" : "reply", describe(rc, reason));
+        return;
+      case Ctx::Subscribe:
+        if (!ok) log_->error("mqtt: subscribe failed ({}): commands from the county will not arrive", describe(rc, reason));
+        return;
+      case Ctx::Disconnect:
+        return;
+    }
+  }
+
+ private:
+  static std::string describe(int rc, int reason) {
+    if (reason >= 0x80) return reason_text(reason);
+    return paho_rc_text(rc);
+  }
+
+  // ---- connection ----
+  void connect() {
+    if (stopping_) return;
+    ++stats_.connect_attempts;
+    attempt_session_ = store_.next_session();
+    const auto last_seq = store_.last_seq();
+    Json will_body = {{"online", false}, {"session", attempt_session_}, {"last_seq", last_seq}, {"reason", "will"}};
+    std::string will_payload = envelope(who_, "state", std::chrono::system_clock::now(), will_body).dump();
+
+    auto keep_alive = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(config_.keep_alive).count());
+    auto builder = mqtt::connect_options_builder()
+                       .mqtt_version(MQTTVERSION_5)  // before clean_start (DEPENDENCIES.md)
+                       .clean_start(false)
+                       .keep_alive_interval(std::chrono::seconds(keep_alive))
+                       .connect_timeout(std::chrono::seconds(std::max<std::int64_t>(
+                           1, std::chrono::duration_cast<std::chrono::seconds>(config_.connect_timeout).count())))
+                       .automatic_reconnect(false)
+                       .will(mqtt::will_options(state_topic_, will_payload, 1, true));
+    if (!config_.insecure) {
+      auto ssl = mqtt::ssl_options_builder()
+                     .trust_store(config_.ca_file.string())
+                     .enable_server_cert_auth(true)
+                     .verify(config_.verify_hostname)
+                     .ssl_version(MQTT_SSL_VERSION_TLS_1_2)
+                     .finalize();
+      if (!config_.cert_file.empty()) {
+        ssl.set_key_store(config_.cert_file.string());
+        ssl.set_private_key((config_.key_file.empty() ? config_.cert_file : config_.key_file).string());
+      }
+      builder.ssl(std::move(ssl));
+    }
+    if (!config_.username.empty()) builder.user_name(config_.username);
+    if (config_.password) builder.password(*config_.password);
+    mqtt::connect_options opts = builder.finalize();
+    // Properties given to the builder are lost in Paho C++ 1.2.0: set them on the result.
+    auto expiry = std::chrono::duration_cast<std::chrono::seconds>(config_.session_expiry).count();
+    opts.set_properties(mqtt::properties{
+        {mqtt::property::SESSION_EXPIRY_INTERVAL, static_cast<int32_t>(static_cast<uint32_t>(std::clamp<std::int64_t>(expiry, 0, 0xFFFFFFFF)))}});
+    try {
+      client_->connect(opts, pack(Ctx::Connect, attempt_session_), *listener_);
+    } catch (const mqtt::exception& e) {
+      on_connect_failed(attempt_session_, e.get_return_code(), e.get_reason_code());
+    }
+  }
+
+  void on_connected(std::int64_t session, std::optional<int> receive_max) {
+    if (stopping_) return;
+    if (session != attempt_session_) return;
+    connected_ = true;
+    stats_.connected = true;
+    if (ever_connected_) ++stats_.reconnects;
+    ever_connected_ = true;
+    session_ = session;
+    stats_.session = session;
+    backoff_step_ = 0;
+    last_failure_.clear();
+    window_ = std::max(1, config_.inflight_window);
+    if (receive_max && *receive_max > 0 && *receive_max < window_) {
+      log_->info("mqtt: broker Receive Maximum {} < inflight_window {}: using {}", *receive_max, window_, *receive_max);
+      window_ = *receive_max;
+    }
+    if (nodelay_) {
+      int n = set_nodelay_on_sockets_to(config_.host, config_.port);
+      if (n == 0) log_->debug("mqtt: could not find the broker socket to set TCP_NODELAY");
+    }
+    log_->info("mqtt: connected to {}:{} (session {}, window {})", config_.host, config_.port, session_, window_);
+    // Resubscribe on every connect: the broker session may have expired.
+    try {
+      for (const auto& t : {cmd_topic_, all_cmd_topic_, state_topic_})
+        client_->subscribe(t, 1, pack(Ctx::Subscribe), *listener_);
+    } catch (const mqtt::exception& e) {
+      log_->warn("mqtt: subscribe failed: {}", e.what());
+    }
+    publish_birth();
+    // Everything not acknowledged is sent again, from the lowest seq.
+    reset_drain();
+    pump();
+  }
+
+  void on_connect_failed(std::int64_t session, int rc, int reason) {
+    if (stopping_ || session != attempt_session_) return;
+    std::string what = describe(rc, reason);
+    if (what != last_failure_) {
+      log_->warn("mqtt: cannot connect to {}:{}: {}", config_.host, config_.port, what);
+      last_failure_ = what;
+    } else {
+      log_->info("mqtt: connect attempt {} failed: {}", stats_.connect_attempts, what);
+    }
+    if (!config_.insecure && rc == -1) diagnose_tls_async();
+    schedule_reconnect();
+  }
+
+  void on_connection_lost(const std::string& cause) {
+    if (!connected_) return;
+    connected_ = false;
+    stats_.connected = false;
+    flush_acks();
+    inflight_.clear();
+    pending_.clear();
+    log_->warn("mqtt: connection to {}:{} lost{}{}; {} messages unsent", config_.host, config_.port,
+               cause.empty() ? "" : ": ", cause, store_.stats().unsent);
+    if (stopping_) {
+      finish_stop();
+      return;
+    }
+    schedule_reconnect();
+  }
+
+  void schedule_reconnect() {
+    if (stopping_) return;
+    // Exponential backoff with jitter in [delay/2, delay], bounded by reconnect_max.
+    double base = static_cast<double>(std::max<std::int64_t>(1, config_.reconnect_min.count()));
+    double cap = static_cast<double>(std::max(config_.reconnect_max.count(), config_.reconnect_min.count()));
+    double delay = std::min(cap, base * std::pow(2.0, std::min(backoff_step_, 30)));
+    ++backoff_step_;
+    std::uniform_real_distribution<double> jitter(delay / 2, delay);
+    auto wait = Millis(static_cast<std::int64_t>(jitter(rng_)));
+    log_->debug("mqtt: next connect attempt in {} ms", wait.count());
+    reconnect_timer_.expires_after(wait);
+    reconnect_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto s = self.lock()) s->connect();
+    });
+  }
+
+  void diagnose_tls_async() {
+    if (diagnosing_) return;
+    diagnosing_ = true;
+    TlsProbe probe{config_.host, config_.port, config_.ca_file, config_.cert_file, config_.key_file,
+                   config_.verify_hostname, std::chrono::milliseconds(5000)};
+    std::thread([probe, self = weak_from_this(), &io = io_] {
+      std::string why = diagnose_tls(probe);
+      asio::post(io, [self, why] {
+        auto s = self.lock();
+        if (!s) return;
+        s->diagnosing_ = false;
+        if (why.empty()) return;
+        if (why != s->last_tls_diagnosis_) s->log_->error("mqtt: {}", why);
+        s->last_tls_diagnosis_ = why;
+      });
+    }).detach();
+  }
+
+  void publish_birth() {
+    Json body = {{"online", true},
+                 {"session", session_},
+                 {"last_seq", store_.last_seq()},
+                 {"version", std::string("campus-agent/") + kAgentVersion},
+                 {"audits", audits_}};
+    publish_ephemeral(state_topic_, envelope(who_, "state", std::chrono::system_clock::now(), body).dump(), true, {},
+                      Ctx::State);
+  }
+
+  bool publish_ephemeral(const std::string& t, const std::string& payload, bool retain, const mqtt::properties& props,
+                         Ctx kind, std::int64_t value = 0) {
+    try {
+      client_->publish(mqtt::message::create(t, payload.data(), payload.size(), 1, retain, props), pack(kind, value),
+                       *listener_);
+      return true;
+    } catch (const mqtt::exception& e) {
+      log_->warn("mqtt: publish to {} failed: {}", t, describe(e.get_return_code(), e.get_reason_code()));
+      return false;
+    }
+  }
+
+  void on_message(mqtt::const_message_ptr msg) {
+    const std::string& t = msg->get_topic();
+    if (t == state_topic_) return on_state_seen(msg->to_string());
+    if (t != cmd_topic_ && t != all_cmd_topic_) return;
+    IncomingRequest req{t, msg->to_string(), std::nullopt, std::nullopt};
+    const auto& props = msg->get_properties();
+    if (props.contains(mqtt::property::RESPONSE_TOPIC))
+      req.response_topic = mqtt::get<std::string>(props, mqtt::property::RESPONSE_TOPIC);
+    if (props.contains(mqtt::property::CORRELATION_DATA))
+      req.correlation_data = mqtt::get<std::string>(props, mqtt::property::CORRELATION_DATA);
+    if (request_handler_)
+      request_handler_(std::move(req));
+    else
+      log_->info("mqtt: request on {} ignored: no command handler", t);
+  }
+
+  // A will from an older session delivered after we reconnected would leave the county
+  // believing we are offline: answer it with a fresh birth.
+  void on_state_seen(const std::string& payload) {
+    if (!connected_ || stopping_) return;
+    Json env = Json::parse(payload, nullptr, false);
+    if (env.is_discarded() || !env.contains("body") || !env["body"].is_object()) return;
+    const Json& body = env["body"];
+    if (body.value("online", true)) return;
+    auto seen = body.value("session", std::int64_t{0});
+    if (seen > session_) return;  // not ours to contradict
+    log_->info("mqtt: stale offline state (session {}) seen while connected in session {}: re-publishing birth", seen,
+               session_);
+    publish_birth();
+  }
+
+  // ---- drain ----
+  void reset_drain() {
+    inflight_.clear();
+    pending_.clear();
+    cursor_ = 0;
+  }
+
+  void pump() {
+    if (!connected_ || stopping_ || pumping_) return;
+    pumping_ = true;
+    while (inflight_.size() < static_cast<std::size_t>(window_)) {
+      if (pending_.empty()) {
+        auto rows = store_.unsent(cursor_, std::max(window_ * 4, 256));
+        if (rows.empty()) break;
+        cursor_ = rows.back().seq;
+        pending_.assign(std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
+      }
+      OutboxMessage& m = pending_.front();
+      try {
+        client_->publish(mqtt::message::create(m.topic, m.payload.data(), m.payload.size(), m.qos, m.retain),
+                         pack(Ctx::Outbox, m.seq), *listener_);
+      } catch (const mqtt::exception& e) {
+        // Disconnected or Paho's queue full: the row stays unsent; connection loss or a short
+        // retry brings it back.
+        log_->debug("mqtt: publish of seq {} deferred: {}", m.seq, describe(e.get_return_code(), e.get_reason_code()));
+        if (connected_) schedule_retry(Millis(100));
+        break;
+      }
+      inflight_.emplace(m.seq, m.topic);
+      pending_.pop_front();
+    }
+    pumping_ = false;
+  }
+
+  void on_delivered(std::int64_t seq) {
+    inflight_.erase(seq);
+    acked_.push_back(seq);
+    ++stats_.published;
+    stats_.last_publish = std::chrono::system_clock::now();
+    if (acked_.size() >= 512)
+      flush_acks();
+    else if (!flush_scheduled_) {
+      flush_scheduled_ = true;
+      flush_timer_.expires_after(Millis(20));
+      flush_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
+        if (ec) return;
+        if (auto s = self.lock()) s->flush_acks();
+      });
+    }
+    pump();
+  }
+
+  void flush_acks() {
+    flush_scheduled_ = false;
+    if (acked_.empty()) return;
+    store_.mark_sent(acked_, std::chrono::system_clock::now());
+    acked_.clear();
+  }
+
+  void on_delivery_failed(std::int64_t seq, int rc, int reason) {
+    auto it = inflight_.find(seq);
+    std::string t = it != inflight_.end() ? it->second : std::string();
+    if (it != inflight_.end()) inflight_.erase(it);
+    if (reason >= 0x80) {
+      ++stats_.refused;
+      store_.mark_attempt(seq, "broker refused: " + reason_text(reason));
+      if (refused_topics_.insert(t).second) {
+        if (reason == 0x87)
+          log_->error("mqtt: broker refused seq {} on {}: not authorized (0x87). Fix the broker ACL: user '{}' (the "
+                      "client certificate CN or user name) needs `pattern write campus/v1/{}/%u/#` and must equal the "
+                      "school code '{}'. Refused messages stay in the outbox and are retried after reconnect or every {}.",
+                      seq, t, config_.username.empty() ? who_.school : config_.username, who_.county, who_.school,
+                      format_duration(config_.reconnect_max));
+        else
+          log_->error("mqtt: broker refused seq {} on {}: {} ({:#x}); it stays in the outbox and is retried later", seq, t,
+                      reason_text(reason), reason);
+      }
+      schedule_retry(config_.reconnect_max);
+    } else if (connected_) {
+      // Not a refusal (e.g. a timeout): resend from the store after a pause, never in a loop.
+      log_->debug("mqtt: seq {} not acknowledged: {}", seq, paho_rc_text(rc));
+      schedule_retry(std::max(config_.reconnect_min, Millis(1000)));
+    }
+    pump();
+  }
+
+  // Rewinds the drain to the lowest unsent seq once the window is idle (refused or failed rows).
+  void schedule_retry(Millis after) {
+    if (retry_scheduled_) return;
+    retry_scheduled_ = true;
+    retry_timer_.expires_after(after);
+    retry_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      auto s = self.lock();
+      if (!s) return;
+      s->retry_scheduled_ = false;
+      if (!s->connected_) return;
+      if (!s->inflight_.empty()) return s->schedule_retry(Millis(100));
+      s->flush_acks();
+      s->reset_drain();
+      s->pump();
+    });
+  }
+
+  void finish_stop() {
+    if (stop_finished_) return;
+    stop_finished_ = true;
+    if (auto d = stop_deadline_.lock()) d->cancel();
+    flush_timer_.cancel();
+    flush_acks();
+    auto done = std::move(stop_done_);
+    if (connected_) {
+      connected_ = false;
+      stats_.connected = false;
+      try {
+        client_->disconnect(0, pack(Ctx::Disconnect), *listener_);  // reason 0: the will is not sent
+      } catch (const mqtt::exception&) {
+      }
+    }
+    log_->info("mqtt: stopped ({} published this run)", stats_.published);
+    if (done) asio::post(io_, std::move(done));
+  }
+
+  asio::io_context& io_;
+  Store& store_;
+  Identity who_;
+  MqttConfig config_;
+  std::vector<std::string> audits_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string client_id_, state_topic_, cmd_topic_, all_cmd_topic_, health_topic_;
+  bool nodelay_ = true;
+
+  std::unique_ptr<Listener> listener_;  // declared before client_: outlives it
+  std::unique_ptr<mqtt::async_client> client_;
+
+  asio::steady_timer reconnect_timer_, flush_timer_, retry_timer_;
+  std::mt19937_64 rng_;
+  std::function<void(IncomingRequest)> request_handler_;
+  std::function<void()> stop_done_;
+  std::weak_ptr<asio::steady_timer> stop_deadline_;
+
+  PublisherStats stats_;
+  bool started_ = false, connected_ = false, ever_connected_ = false, stopping_ = false, stop_finished_ = false;
+  bool pumping_ = false, flush_scheduled_ = false, retry_scheduled_ = false, diagnosing_ = false;
+  int backoff_step_ = 0;
+  int window_ = 20;
+  std::int64_t attempt_session_ = 0, session_ = 0, cursor_ = 0;
+  std::string last_failure_, last_tls_diagnosis_;
+  std::deque<OutboxMessage> pending_;
+  std::map<std::int64_t, std::string> inflight_;  // seq -> topic
+  std::vector<std::int64_t> acked_;
+  std::set<std::string> refused_topics_;
+};
+
+void Listener::on_success(const mqtt::token& tok) {
+  void* ctx = tok.get_user_context();
+  std::optional<int> receive_max;
+  if (kind_of(ctx) == Ctx::Connect) {
+    try {
+      const auto& props = tok.get_connect_response().get_properties();
+      if (props.contains(mqtt::property::RECEIVE_MAXIMUM))
+        receive_max = mqtt::get<uint16_t>(props, mqtt::property::RECEIVE_MAXIMUM);
+    } catch (const std::exception&) {
+    }
+  }
+  asio::post(io_, [o = owner_, ctx, receive_max] {
+    if (auto s = o.lock()) s->on_action(kind_of(ctx), value_of(ctx), true, 0, 0, receive_max);
+  });
+}
+
+void Listener::on_failure(const mqtt::token& tok) {
+  void* ctx = tok.get_user_context();
+  int rc = tok.get_return_code();
+  int reason = static_cast<int>(tok.get_reason_code());
+  asio::post(io_, [o = owner_, ctx, rc, reason] {
+    if (auto s = o.lock()) s->on_action(kind_of(ctx), value_of(ctx), false, rc, reason, std::nullopt);
+  });
+}
+
+// The interface object the daemon owns; the implementation is shared so that callbacks still
+// queued on the io_context find it gone (weak_ptr) instead of dangling.
+class PublisherHandle final : public Publisher {
+ public:
+  explicit PublisherHandle(std::shared_ptr<MqttPublisher> impl) : impl_(std::move(impl)) {}
+  void start() override { impl_->start(); }
+  void outbox_changed() override { impl_->outbox_changed(); }
+  void publish_health(const Json& body) override { impl_->publish_health(body); }
+  void publish_reply(const std::string& t, const std::optional<std::string>& c, const Json& e) override {
+    impl_->publish_reply(t, c, e);
+  }
+  void on_request(std::function<void(IncomingRequest)> h) override { impl_->on_request(std::move(h)); }
+  void stop(Millis timeout, std::function<void()> done) override { impl_->stop(timeout, std::move(done)); }
+  PublisherStats stats() const override { return impl_->stats(); }
+
+ private:
+  std::shared_ptr<MqttPublisher> impl_;
+};
+
+}  // namespace
+
+std::unique_ptr<Publisher> make_publisher(asio::io_context& io, Store& store, const Identity& who,
+                                          const MqttConfig& config, std::vector<std::string> audits,
+                                          std::shared_ptr<spdlog::logger> log) {
+  auto impl = std::make_shared<MqttPublisher>(io, store, who, config, std::move(audits), std::move(log));
+  impl->init();
+  return std::make_unique<PublisherHandle>(std::move(impl));
+}
+
+}  // namespace campus
