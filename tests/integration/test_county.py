@@ -430,9 +430,9 @@ STATUS_SCHEMA = {
 
 
 def table(text):
-    """Rows of a campusctl table keyed by their first cell (cells are single words)."""
+    """Rows of a campusctl table (header included) keyed by their first cell."""
     lines = [l.split() for l in text.splitlines() if l.strip()]
-    return {cells[0]: cells for cells in lines[1:]}
+    return {cells[0]: cells for cells in lines}
 
 
 def chromium(*args, timeout=120):
@@ -557,7 +557,8 @@ class Campusctl(CountyFixture):
             r = self.ctl("report", "--html", out, "--lang", lang, "--year", "2024")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn(f"wrote {out}: 3 school(s), digital campus 33% (plan 2024: 60%)", r.stdout)
-            html = open(out, encoding="utf-8").read()
+            with open(out, encoding="utf-8") as f:
+                html = f.read()
             self.assertNotRegex(html, r"(src|href)=\"(https?:)?//")  # self-contained
             dom = chromium("--dump-dom", "file://" + out)
             self.assertEqual(dom.returncode, 0, dom.stderr)
