@@ -258,7 +258,7 @@ std::string bar_chart(const std::string& id, const std::string& title, const std
   h += 10;
   std::ostringstream o;
   o << "<figure><figcaption>" << esc(title) << "</figcaption>\n";
-  o << "<svg class=\"chart\" id=\"" << id << "\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << label_w + plot_w + 80
+  o << "<svg class=\"chart\" id=\"" << id << "\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << label_w + plot_w + 170
     << "\" height=\"" << h << "\" role=\"img\" aria-label=\"" << esc(title) << "\">\n";
   int lx = label_w;
   for (const auto& [name, color] : legend) {
@@ -310,8 +310,7 @@ std::string html_report(const std::string& county, const std::vector<Json>& rows
     << "td:first-child,th:first-child{text-align:left}.met{color:#1e8449}.missed{color:#c0392b}.note{color:#555}"
     << "</style></head><body>\n";
   o << "<h1 id=\"title\">" << esc(L.title) << ": " << esc(county) << "</h1>\n<p class=\"note\">" << esc(L.generated)
-    << " " << esc(generated_at) << " &middot; " << esc(L.year) << " " << year << " &middot; " << rows.size() << " "
-    << esc(L.school) << "</p>\n";
+    << " " << esc(generated_at) << " &middot; " << esc(L.year) << " " << year << " &middot; " << rows.size() << (lang == "zh" ? " 所学校" : " schools") << "</p>\n";
 
   // The county against the plan.
   o << "<h2>" << esc(L.plan_title) << "</h2>\n<p class=\"note\">" << esc(L.plan_note) << "</p>\n";
@@ -378,13 +377,10 @@ std::string html_report(const std::string& county, const std::vector<Json>& rows
                     c_over}},
                   std::nullopt, ""});
   }
-  o << "<h2>" << esc(L.fiber_chart) << "</h2>\n"
-    << bar_chart("chart-fiber", L.fiber_chart, fg, 1.0, {{L.classroom, c_cls}, {L.function_room, c_fn}, {L.office, c_off}},
+  o << bar_chart("chart-fiber", L.fiber_chart, fg, 1.0, {{L.classroom, c_cls}, {L.function_room, c_fn}, {L.office, c_off}},
                  L.no_data);
-  o << "<h2>" << esc(L.recording_chart) << "</h2>\n"
-    << bar_chart("chart-recording", L.recording_chart, rg, 1.0, {{L.compliant, c_ok}}, L.no_data);
-  o << "<h2>" << esc(L.cases_chart) << "</h2>\n"
-    << bar_chart("chart-cases", L.cases_chart, cg, max_cases, {{L.open, c_open}, {L.overdue, c_over}}, L.no_data);
+  o << bar_chart("chart-recording", L.recording_chart, rg, 1.0, {{L.compliant, c_ok}}, L.no_data);
+  o << bar_chart("chart-cases", L.cases_chart, cg, max_cases, {{L.open, c_open}, {L.overdue, c_over}}, L.no_data);
 
   o << "<h2>" << esc(L.table) << "</h2>\n<table id=\"schools\"><tr><th>" << esc(L.school) << "</th><th>" << esc(L.online)
     << "</th><th>" << esc(L.last_seen) << "</th><th>" << esc(L.classroom) << "</th><th>" << esc(L.function_room)
