@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -135,6 +136,38 @@ class AgentCore(IntegrationTest):
         p.wait_for_output("report seq 3 stored", timeout=15)
         p.kill(signal.SIGTERM)
         self.assertEqual(p.wait(10), 0)
+
+    def test_sd_notify_ready_status_watchdog_reloading_stopping(self):
+        path = os.path.join(self.dir, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(0.2)
+        self.addCleanup(sock.close)
+        with open(self.conf) as f:
+            text = f.read()
+        conf = write_file(self.conf, text.replace("enabled = false", 'enabled = false\nhealth_interval = "1s"'))
+        p = self.track(Proc("agent", [agent_bin(), "--config", conf], self.dir,
+                            env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}))
+        got = []
+
+        def drain():
+            try:
+                while True:
+                    got.append(sock.recv(4096).decode())
+            except OSError:
+                pass
+            return got
+
+        wait_until(lambda: any("READY=1" in m for m in drain()), 10, what="READY=1")
+        ready = next(m for m in got if "READY=1" in m)
+        self.assertIn("STATUS=delivery off, backlog", ready)
+        wait_until(lambda: sum("WATCHDOG=1" in m for m in drain()) >= 5, 5, what="5 watchdog pings")
+        wait_until(lambda: any(m.startswith("STATUS=") for m in drain()), 5, what="a STATUS update")
+        p.kill(signal.SIGHUP)
+        wait_until(lambda: any("RELOADING=1" in m for m in drain()), 5, what="RELOADING=1")
+        p.kill(signal.SIGTERM)
+        self.assertEqual(p.wait(10), 0)
+        self.assertTrue(any("STOPPING=1" in m for m in drain()))
 
 
 if __name__ == "__main__":

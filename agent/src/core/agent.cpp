@@ -18,6 +18,7 @@
 #include "core/publisher.hpp"
 #include "core/scheduler.hpp"
 #include "core/store.hpp"
+#include "core/systemd_notify.hpp"
 
 namespace campus {
 namespace {
@@ -163,6 +164,15 @@ class Runtime {
       if (auto body = store_->latest_report(audit); body && body->contains("summary")) ctx.previous_summary = (*body)["summary"];
     }
     return ctx;
+  }
+
+  // One line for `systemctl status`: connected or not, and the outbox backlog.
+  std::string status_line() const {
+    std::string s = publisher_ ? (publisher_->stats().connected ? "connected" : "not connected")
+                               : (config_.mqtt.enabled ? "starting" : "delivery off");
+    if (store_) s += ", backlog " + std::to_string(store_->stats().unsent);
+    if (scheduler_) s += ", " + std::to_string(scheduler_->audit_names().size()) + " audit(s)";
+    return s;
   }
 
   PluginEnv plugin_env() const { return PluginEnv{config_.county, config_.school, config_.timezone_offset, log_}; }
@@ -384,6 +394,18 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
   if (options.on_ready) options.on_ready();
   rt.start_publisher();
   rt.scheduler_->start();
+  systemd::ready(rt.status_line());
+
+  // Watchdog pings come from the io_context itself, so a stuck loop stops them.
+  asio::steady_timer watchdog_timer(rt.io_);
+  std::function<void()> watchdog_tick = [&] {
+    auto period = systemd::watchdog_period();
+    if (!period) return;
+    systemd::watchdog();
+    watchdog_timer.expires_after(*period);
+    watchdog_timer.async_wait([&](const boost::system::error_code& ec) { if (!ec) watchdog_tick(); });
+  };
+  watchdog_tick();
 
   asio::steady_timer health_timer(rt.io_);
   std::function<void()> health_tick = [&] {
@@ -391,6 +413,7 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
     health_timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       if (rt.publisher_) rt.publisher_->publish_health(rt.health());
+      systemd::status(rt.status_line());
       health_tick();
     });
   };
@@ -417,6 +440,7 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
       if (ec) return;
       if (sig == SIGHUP) {
         rt.log_->info("SIGHUP: reloading {}", rt.config_.file.string());
+        systemd::reloading();
         auto loaded = load_config(rt.config_.file);
         Errors errors = loaded.errors;
         std::vector<ConfiguredAudit> audits;
@@ -439,13 +463,16 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
           rt.config_.mqtt = keep.mqtt;
           rt.log_->info("reload applied: {} audit(s)", rt.scheduler_->audit_names().size());
         }
+        systemd::ready(rt.status_line());
         wait_signal();
         return;
       }
       if (stopping) return;
       stopping = true;
       rt.log_->info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      systemd::stopping();
       rt.scheduler_->stop();
+      watchdog_timer.cancel();
       health_timer.cancel();
       prune_timer.cancel();
       signals.cancel();

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -78,6 +79,10 @@ class Listener final : public mqtt::iaction_listener {
  private:
   asio::io_context& io_;
   std::weak_ptr<MqttPublisher> owner_;
+  // PUBACKs of outbox rows are coalesced: one post to the io_context carries every ack that
+  // arrived meanwhile (fewer thread wake-ups per message when draining a backlog).
+  std::mutex acks_mu_;
+  std::vector<std::int64_t> acks_;
 };
 
 class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
@@ -213,7 +218,18 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void on_action(Ctx kind, std::int64_t value, bool ok, int rc, int reason, std::optional<int> receive_max) {
     switch (kind) {
       case Ctx::Connect: return ok ? on_connected(value, receive_max) : on_connect_failed(value, rc, reason);
-      case Ctx::Outbox: return ok ? on_delivered(value) : on_delivery_failed(value, rc, reason);
+      case Ctx::Outbox: return ok ? on_delivered_batch({value}) : on_delivery_failed(value, rc, reason);
+      case Ctx::State:
+      case Ctx::Health:
+      case Ctx::Reply:
+      case Ctx::Copy:
+        if (ephemeral_inflight_ > 0) --ephemeral_inflight_;
+        pump_later();
+        break;
+      default:
+        break;
+    }
+    switch (kind) {
       case Ctx::State:
         if (value == 1 && stopping_) finish_stop();  // our online:false went through (or not)
         if (!ok) log_->warn("mqtt: state message not delivered: {}", describe(rc, reason));
@@ -225,7 +241,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       case Ctx::Subscribe:
         if (!ok) log_->error("mqtt: subscribe failed ({}): commands from the county will not arrive", describe(rc, reason));
         return;
-      case Ctx::Disconnect:
+      default:
         return;
       case Ctx::Copy:
         return finish_copy(value, ok);
@@ -352,6 +368,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     flush_acks();
     inflight_.clear();
     pending_.clear();
+    ephemeral_inflight_ = 0;
     fail_copies();
     log_->warn("mqtt: connection to {}:{} lost{}{}; {} messages unsent", config_.host, config_.port,
                cause.empty() ? "" : ": ", cause, store_.stats().unsent);
@@ -412,6 +429,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     try {
       client_->publish(mqtt::message::create(t, payload.data(), payload.size(), 1, retain, props), pack(kind, value),
                        *listener_);
+      ++ephemeral_inflight_;
       return true;
     } catch (const mqtt::exception& e) {
       log_->warn("mqtt: publish to {} failed: {}", t, describe(e.get_return_code(), e.get_reason_code()));
@@ -460,9 +478,13 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void pump() {
     if (!connected_ || stopping_ || pumping_) return;
     pumping_ = true;
-    while (inflight_.size() < static_cast<std::size_t>(window_)) {
+    // Paho C stalls for a second when more publishes are outstanding than the broker's Receive
+    // Maximum: the outbox keeps kReserve slots free for birth, health and replies, and counts
+    // those that are in flight.
+    const int limit = window_ > 2 * kReserve ? window_ - kReserve : std::max(1, window_ / 2);
+    while (static_cast<int>(inflight_.size()) + ephemeral_inflight_ < limit) {
       if (pending_.empty()) {
-        auto rows = store_.unsent(cursor_, std::max(window_ * 4, 256));
+        auto rows = store_.unsent(cursor_, std::max(window_ * 4, 512));
         if (rows.empty()) break;
         cursor_ = rows.back().seq;
         pending_.assign(std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
@@ -484,16 +506,26 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     pumping_ = false;
   }
 
-  void on_delivered(std::int64_t seq) {
-    inflight_.erase(seq);
-    acked_.push_back(seq);
-    ++stats_.published;
+  void pump_later() {
+    asio::post(io_, [self = weak_from_this()] {
+      if (auto s = self.lock()) s->pump();
+    });
+  }
+
+ public:
+  void on_delivered_batch(const std::vector<std::int64_t>& seqs) {
+    for (auto seq : seqs) {
+      inflight_.erase(seq);
+      acked_.push_back(seq);
+    }
+    stats_.published += static_cast<std::int64_t>(seqs.size());
     stats_.last_publish = std::chrono::system_clock::now();
-    if (acked_.size() >= 512)
+    // One transaction (and with synchronous=FULL one fsync) per batch, off the per-message path.
+    if (acked_.size() >= 4096)
       flush_acks();
     else if (!flush_scheduled_) {
       flush_scheduled_ = true;
-      flush_timer_.expires_after(Millis(20));
+      flush_timer_.expires_after(Millis(100));
       flush_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
         if (ec) return;
         if (auto s = self.lock()) s->flush_acks();
@@ -502,6 +534,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     pump();
   }
 
+ private:
   void flush_acks() {
     flush_scheduled_ = false;
     if (acked_.empty()) return;
@@ -599,6 +632,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   bool pumping_ = false, flush_scheduled_ = false, retry_scheduled_ = false, diagnosing_ = false;
   int backoff_step_ = 0;
   int window_ = 20;
+  static constexpr int kReserve = 2;
+  int ephemeral_inflight_ = 0;
   std::int64_t attempt_session_ = 0, session_ = 0, cursor_ = 0;
   std::string last_failure_, last_tls_diagnosis_;
   std::deque<OutboxMessage> pending_;
@@ -609,6 +644,26 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
 void Listener::on_success(const mqtt::token& tok) {
   void* ctx = tok.get_user_context();
+  if (kind_of(ctx) == Ctx::Outbox) {
+    bool first;
+    {
+      std::lock_guard lock(acks_mu_);
+      first = acks_.empty();
+      acks_.push_back(value_of(ctx));
+    }
+    if (!first) return;
+    asio::post(io_, [this, o = owner_] {
+      auto s = o.lock();
+      if (!s) return;
+      std::vector<std::int64_t> batch;
+      {
+        std::lock_guard lock(acks_mu_);
+        batch.swap(acks_);
+      }
+      s->on_delivered_batch(batch);
+    });
+    return;
+  }
   std::optional<int> receive_max;
   if (kind_of(ctx) == Ctx::Connect) {
     try {

@@ -290,6 +290,7 @@ class SqliteStore final : public Store {
       std::int64_t n = db_->changes();
       drop_unreferenced_reports();
       tx.commit();
+      if (n > 0) shrink();
       return n;
     } catch (const Failure& f) {
       spdlog::error("{}: pruning sent messages: {}", file_.string(), f.what());
@@ -458,7 +459,8 @@ class SqliteStore final : public Store {
       WorkingCase& c = it->second;
       if (a.kind == CaseAction::Kind::Update) {
         if (a.details == c.view.details) continue;
-        bool overdue_changed = a.details.value("overdue", Json()) != c.view.details.value("overdue", Json());
+        auto overdue = [](const Json& d) { return d.contains("overdue") ? d["overdue"] : Json(false); };
+        bool overdue_changed = overdue(a.details) != overdue(c.view.details);
         c.view.details = a.details;
         c.view.steps.push_back(CaseStep{at, "updated", "agent", a.note});
         c.changed = true;
@@ -616,6 +618,7 @@ class SqliteStore final : public Store {
   }
 
   // The database's size once `bytes` more are written: free pages are reused first.
+  // REQUIRES: called outside a transaction.
   bool fits(std::uint64_t bytes) {
     auto page = static_cast<std::uint64_t>(db_->scalar_int("PRAGMA page_size"));
     auto pages = static_cast<std::uint64_t>(db_->scalar_int("PRAGMA page_count"));
@@ -625,8 +628,10 @@ class SqliteStore final : public Store {
     return after * page + wal_bytes() <= options_.max_size;
   }
 
-  void checkpoint() {
+  // Gives freed pages back to the file system (auto_vacuum=INCREMENTAL) and empties the WAL.
+  void shrink() {
     try {
+      db_->exec("PRAGMA incremental_vacuum");
       db_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
     } catch (const Failure&) {
       // A reader (campusctl --local) holds the WAL: the next attempt truncates it.
@@ -637,7 +642,7 @@ class SqliteStore final : public Store {
   // reports that a newer report of the same audit supersedes. Never events, never cases.
   bool make_room(std::uint64_t bytes) {
     if (fits(bytes)) return true;
-    checkpoint();
+    shrink();
     const char* const steps[] = {
         "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NOT NULL ORDER BY seq LIMIT 64)",
         "DELETE FROM outbox WHERE seq IN (SELECT o.seq FROM outbox o WHERE o.kind = 'report' AND o.sent_at IS NULL "
@@ -650,7 +655,7 @@ class SqliteStore final : public Store {
         std::int64_t n = db_->changes();
         drop_unreferenced_reports();
         tx.commit();
-        checkpoint();
+        shrink();
         if (n == 0) break;
       }
     }
@@ -826,6 +831,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file, St
         return Error{path, "cannot switch the store to WAL mode", "put the data directory on a local file system"};
       db->exec("PRAGMA synchronous = FULL");
       db->exec("PRAGMA journal_size_limit = 4194304");
+      // Lets pruning give space back to the file system; only possible before the first table.
+      if (version == 0) db->exec("PRAGMA auto_vacuum = INCREMENTAL");
       for (auto v = version; v < kSchemaVersion; ++v) {
         Transaction tx(*db);
         db->exec(kMigrations[v]);

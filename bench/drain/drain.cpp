@@ -1,0 +1,124 @@
+// Drains a backlog of outbox rows to a broker through the real Store and Publisher and prints
+// the rate. scripts/bench-drain runs it next to `mosquitto_pub -q 1 -l` (docs/performance.md).
+//
+// usage: bench-drain --port P [--rows 100000] [--db FILE] [--payloads FILE] [--window 20]
+//                    [--tls CA CERT KEY]
+//   --payloads FILE: also writes each row's payload, one per line, for mosquitto_pub -l.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include <spdlog/sinks/stdout_sinks.h>
+
+#include "core/publisher.hpp"
+#include "core/store.hpp"
+
+using namespace campus;
+
+int main(int argc, char** argv) {
+  int port = 0, rows = 100000, window = 20;
+  std::string db = "/tmp/bench-drain.db", payloads, ca, cert, key;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (a == "--port") port = std::stoi(next());
+    else if (a == "--rows") rows = std::stoi(next());
+    else if (a == "--db") db = next();
+    else if (a == "--payloads") payloads = next();
+    else if (a == "--window") window = std::stoi(next());
+    else if (a == "--tls") ca = next(), cert = next(), key = next();
+    else {
+      std::cerr << "bench-drain: unknown argument " << a << "\n";
+      return 2;
+    }
+  }
+  if (port == 0) {
+    std::cerr << "usage: bench-drain --port P [--rows N] [--db FILE] [--payloads FILE] [--window W] [--tls CA CERT KEY]\n";
+    return 2;
+  }
+  std::filesystem::remove(db);
+  std::filesystem::remove(db + "-wal");
+  std::filesystem::remove(db + "-shm");
+  StoreOptions so;
+  so.max_size = 4ull << 30;
+  auto opened = Store::open(db, so);
+  if (!opened) {
+    std::cerr << opened.error().message() << "\n";
+    return 1;
+  }
+  auto& store = *opened.value();
+  const Identity who{"zhenkang", "bench", "+08:00"};
+
+  // Fill: reports of 1000 rooms whose state flips each time: 1 report + 1000 events per commit.
+  auto t0 = std::chrono::steady_clock::now();
+  const int per = 1000;
+  for (int c = 0; store.last_seq() < rows; ++c) {
+    AuditReport r;
+    r.summary = {{"rooms", per}};
+    for (int i = 0; i < per; ++i)
+      r.findings.push_back({"room-" + std::to_string(i), (c % 2) ? "down" : "covered", (c % 2) ? "link down" : "", {}});
+    auto out = store.commit(who, "fiber", std::chrono::system_clock::now(), r);
+    if (!out) {
+      std::cerr << out.error().message() << "\n";
+      return 1;
+    }
+  }
+  auto fill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Only the first `rows` rows are drained: mark the surplus sent.
+  std::vector<std::int64_t> surplus;
+  for (std::int64_t s = rows + 1; s <= store.last_seq(); ++s) surplus.push_back(s);
+  if (!surplus.empty()) store.mark_sent(surplus, std::chrono::system_clock::now());
+  std::size_t bytes = 0;
+  {
+    std::ofstream out;
+    if (!payloads.empty()) out.open(payloads);
+    for (std::int64_t after = 0;;) {
+      auto batch = store.unsent(after, 10000);
+      if (batch.empty()) break;
+      for (auto& m : batch) {
+        bytes += m.payload.size();
+        if (out) out << m.payload << '\n';
+      }
+      after = batch.back().seq;
+    }
+  }
+  std::cerr << "filled " << rows << " rows (" << bytes / rows << " bytes average payload) in " << fill_s << " s\n";
+
+  asio::io_context io;
+  auto log = std::make_shared<spdlog::logger>("mqtt", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  log->set_level(spdlog::level::warn);
+  MqttConfig config;
+  config.host = "127.0.0.1";
+  config.port = static_cast<std::uint16_t>(port);
+  config.inflight_window = window;
+  config.insecure = ca.empty();
+  config.ca_file = ca;
+  config.cert_file = cert;
+  config.key_file = key;
+  auto publisher = make_publisher(io, store, who, config, {"fiber"}, log);
+  auto start = std::chrono::steady_clock::now();
+  publisher->start();
+  asio::steady_timer poll(io);
+  std::function<void()> check = [&] {
+    poll.expires_after(std::chrono::milliseconds(10));
+    poll.async_wait([&](const boost::system::error_code&) {
+      if (publisher->stats().published >= rows) {
+        auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        bool done = false;
+        publisher->stop(std::chrono::seconds(3), [&] { done = true; });
+        std::printf("agent drain: %d messages in %.3f s = %.0f msg/s (window %d, %s); unsent after: %lld\n", rows,
+                    secs, rows / secs, window, ca.empty() ? "plain" : "TLS",
+                    static_cast<long long>(store.stats().unsent));
+        return;
+      }
+      check();
+    });
+  };
+  check();
+  io.run();
+  return store.stats().unsent == 0 ? 0 : 1;
+}

@@ -1,0 +1,209 @@
+"""County-side helpers for the MQTT tests: certificates (scripts/make-certs), the shipped county
+broker config (config/county-broker/) on a free port, a TLS county subscriber, JSON Schema
+validation of every envelope (docs/schemas/), and the delivery analysis (gaps, order, copies).
+Debian's python3-jsonschema is the only dependency beyond the standard library."""
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+
+from harness import (LOOPBACK, SOURCE, PLUGINS, CountySubscriber, Proc, free_port, port_open, wait_until,
+                     write_file)
+
+COUNTY = "zhenkang"
+SCHEMA_DIR = os.path.join(SOURCE, "docs", "schemas")
+KINDS = ("state", "report", "event", "health", "reply")
+
+
+def make_certs(workdir, schools, *extra):
+    """Runs scripts/make-certs into workdir/certs; returns that directory."""
+    out = os.path.join(workdir, "certs")
+    subprocess.run([os.path.join(SOURCE, "scripts", "make-certs"), out, "--county", COUNTY, *extra, *schools],
+                   check=True, capture_output=True)
+    return out
+
+
+def start_county_broker(workdir, certs, port=None, broker_cert="broker", name="broker", persistence=True):
+    """The shipped config/county-broker/mosquitto.conf + acl, with paths and the port rewritten
+    for a test directory (nothing else changed)."""
+    port = port or free_port()
+    with open(os.path.join(SOURCE, "config", "county-broker", "mosquitto.conf")) as f:
+        conf = f.read()
+    acl = os.path.join(workdir, "acl")
+    with open(os.path.join(SOURCE, "config", "county-broker", "acl")) as f:
+        write_file(acl, f.read())
+    pdir = os.path.join(workdir, "broker-db")  # shared by restarts on the same port
+    os.makedirs(pdir, exist_ok=True)
+    os.chmod(pdir, 0o777)
+    conf = re.sub(r"(?m)^listener 8883$", f"listener {port} {LOOPBACK}", conf)
+    conf = re.sub(r"(?m)^cafile .*$", f"cafile {certs}/ca.crt", conf)
+    conf = re.sub(r"(?m)^certfile .*$", f"certfile {certs}/{broker_cert}.crt", conf)
+    conf = re.sub(r"(?m)^keyfile .*$", f"keyfile {certs}/{broker_cert}.key", conf)
+    conf = re.sub(r"(?m)^acl_file .*$", f"acl_file {acl}", conf)
+    conf = re.sub(r"(?m)^persistence_location .*$", f"persistence_location {pdir}/", conf)
+    conf = re.sub(r"(?m)^persistence true$", f"persistence {'true' if persistence else 'false'}", conf)
+    conf = re.sub(r"(?m)^log_dest syslog$", "log_dest stdout", conf)
+    path = write_file(os.path.join(workdir, f"{name}.conf"), conf)
+    os.chmod(workdir, 0o755)
+    proc = Proc(name, ["mosquitto", "-c", path], workdir)
+    wait_until(lambda: port_open(port) or not proc.alive(), 10, what="mosquitto to listen")
+    if not proc.alive():
+        raise AssertionError("mosquitto did not start:\n" + proc.output())
+    proc.port = port
+    return proc
+
+
+def tls_args(certs, user):
+    """mosquitto_sub/pub arguments to log in as `user` (a school code or the county)."""
+    return ["--cafile", os.path.join(certs, "ca.crt"), "--cert", os.path.join(certs, f"{user}.crt"),
+            "--key", os.path.join(certs, f"{user}.key")]
+
+
+def county_subscriber(workdir, port, certs, name="county", topic=f"campus/v1/{COUNTY}/#", persistent=True):
+    """The county account (reads everything) recording every envelope. With persistent=True its
+    broker session survives broker restarts, so nothing published meanwhile is missed."""
+    extra = tls_args(certs, "county")
+    if persistent:
+        extra += ["-c", "-i", f"county-{name}"]
+    sub = CountySubscriber(workdir, port, topic=topic, extra_args=extra, name=name)
+    time.sleep(0.5)  # subscribed before anything is published
+    return sub
+
+
+def agent_config(workdir, school, port, certs, audits=("t",), mqtt_extra="", interval="1s", findings=None):
+    """agent.toml for the real daemon with mTLS to the county broker and test audits."""
+    data = os.path.join(workdir, "data")
+    lines = [f"""
+[agent]
+county = "{COUNTY}"
+school = "{school}"
+data_dir = "{data}"
+plugin_dir = "{PLUGINS}"
+log_level = "debug"
+
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+ca_file = "{certs}/ca.crt"
+cert_file = "{certs}/{school}.crt"
+key_file = "{certs}/{school}.key"
+keep_alive = "2s"
+reconnect_min = "200ms"
+reconnect_max = "2s"
+connect_timeout = "3s"
+health_interval = "1s"
+{mqtt_extra}
+"""]
+    findings = findings or {}
+    for a in audits:
+        f = findings.get(a) or os.path.join(workdir, f"findings-{a}.json")
+        if not os.path.exists(f):
+            write_findings(f, 0)
+        lines.append(f"""
+[audits.{a}]
+plugin = "testaudit"
+findings_file = "{f}"
+interval = "{interval}"
+jitter = "0s"
+first_delay = "0s"
+""")
+    return write_file(os.path.join(workdir, "agent.toml"), "".join(lines))
+
+
+def write_findings(path, generation, rooms=5):
+    """Every room flips state with each generation: each audit run after a rewrite yields one
+    report and `rooms` events. Written atomically (the plugin re-reads it every run)."""
+    state = ("covered", "down")[generation % 2]
+    doc = {"summary": {"rooms": rooms, "generation": generation},
+           "findings": [{"subject": f"room-{i}", "state": state, "reason": "" if state == "covered" else "link down"}
+                        for i in range(rooms)]}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, path)
+
+
+class FindingsFlipper:
+    """Rewrites the findings files every `period` seconds in a thread, so audits keep producing events."""
+
+    def __init__(self, paths, period=0.4):
+        self.paths, self.period = paths, period
+        self.stop_event = threading.Event()
+        self.generation = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop_event.wait(self.period):
+            self.generation += 1
+            for p in self.paths:
+                write_findings(p, self.generation)
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(5)
+
+
+_validators = {}
+
+
+def validator(kind):
+    if kind not in _validators:
+        import jsonschema  # python3-jsonschema (Debian)
+        with open(os.path.join(SCHEMA_DIR, f"{kind}.json")) as f:
+            schema = json.load(f)
+        jsonschema.Draft202012Validator.check_schema(schema)
+        _validators[kind] = jsonschema.Draft202012Validator(schema)
+    return _validators[kind]
+
+
+def schema_errors(envelope):
+    """[] when the envelope is valid against docs/schemas/<kind>.json, else the messages."""
+    if not isinstance(envelope, dict) or envelope.get("kind") not in KINDS:
+        return [f"not an envelope of a known kind: {str(envelope)[:200]}"]
+    return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator(envelope["kind"]).iter_errors(envelope)]
+
+
+def delivery_report(messages):
+    """Analyses report/event envelopes as the county would: returns a dict with
+    seqs (set), last (max seq), gaps (missing seqs in 1..last), copies (extra deliveries),
+    id_conflicts (a seq seen with two ids or payloads), disorder (a topic going back to a seq
+    it had not seen before)."""
+    by_seq = {}
+    copies = 0
+    conflicts = []
+    disorder = []
+    last_on_topic = {}
+    for m in messages:
+        env = m["payload"]
+        if not isinstance(env, dict) or env.get("kind") not in ("report", "event"):
+            continue
+        seq = env["seq"]
+        key = (env["id"], json.dumps(env, sort_keys=True))
+        if seq in by_seq:
+            copies += 1
+            if by_seq[seq] != key:
+                conflicts.append(seq)
+        else:
+            prev = last_on_topic.get(m["topic"], 0)
+            if seq < prev:
+                disorder.append((m["topic"], prev, seq))
+            by_seq[seq] = key
+        last_on_topic[m["topic"]] = max(last_on_topic.get(m["topic"], 0), seq)
+    last = max(by_seq) if by_seq else 0
+    gaps = [s for s in range(1, last + 1) if s not in by_seq]
+    return {"seqs": set(by_seq), "last": last, "gaps": gaps, "copies": copies, "id_conflicts": conflicts,
+            "disorder": disorder}
+
+
+def states(messages, school):
+    """The state envelopes of one school, in arrival order."""
+    t = f"campus/v1/{COUNTY}/{school}/state"
+    return [m for m in messages if m["topic"] == t and isinstance(m["payload"], dict)]
+
+
+def sqlite_scalar(db, sql):
+    r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=60)
+    return r.stdout.strip() if r.returncode == 0 else "ERROR: " + r.stderr.strip()

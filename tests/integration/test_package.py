@@ -1,0 +1,126 @@
+"""The Debian package on this machine (CI is root on Debian 12): install, files, owner and
+modes, the user, the unit verified, upgrade keeping config and data, remove, purge. The
+machine is left as it was."""
+import glob
+import os
+import pwd
+import grp
+import shutil
+import stat
+import subprocess
+import tempfile
+import unittest
+
+from harness import BUILD
+
+PKG = "campus-agent"
+
+
+def sh(*argv, check=True, env=None):
+    full_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    full_env.update(env or {})
+    r = subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=300)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def installed_version():
+    r = sh("dpkg-query", "-W", "-f=${Status} ${Version}", PKG, check=False)
+    if r.returncode != 0 or "install ok installed" not in r.stdout:
+        return None
+    return r.stdout.split()[-1]
+
+
+def build_deb(outdir, version):
+    sh("cpack", "-G", "DEB", "-B", outdir, "--config", os.path.join(BUILD, "CPackConfig.cmake"),
+       "-D", f"CPACK_PACKAGE_VERSION={version}")
+    return glob.glob(os.path.join(outdir, f"{PKG}_{version}_*.deb"))[0]
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "installing a package needs root (CI runs as root)")
+@unittest.skipUnless(shutil.which("dpkg") and shutil.which("cpack"), "needs dpkg and cpack")
+class DebianPackage(unittest.TestCase):
+    def setUp(self):
+        if installed_version() is not None:
+            self.skipTest(f"{PKG} is already installed on this machine; not touching it")
+        self.out = tempfile.mkdtemp(prefix="campus-deb-")
+
+    def tearDown(self):
+        if installed_version() is not None or sh("dpkg", "-s", PKG, check=False).returncode == 0:
+            sh("dpkg", "--purge", PKG, check=False)
+        shutil.rmtree(self.out, ignore_errors=True)
+
+    def test_install_upgrade_remove_purge(self):
+        deb1 = build_deb(self.out, "0.1.0")
+        deb2 = build_deb(self.out, "0.1.1")
+        size = os.path.getsize(deb1)
+        print(f"\npackage {os.path.basename(deb1)}: {size} bytes", flush=True)
+
+        # Depends come from dpkg-shlibdeps, not by hand.
+        depends = sh("dpkg-deb", "-f", deb1, "Depends").stdout
+        for lib in ("libc6", "libsqlite3-0", "libcurl4", "libpaho-mqttpp3"):
+            self.assertIn(lib, depends)
+
+        r = sh("dpkg", "-i", deb1)
+        self.assertIn("enabled, but not started", r.stdout + r.stderr)
+        self.assertEqual(installed_version(), "0.1.0")
+
+        # Files, owners, modes, the user.
+        for f in ("/usr/sbin/campus-agent", "/usr/lib/campus-agent/libcampus-core.so.0",
+                  "/lib/systemd/system/campus-agent.service", "/usr/lib/sysusers.d/campus-agent.conf",
+                  "/usr/lib/tmpfiles.d/campus-agent.conf", "/usr/share/doc/campus-agent/README.md"):
+            self.assertTrue(os.path.exists(f), f)
+        user = pwd.getpwnam("campus-agent")
+        self.assertIn(user.pw_shell, ("/usr/sbin/nologin", "/sbin/nologin"))
+        data = os.stat("/var/lib/campus-agent")
+        self.assertEqual(mode("/var/lib/campus-agent"), 0o700)
+        self.assertEqual(data.st_uid, user.pw_uid)
+        self.assertEqual(mode("/etc/campus-agent/agent.toml"), 0o640)
+        self.assertEqual(grp.getgrgid(os.stat("/etc/campus-agent/agent.toml").st_gid).gr_name, "campus-agent")
+        self.assertTrue(os.path.islink("/etc/systemd/system/multi-user.target.wants/campus-agent.service"),
+                        "the service is enabled")
+
+        # The installed binaries work from their installed paths.
+        self.assertIn("campus-agent 0.1.0", sh("/usr/sbin/campus-agent", "--version").stdout)
+        r = sh("/usr/sbin/campus-agent", "--check-config", "--config", "/etc/campus-agent/agent.toml")
+        self.assertIn("OK", r.stdout)
+        for plugin in glob.glob(os.path.join(BUILD, "plugins", "campus-*.so")):
+            name = os.path.basename(plugin)
+            if name in ("campus-testaudit.so", "campus-badversion.so", "campus-nosymbol.so"):
+                continue
+            self.assertTrue(os.path.exists(f"/usr/lib/campus-agent/plugins/{name}"), name)
+        r = sh("systemd-analyze", "verify", "/lib/systemd/system/campus-agent.service", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+        # Upgrade: the school's edits and data survive.
+        with open("/etc/campus-agent/agent.toml", "a") as f:
+            f.write("\n# edited by the school\n")
+        with open("/var/lib/campus-agent/agent.db", "w") as f:
+            f.write("school data")
+        sh("dpkg", "--force-confdef", "--force-confold", "-i", deb2)
+        self.assertEqual(installed_version(), "0.1.1")
+        with open("/etc/campus-agent/agent.toml") as f:
+            self.assertIn("# edited by the school", f.read())
+        with open("/var/lib/campus-agent/agent.db") as f:
+            self.assertEqual(f.read(), "school data")
+
+        # Remove keeps config, data and the user; purge removes them.
+        sh("dpkg", "-r", PKG)
+        self.assertFalse(os.path.exists("/usr/sbin/campus-agent"))
+        self.assertTrue(os.path.exists("/etc/campus-agent/agent.toml"))
+        self.assertTrue(os.path.exists("/var/lib/campus-agent/agent.db"))
+        pwd.getpwnam("campus-agent")
+        sh("dpkg", "-P", PKG)
+        self.assertFalse(os.path.exists("/etc/campus-agent"))
+        self.assertFalse(os.path.exists("/var/lib/campus-agent"))
+        with self.assertRaises(KeyError):
+            pwd.getpwnam("campus-agent")
+
+
+if __name__ == "__main__":
+    unittest.main()
