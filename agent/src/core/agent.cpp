@@ -109,9 +109,6 @@ class Runtime {
 
   void start_publisher() {
     if (!config_.mqtt.enabled || !store_) return;
-    if (config_.mqtt.insecure)
-      log_->warn("mqtt.insecure = true: reports travel to {}:{} WITHOUT TLS; anyone on the path can read and forge them",
-                 config_.mqtt.host, config_.mqtt.port);
     publisher_ = make_publisher(io_, *store_, who_, config_.mqtt, scheduler_->audit_names(), log_);
     commands_ = std::make_shared<CommandHandler>(
         CommandServices{io_, who_, *store_, *scheduler_, *publisher_,

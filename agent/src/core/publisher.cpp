@@ -110,11 +110,16 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
   ~MqttPublisher() {
     if (client_) {
+      // Paho throws from disable_callbacks() (MQTTASYNC_FAILURE) while a connect is still
+      // pending, e.g. when --once stops before the first connection completed.
       try {
         if (client_->is_connected()) client_->disconnect(std::chrono::milliseconds(1000))->wait_for(std::chrono::seconds(2));
       } catch (const std::exception&) {
       }
-      client_->disable_callbacks();
+      try {
+        client_->disable_callbacks();
+      } catch (const std::exception&) {
+      }
     }
   }
 
