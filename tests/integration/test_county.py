@@ -12,6 +12,7 @@ import time
 import unittest
 import uuid
 
+from county import schema_errors
 from harness import (BIN, LOOPBACK, PLUGINS, Proc, agent_bin, make_certs, start_tls_mosquitto, tls_client_args,
                      wait_until, write_file)
 
@@ -176,6 +177,7 @@ class CountyFixture(unittest.TestCase):
             self.assertEqual(r["env"]["v"], 1)
             self.assertTrue(r["topic"].endswith("/reply/t1"))
             self.assertEqual(r["topic"], f"campus/v1/{COUNTY}/{r['env']['school']}/reply/t1")
+            self.assertEqual(schema_errors(r["env"]), [], r["env"])  # docs/schemas/reply.json
         return [r["env"]["body"] for r in got] if expect > 1 else got[0]["env"]["body"]
 
     def assertError(self, body, code):
@@ -296,6 +298,8 @@ class CountyRequests(CountyFixture):
                                      and m["env"].get("resent") is True], 10, what="resent copies")
         self.assertEqual(sorted(m["env"]["seq"] for m in resent)[:3], [1, 2, 3])
         self.assertTrue(all(not m["retained"] for m in resent))
+        for m in resent:
+            self.assertEqual(schema_errors(m["env"]), [], m["env"])
         last = body["result"]["last_seq"]
         body = self.request("school-b", {"cmd": "resend", "from_seq": last, "to_seq": last + 5})
         self.assertEqual(body["result"]["not_yet_produced"], [last + 1, last + 5])

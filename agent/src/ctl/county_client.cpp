@@ -48,8 +48,15 @@ Result<CtlConfig> load_ctl_config(const std::filesystem::path& file) {
     return Error{file.string(), e.what(), "pass the county's campusctl.toml with --config"};
   }
   std::vector<std::string> problems;
+  // Keys live in [county] / [mqtt]; a flat file (county = "...", host = ..., ca_file = ...) is
+  // accepted too.
+  auto find = [&](const std::string& path) -> toml::node_view<toml::node> {
+    if (auto n = t.at_path(path)) return n;
+    auto dot = path.find('.');
+    return dot == std::string::npos ? toml::node_view<toml::node>{} : t.at_path(path.substr(dot + 1));
+  };
   auto str = [&](const char* path, std::string& out, bool required) {
-    auto node = t.at_path(path);
+    auto node = find(path);
     if (!node) {
       if (required) problems.push_back(std::string("key ") + path + " is required");
       return;
@@ -57,9 +64,10 @@ Result<CtlConfig> load_ctl_config(const std::filesystem::path& file) {
     if (auto v = node.value<std::string>()) out = *v;
     else problems.push_back(std::string("key ") + path + ": expected a string");
   };
-  str("county.code", c.county, true);
+  if (auto flat = t["county"].value<std::string>()) c.county = *flat;
+  else str("county.code", c.county, true);
   if (!c.county.empty() && !valid_code(c.county)) problems.push_back("key county.code: must match [a-z0-9-]{1,64}");
-  if (auto arr = t.at_path("county.schools").as_array()) {
+  if (auto arr = find("county.schools").as_array()) {
     for (auto& v : *arr) {
       auto s = v.value<std::string>();
       if (!s || !valid_code(*s)) problems.push_back("key county.schools: every entry must be a school code [a-z0-9-]");
@@ -67,13 +75,13 @@ Result<CtlConfig> load_ctl_config(const std::filesystem::path& file) {
     }
   }
   str("mqtt.host", c.host, false);
-  if (auto p = t.at_path("mqtt.port")) {
+  if (auto p = find("mqtt.port")) {
     auto v = p.value<std::int64_t>();
     if (!v || *v < 1 || *v > 65535) problems.push_back("key mqtt.port: expected 1..65535");
     else c.port = static_cast<int>(*v);
   }
-  if (auto v = t.at_path("mqtt.insecure").value<bool>()) c.insecure = *v;
-  if (auto v = t.at_path("mqtt.verify_hostname").value<bool>()) c.verify_hostname = *v;
+  if (auto v = find("mqtt.insecure").value<bool>()) c.insecure = *v;
+  if (auto v = find("mqtt.verify_hostname").value<bool>()) c.verify_hostname = *v;
   std::string ca, cert, key, pwfile;
   str("mqtt.ca_file", ca, false);
   str("mqtt.cert_file", cert, false);
