@@ -68,8 +68,10 @@ class MqttDelivery(IntegrationTest):
                    what="offline state")
         last_state = states(self.county.messages(), SCHOOL)[-1]["payload"]["body"]
         self.assertEqual(last_state["reason"], "stopped")
-        self.assertEqual(last_state["last_seq"], last)
+        self.assertEqual(last_state["last_seq"], self.last_seq())  # audits went on after `last`
         self.assertEqual(r["copies"], 0, "no copies without any outage")
+        acked = int(sqlite_scalar(self.db, "SELECT coalesce(max(seq), 0) FROM outbox WHERE sent_at IS NOT NULL"))
+        self.assert_complete(acked)  # everything acknowledged before the stop is at the county
 
     def test_nothing_is_lost_while_the_broker_is_down(self):
         conf = agent_config(self.dir, SCHOOL, self.broker.port, self.certs, audits=("fiber",))

@@ -134,6 +134,17 @@ TEST_F(StoreTest, ReportIsRetainedQos1WithSummaryFindingsAndInputErrors) {
   EXPECT_FALSE(s->latest_report("recording").has_value());
 }
 
+TEST_F(StoreTest, InvalidUtf8FromAPluginIsStoredWithReplacementCharacters) {
+  auto s = open();
+  AuditReport r = report_of({{"r1", "up"}});
+  r.findings[0].reason = "\xb7\xbf\xbc\xe4 101";  // GBK bytes from a spreadsheet export
+  r.summary = Json{{"note", "\xff"}};
+  auto c = s->commit(kSchool, "fiber", kT0, r);
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  Json e = payload(s->range(1, 1).at(0));
+  EXPECT_EQ(e["body"]["summary"]["note"], "\xef\xbf\xbd");
+}
+
 TEST_F(StoreTest, HandsOutUnsentInSeqOrderAndKeepsAcknowledgedOnesForResend) {
   auto s = open();
   for (int i = 0; i < 3; ++i) commit(*s, "fiber", report_of({{"r1", i % 2 ? "down" : "up"}}));  // seqs 1..5
@@ -165,6 +176,35 @@ TEST_F(StoreTest, SessionCounterRisesAndSurvivesReopen) {
     EXPECT_EQ(s->next_session(), 2);
   }
   EXPECT_EQ(open()->next_session(), 3);
+}
+
+TEST_F(StoreTest, ConcurrentCommitsAndAcksFromThreadsKeepSeqGapFree) {
+  auto s = open();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 15; ++i) {
+        auto c = s->commit(kSchool, "audit" + std::to_string(t), kT0, report_of({{"x", i % 2 ? "down" : "up"}}));
+        ASSERT_TRUE(c.ok());
+        std::vector<std::int64_t> acked{c->report_seq};
+        s->mark_sent(acked, kT0);
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(seqs(*s), one_to(3 * (15 + 14)));
+  auto msgs = s->range(1, s->last_seq());  // each event follows its own audit's report
+  for (std::size_t i = 1; i < msgs.size(); ++i)
+    if (msgs[i].kind == "event") {
+      EXPECT_EQ(payload(msgs[i - 1])["audit"], payload(msgs[i])["audit"]);
+    }
+  EXPECT_EQ(s->stats().unsent, 3 * 14);
+}
+
+TEST_F(StoreTest, MissingDataDirectoryIsAClearError) {
+  auto s = Store::open(dir_ / "no-such-dir" / "agent.db", {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().what.find("cannot create the store"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().fix.find("data directory"), std::string::npos);
 }
 
 // ---- events ----
@@ -386,6 +426,20 @@ TEST_F(StoreTest, CaseClosedByTheAuditAndBadActionsLandInTheReportErrors) {
   EXPECT_EQ(s->find_case("attendance-s2-1")->stage, "open");
 }
 
+TEST_F(StoreTest, AgentAndLocalCampusctlShareTheFileWithoutReusingSeqOrLosingSteps) {
+  auto agent = open();
+  auto ctl = open();  // campusctl case update (not --local read-only): a second connection
+  commit(*agent, "attendance", with_actions({open_case("s1")}));                          // 1, 2
+  ASSERT_TRUE(ctl->update_case(kSchool, kT0, "attendance-s1-1", "contacted", "school:wang", "").ok());  // 3
+  auto c = commit(*agent, "attendance", with_actions({update_case("s1", Json{{"overdue", true}})}));  // 4, 5
+  EXPECT_EQ(c.report_seq, 4);
+  EXPECT_EQ(c.event_seqs, std::vector<std::int64_t>{5});
+  auto stored = agent->find_case("attendance-s1-1");
+  EXPECT_EQ(stored->stage, "contacted");  // the agent's update did not undo campusctl's step
+  EXPECT_EQ(stored->steps.size(), 3u);
+  EXPECT_EQ(seqs(*ctl), one_to(5));
+}
+
 // ---- records ----
 
 TEST_F(StoreTest, RecordsRoundTripScopedToThePluginAndSurviveReopen) {
@@ -432,8 +486,8 @@ TEST_F(StoreTest, PruneRemovesOnlyAcknowledgedRowsOlderThanKeepSent) {
 
 TEST_F(StoreTest, SizeCapPrunesSentRowsThenSupersededReportsNeverEventsThenRefuses) {
   StoreOptions o;
-  o.max_size = 1 << 20;
-  const std::string padding(30'000, 'x'), detail(16'000, 'y');
+  o.max_size = 512 << 10;
+  const std::string padding(20'000, 'x'), detail(12'000, 'y');
   auto make = [&](int i) {
     AuditReport r;
     r.summary = Json{{"run", i}, {"padding", padding}};
@@ -443,9 +497,9 @@ TEST_F(StoreTest, SizeCapPrunesSentRowsThenSupersededReportsNeverEventsThenRefus
   std::set<std::int64_t> sent, events, reports;
   bool sent_pruned = false, report_pruned = false;
   std::optional<Error> refused;
+  int i = 0;
   {
     auto s = open(o);
-    int i = 0;
     for (; i < 200 && !refused; ++i) {
       auto c = s->commit(kSchool, "fiber", kT0 + std::chrono::minutes(i), make(i));
       if (!c.ok()) {
@@ -505,12 +559,14 @@ TEST_F(StoreTest, SizeCapPrunesSentRowsThenSupersededReportsNeverEventsThenRefus
   std::vector<std::int64_t> all;
   for (const auto& m : s->unsent(0, 100000)) all.push_back(m.seq);
   s->mark_sent(all, kT0);
-  auto c = s->commit(kSchool, "fiber", kT0 + 2000min, make(1000));
+  auto c = s->commit(kSchool, "fiber", kT0 + 2000min, make(i));  // the refused run, now it fits
   ASSERT_TRUE(c.ok()) << c.error().message();
   st = s->stats();
   EXPECT_FALSE(st.buffer_full);
   EXPECT_EQ(st.refused_commits, 2);
-  EXPECT_FALSE(open(o) == nullptr);
+  EXPECT_LE(st.db_bytes, o.max_size);  // pruned pages went back to the file system
+  auto now_held = seqs(*s);
+  EXPECT_EQ(now_held, (std::vector<std::int64_t>{c->report_seq, c->report_seq + 1}));  // acknowledged rows made room
 }
 
 // ---- the file ----

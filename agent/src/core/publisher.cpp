@@ -98,7 +98,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
         reconnect_timer_(io),
         flush_timer_(io),
         retry_timer_(io),
-        rng_(std::random_device{}()) {
+        rng_(std::random_device{}()),
+        store_work_(asio::make_work_guard(store_io_)),
+        store_thread_([this] { store_io_.run(); }) {
     client_id_ = config_.client_id.empty() ? "campus-" + who_.county + "-" + who_.school : config_.client_id;
     state_topic_ = topic(who_, "state");
     cmd_topic_ = topic(who_, "cmd");
@@ -121,6 +123,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       } catch (const std::exception&) {
       }
     }
+    // Queued store work (mark_sent of the last acks) finishes before the store can go away.
+    store_work_.reset();
+    if (store_thread_.joinable()) store_thread_.join();
   }
 
   void init() {
@@ -159,7 +164,10 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     connect();
   }
 
-  void outbox_changed() { pump(); }
+  void outbox_changed() {
+    exhausted_ = false;
+    pump();
+  }
 
   void publish_health(const Json& body) {
     if (!connected_) return;
@@ -478,6 +486,32 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     inflight_.clear();
     pending_.clear();
     cursor_ = 0;
+    ++drain_gen_;
+    fetching_ = false;
+    exhausted_ = false;
+  }
+
+  static constexpr int kFetch = 2048;  // rows per outbox read
+  static constexpr std::size_t kLowWater = 512;
+
+  // Reads the next rows after cursor_ on the store thread; pump() continues when they arrive.
+  void fetch_more() {
+    if (fetching_ || exhausted_ || pending_.size() >= kLowWater) return;
+    fetching_ = true;
+    asio::post(store_io_, [this, after = cursor_, gen = drain_gen_, self = weak_from_this()] {
+      auto rows = std::make_shared<std::vector<OutboxMessage>>(store_.unsent(after, kFetch));
+      asio::post(io_, [self, rows, gen] {
+        auto s = self.lock();
+        if (!s || gen != s->drain_gen_) return;
+        s->fetching_ = false;
+        if (rows->size() < static_cast<std::size_t>(kFetch)) s->exhausted_ = true;
+        if (!rows->empty()) {
+          s->cursor_ = rows->back().seq;
+          for (auto& m : *rows) s->pending_.push_back(std::move(m));
+        }
+        s->pump();
+      });
+    });
   }
 
   void pump() {
@@ -488,12 +522,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     // those that are in flight.
     const int limit = window_ > 2 * kReserve ? window_ - kReserve : std::max(1, window_ / 2);
     while (static_cast<int>(inflight_.size()) + ephemeral_inflight_ < limit) {
-      if (pending_.empty()) {
-        auto rows = store_.unsent(cursor_, std::max(window_ * 4, 512));
-        if (rows.empty()) break;
-        cursor_ = rows.back().seq;
-        pending_.assign(std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
-      }
+      fetch_more();
+      if (pending_.empty()) break;
       OutboxMessage& m = pending_.front();
       try {
         client_->publish(mqtt::message::create(m.topic, m.payload.data(), m.payload.size(), m.qos, m.retain),
@@ -508,6 +538,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       inflight_.emplace(m.seq, m.topic);
       pending_.pop_front();
     }
+    fetch_more();
     pumping_ = false;
   }
 
@@ -543,7 +574,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void flush_acks() {
     flush_scheduled_ = false;
     if (acked_.empty()) return;
-    store_.mark_sent(acked_, std::chrono::system_clock::now());
+    asio::post(store_io_, [this, seqs = std::move(acked_), at = std::chrono::system_clock::now()] {
+      store_.mark_sent(seqs, at);
+    });
     acked_.clear();
   }
 
@@ -553,7 +586,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     if (it != inflight_.end()) inflight_.erase(it);
     if (reason >= 0x80) {
       ++stats_.refused;
-      store_.mark_attempt(seq, "broker refused: " + reason_text(reason));
+      asio::post(store_io_, [this, seq, why = "broker refused: " + reason_text(reason)] { store_.mark_attempt(seq, why); });
       if (refused_topics_.insert(t).second) {
         if (reason == 0x87)
           log_->error("mqtt: broker refused seq {} on {}: not authorized (0x87). Fix the broker ACL: user '{}' (the "
@@ -609,7 +642,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       }
     }
     log_->info("mqtt: stopped ({} published this run)", stats_.published);
-    if (done) asio::post(io_, std::move(done));
+    // done() after the last mark_sent is written (FIFO on the store thread).
+    if (done) asio::post(store_io_, [this, done = std::move(done)]() mutable { asio::post(io_, std::move(done)); });
   }
 
   asio::io_context& io_;
@@ -642,6 +676,14 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   std::int64_t attempt_session_ = 0, session_ = 0, cursor_ = 0;
   std::string last_failure_, last_tls_diagnosis_;
   std::deque<OutboxMessage> pending_;
+  bool fetching_ = false, exhausted_ = false;
+  std::uint64_t drain_gen_ = 0;
+  // Outbox reads and mark_sent run on this thread (FIFO), so the io_context and the PUBACK
+  // path never wait for SQLite or its fsync. Handlers there use `this` (the destructor joins
+  // the thread) and post results back through a weak_ptr.
+  asio::io_context store_io_;
+  asio::executor_work_guard<asio::io_context::executor_type> store_work_;
+  std::thread store_thread_;
   std::map<std::int64_t, std::string> inflight_;  // seq -> topic
   std::vector<std::int64_t> acked_;
   std::set<std::string> refused_topics_;

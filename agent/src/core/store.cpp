@@ -84,6 +84,10 @@ SystemTime from_ms(std::int64_t ms) {
   return SystemTime(std::chrono::duration_cast<SystemTime::duration>(std::chrono::milliseconds(ms)));
 }
 
+// Plugins pass through text from outside (registers, device replies) that may not be valid
+// UTF-8; it is stored and published with U+FFFD instead of failing the commit.
+std::string text_of(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
 Json error_json(const Error& e) { return Json{{"where", e.where}, {"what", e.what}, {"fix", e.fix}}; }
 
 // A case as a commit or update_case changes it. `saved_steps` steps are already in the table.
@@ -134,10 +138,19 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     if (options_.read_only) return read_only_error("commit a report");
     try {
+      // Room is made outside the transaction (a checkpoint cannot run inside one); the plan is
+      // made again inside it, because campusctl may have changed a case in between.
+      auto bytes = plan_commit(audit, ts, who.timezone_offset, report).bytes;
+      if (!make_room(bytes)) return refuse(audit, bytes);
+      Transaction tx(*db_);
       CommitPlan plan = plan_commit(audit, ts, who.timezone_offset, report);
-      if (!make_room(plan.bytes)) return refuse(audit, plan.bytes);
-      return apply(who, audit, ts, plan);
+      auto out = apply(who, audit, ts, plan);
+      tx.commit();
+      buffer_full_ = false;
+      return out;
     } catch (const Failure& f) {
+      // The file system filled up before the cap did: the same state for health as a full buffer.
+      if (f.code() == SQLITE_FULL) note_refusal();
       return write_error("could not commit the report of audit \"" + audit + "\"", f);
     }
   }
@@ -148,40 +161,16 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     if (options_.read_only) return read_only_error("update a case");
     try {
-      auto found = load_case(case_id);
-      if (!found)
-        return Error{"case " + case_id, "no such case", "list the cases with: campusctl cases --state all"};
-      WorkingCase c = std::move(*found);
-      const std::string from = c.view.stage;
-      if (from == "closed")
-        return Error{"case " + case_id, "the case is closed (" + c.view.outcome + " at " + c.view.closed_at +
-                                            ") and cannot change",
-                     "a new absence run opens a new case"};
-      std::string to = from;
-      if (action == "contacted" || action == "visited") {
-        to = action;
-        if (stage_rank(to) < stage_rank(from))
-          return Error{"case " + case_id,
-                       "action \"" + action + "\" would take the case back from stage \"" + from + "\"",
-                       "record it as a note instead"};
-      } else if (kOutcomes.count(action)) {
-        to = "closed";
-      } else if (action != "note") {
-        return Error{"case " + case_id, "unknown action \"" + action + "\"",
-                     "use one of: contacted, visited, returned, transferred, leave_approved, dropout_reported, note"};
-      }
-      std::string at = rfc3339(ts, who.timezone_offset);
-      c.view.stage = to;
-      if (to == "closed") {
-        c.view.outcome = action;
-        c.view.closed_at = at;
-      }
-      c.view.steps.push_back(CaseStep{at, action, actor, note});
-      c.changed = true;
-      Json body = case_event(c.view, from, to, action, note);
-      if (!make_room(body.dump().size() + 4096)) return refuse_update(case_id);
+      // Checked once to make room for it, and again inside the transaction (another process,
+      // campusctl, may have changed the case in between).
+      auto step = plan_case_update(who, ts, case_id, action, actor, note);
+      if (!step.ok()) return step.error();
+      if (!make_room(text_of(step->second).size() + 4096)) return refuse_update(case_id);
 
       Transaction tx(*db_);
+      step = plan_case_update(who, ts, case_id, action, actor, note);
+      if (!step.ok()) return step.error();
+      auto& [c, body] = step.value();
       std::int64_t seq = meta("next_seq");
       save_case(c, ts);
       append(seq, topic(who, "event/" + c.audit), envelope(who, "event", ts, std::move(body), seq, c.audit), false,
@@ -405,10 +394,10 @@ class SqliteStore final : public Store {
 
     // Bytes the writes add: the report twice (reports + outbox), each event, the changed
     // cases, the records, and a margin for envelopes and index pages.
-    plan.bytes = 2 * plan.report_body.dump().size() + 16 * 1024;
-    for (const auto& e : plan.events) plan.bytes += e.dump().size() + 400;
-    for (const auto& c : plan.cases) plan.bytes += Json(c.view).dump().size() + 200;
-    for (const auto& r : report.records) plan.bytes += r.kind.size() + r.key.size() + (r.value ? r.value->dump().size() : 0) + 64;
+    plan.bytes = 2 * text_of(plan.report_body).size() + 16 * 1024;
+    for (const auto& e : plan.events) plan.bytes += text_of(e).size() + 400;
+    for (const auto& c : plan.cases) plan.bytes += text_of(Json(c.view)).size() + 200;
+    for (const auto& r : report.records) plan.bytes += r.kind.size() + r.key.size() + (r.value ? text_of(*r.value).size() : 0) + 64;
     return plan;
   }
 
@@ -486,6 +475,42 @@ class SqliteStore final : public Store {
     for (auto& c : closed) plan.cases.push_back(std::move(c));
   }
 
+  // The case after one update_case step, and its event body; an Error when it is not allowed.
+  Result<std::pair<WorkingCase, Json>> plan_case_update(const Identity& who, SystemTime ts, const std::string& case_id,
+                                                        const std::string& action, const std::string& actor,
+                                                        const std::string& note) {
+    auto found = load_case(case_id);
+    if (!found) return Error{"case " + case_id, "no such case", "list the cases with: campusctl cases --state all"};
+    WorkingCase c = std::move(*found);
+    const std::string from = c.view.stage;
+    if (from == "closed")
+      return Error{"case " + case_id,
+                   "the case is closed (" + c.view.outcome + " at " + c.view.closed_at + ") and cannot change",
+                   "a new absence run opens a new case"};
+    std::string to = from;
+    if (action == "contacted" || action == "visited") {
+      to = action;
+      if (stage_rank(to) < stage_rank(from))
+        return Error{"case " + case_id, "action \"" + action + "\" would take the case back from stage \"" + from + "\"",
+                     "record it as a note instead"};
+    } else if (kOutcomes.count(action)) {
+      to = "closed";
+    } else if (action != "note") {
+      return Error{"case " + case_id, "unknown action \"" + action + "\"",
+                   "use one of: contacted, visited, returned, transferred, leave_approved, dropout_reported, note"};
+    }
+    std::string at = rfc3339(ts, who.timezone_offset);
+    c.view.stage = to;
+    if (to == "closed") {
+      c.view.outcome = action;
+      c.view.closed_at = at;
+    }
+    c.view.steps.push_back(CaseStep{at, action, actor, note});
+    c.changed = true;
+    Json body = case_event(c.view, from, to, action, note);
+    return std::pair{std::move(c), std::move(body)};
+  }
+
   static Json case_event(const CaseView& view, Json from, const std::string& to, const std::string& action,
                          const std::string& note) {
     return Json{{"subject", view.id}, {"case", view},     {"from", std::move(from)},
@@ -494,13 +519,13 @@ class SqliteStore final : public Store {
 
   // ---- commit writing (one transaction) ----
 
+  // REQUIRES: inside the write transaction.
   CommitOutcome apply(const Identity& who, const std::string& audit, SystemTime ts, CommitPlan& plan) {
-    Transaction tx(*db_);
     CommitOutcome out;
     std::int64_t seq = meta("next_seq");
     out.report_seq = seq;
     db_->prepare("INSERT INTO reports(seq, audit, ts, body) VALUES (?1, ?2, ?3, ?4)")
-        .bind_all(seq, audit, rfc3339(ts, who.timezone_offset), plan.report_body.dump())
+        .bind_all(seq, audit, rfc3339(ts, who.timezone_offset), text_of(plan.report_body))
         .run();
     append(seq, topic(who, "report/" + audit), envelope(who, "report", ts, std::move(plan.report_body), seq, audit),
            true, "report", audit, ts);
@@ -535,7 +560,7 @@ class SqliteStore final : public Store {
       auto erase = db_->prepare("DELETE FROM records WHERE plugin = ?1 AND kind = ?2 AND key = ?3");
       for (const auto& r : plan.records) {
         if (r.value) {
-          put.bind_all(audit, r.kind, r.key, r.value->dump()).run();
+          put.bind_all(audit, r.kind, r.key, text_of(*r.value)).run();
           put.reset();
         } else {
           erase.bind_all(audit, r.kind, r.key).run();
@@ -545,8 +570,6 @@ class SqliteStore final : public Store {
     }
     set_meta("next_seq", seq + 1);
     if (buffer_full_) set_meta("buffer_full", 0);
-    tx.commit();
-    buffer_full_ = false;
     return out;
   }
 
@@ -555,7 +578,7 @@ class SqliteStore final : public Store {
     db_->prepare(
            "INSERT INTO outbox(seq, topic, payload, qos, retain, kind, audit, created) "
            "VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7)")
-        .bind_all(seq, topic, envelope.dump(), retain ? 1 : 0, kind, audit, to_ms(created))
+        .bind_all(seq, topic, text_of(envelope), retain ? 1 : 0, kind, audit, to_ms(created))
         .run();
   }
 
@@ -565,12 +588,12 @@ class SqliteStore final : public Store {
              "INSERT INTO cases(id, audit, subject, n, stage, outcome, opened_at, closed_at, details, opened_ms, "
              "updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)")
           .bind_all(c.view.id, c.audit, c.view.subject, c.n, c.view.stage, c.view.outcome, c.view.opened_at,
-                    c.view.closed_at, c.view.details.dump(), to_ms(ts))
+                    c.view.closed_at, text_of(c.view.details), to_ms(ts))
           .run();
     } else {
       db_->prepare(
              "UPDATE cases SET stage = ?2, outcome = ?3, closed_at = ?4, details = ?5, updated_ms = ?6 WHERE id = ?1")
-          .bind_all(c.view.id, c.view.stage, c.view.outcome, c.view.closed_at, c.view.details.dump(), to_ms(ts))
+          .bind_all(c.view.id, c.view.stage, c.view.outcome, c.view.closed_at, text_of(c.view.details), to_ms(ts))
           .run();
     }
     auto q = db_->prepare(
@@ -625,7 +648,8 @@ class SqliteStore final : public Store {
     auto free_pages = static_cast<std::uint64_t>(db_->scalar_int("PRAGMA freelist_count"));
     auto needed = (bytes + page - 1) / page;
     auto after = std::max(pages, pages - free_pages + needed);
-    return after * page + wal_bytes() <= options_.max_size;
+    // The new pages land in the WAL first and reach the main file at the next checkpoint.
+    return after * page + wal_bytes() + needed * page <= options_.max_size;
   }
 
   // Gives freed pages back to the file system (auto_vacuum=INCREMENTAL) and empties the WAL.
@@ -670,7 +694,9 @@ class SqliteStore final : public Store {
         "AND seq NOT IN (SELECT max(seq) FROM reports GROUP BY audit)");
   }
 
-  Error refuse(const std::string& audit, std::uint64_t bytes) {
+  // Counts a refused report and raises buffer_full, in memory first: on a full disk the
+  // persisted copy may fail to write, and health still has to say so.
+  void note_refusal() {
     ++refused_;
     buffer_full_ = true;
     try {
@@ -681,6 +707,10 @@ class SqliteStore final : public Store {
     } catch (const Failure& f) {
       spdlog::error("{}: recording a refused commit: {}", file_.string(), f.what());
     }
+  }
+
+  Error refuse(const std::string& audit, std::uint64_t bytes) {
+    note_refusal();
     return Error{file_.string(),
                  "buffer full: the report of audit \"" + audit + "\" (" + std::to_string(bytes / 1024) +
                      " KiB) was refused; the store holds " + std::to_string(size_now() / 1024) +
@@ -827,12 +857,13 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file, St
                                std::to_string(kSchemaVersion),
                      "start the agent once so it migrates the store"};
     } else {
+      // Lets pruning give space back to the file system. Only possible before the first table
+      // and before the switch to WAL writes the header.
+      if (tables == 0) db->exec("PRAGMA auto_vacuum = INCREMENTAL");
       if (db->scalar_text("PRAGMA journal_mode = WAL") != "wal")
         return Error{path, "cannot switch the store to WAL mode", "put the data directory on a local file system"};
       db->exec("PRAGMA synchronous = FULL");
       db->exec("PRAGMA journal_size_limit = 4194304");
-      // Lets pruning give space back to the file system; only possible before the first table.
-      if (version == 0) db->exec("PRAGMA auto_vacuum = INCREMENTAL");
       for (auto v = version; v < kSchemaVersion; ++v) {
         Transaction tx(*db);
         db->exec(kMigrations[v]);
