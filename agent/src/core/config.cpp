@@ -1,6 +1,9 @@
 // agent.toml: the agent's own keys. Plugin keys are checked by the plugins (plugin_host.cpp).
 #include "core/config.hpp"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <regex>
 #include <sstream>
 
@@ -76,23 +79,31 @@ void read_mqtt(TableReader& r, MqttConfig& m, const AgentConfig& c) {
 }  // namespace
 
 ConfigLoad load_config(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    ConfigLoad out;
+    out.config.file = file;
+    out.errors.push_back({file.string(), "cannot read the configuration file: " + std::string(std::strerror(errno)),
+                          "create it from config/agent.toml, or give another file with --config PATH"});
+    return out;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), file);
+}
+
+ConfigLoad parse_config(std::string_view text, const std::filesystem::path& file) {
   ConfigLoad out;
   AgentConfig& c = out.config;
   Errors& errors = out.errors;
   c.file = file;
   try {
-    c.raw = toml::parse_file(file.string());
+    c.raw = toml::parse(text, file.string());
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
     std::string where = file.string();
     if (b) where += ":" + std::to_string(b.line) + ":" + std::to_string(b.column);
-    std::string what(e.description());
-    std::string fix;
-    if (what.find("No such file") != std::string::npos || what.find("could not be opened") != std::string::npos ||
-        what.find("File could not") != std::string::npos) {
-      fix = "create it from config/agent.toml, or give another file with --config PATH";
-    }
-    errors.push_back({where, "not valid TOML: " + what, fix});
+    errors.push_back({where, "not valid TOML: " + std::string(e.description()), ""});
     return out;
   }
 

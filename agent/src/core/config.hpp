@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <toml++/toml.h>
@@ -74,6 +75,8 @@ struct ConfigLoad {
   Errors errors;
 };
 ConfigLoad load_config(const std::filesystem::path& file);
+// The same from text already read; `file` names it in messages and anchors relative paths.
+ConfigLoad parse_config(std::string_view text, const std::filesystem::path& file);
 
 // The effective config as JSON for `config` replies and --check-config, secrets redacted.
 std::string redacted_summary(const AgentConfig& config);
