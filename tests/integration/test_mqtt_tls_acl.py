@@ -114,5 +114,6 @@ class MqttAcl(IntegrationTest):
         topics = {l.split(" on ")[1].split(":")[0] for l in refusals}
         self.assertEqual(len(refusals), len(topics), "logged more than once per topic")
         self.assertIn("pattern write campus/v1/", refusals[0])
+        self.assertIn("knows this agent as 'school-a' but agent.school is 'school-b'", refusals[0])
         print(f"\n  {refusals[0].strip()}")
         self.assertTrue(agent.alive())

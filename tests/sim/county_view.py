@@ -14,6 +14,15 @@ def summary(kind, body):
         return f"{body.get('subject')}: {body.get('from')} -> {body.get('to')} {body.get('reason', '')}".strip()
     if kind == "report":
         s = body.get("summary", {})
+        if "overall" in s and "coverage" in s.get("overall", {}):  # fiber
+            parts = [f"{t} {s[t].get('covered')}/{s[t].get('rooms')}" for t in ("classroom", "function_room", "office") if t in s]
+            return f"fiber coverage {s['overall']['coverage']:.1%} ({', '.join(parts)})"
+        if "compliant" in s and "classrooms" in s:  # recording
+            return f"recording classrooms compliant {s.get('compliant')}/{s.get('classrooms')}"
+        if "open_cases" in s:  # attendance
+            oc = s["open_cases"]
+            n = len(oc) if isinstance(oc, list) else oc
+            return f"attendance: {n} open case(s), {s.get('overdue', s.get('overdue_cases', '?'))} overdue"
         parts = []
         for k, v in s.items():
             if isinstance(v, (int, float, str, bool)) and len(parts) < 8:

@@ -503,3 +503,48 @@ TEST_F(PublisherTlsTest, MissingClientCertificateIsRefusedWithAClearLogLine) {
 }
 
 }  // namespace
+
+namespace {
+
+// Username + password instead of a client certificate (Mosquitto password_file).
+class PublisherPasswordTest : public PublisherTest {
+ protected:
+  void start_password_broker() {
+    fs::path pw = dir_ / "passwd";
+    std::string cmd = "mosquitto_passwd -b -c " + pw.string() + " nansan s3cret >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    fs::permissions(pw, fs::perms(0644));
+    start_broker("listener " + std::to_string(port_) + " 127.0.0.1\nallow_anonymous false\npassword_file " +
+                     pw.string() + "\n",
+                 /*listener=*/false);
+  }
+};
+
+TEST_F(PublisherPasswordTest, LogsInWithUserNameAndPassword) {
+  start_password_broker();
+  commit(3);
+  config_.username = "nansan";
+  config_.password = "s3cret";
+  make_publisher();
+  publisher_->start();
+  ASSERT_TRUE(run_until([&] { return store_->stats().unsent == 0; }, 10s)) << log_text_.str();
+  EXPECT_EQ(log_text_.str().find("s3cret"), std::string::npos) << "the password was logged";
+  stop_publisher();
+}
+
+TEST_F(PublisherPasswordTest, WrongPasswordIsRefusedWithAClearLogLine) {
+  start_password_broker();
+  commit(1);
+  config_.username = "nansan";
+  config_.password = "wrong";
+  make_publisher();
+  publisher_->start();
+  EXPECT_TRUE(run_until([&] { return log_text_.str().find("refused user 'nansan'") != std::string::npos &&
+                                     log_text_.str().find("not authorized") != std::string::npos; },
+                        8s))
+      << log_text_.str();
+  EXPECT_FALSE(publisher_->stats().connected);
+  EXPECT_EQ(log_text_.str().find("wrong"), std::string::npos) << "the password was logged";
+}
+
+}  // namespace

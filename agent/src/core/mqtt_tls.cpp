@@ -15,6 +15,7 @@
 #include <memory>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -159,6 +160,16 @@ std::string diagnose_tls(const TlsProbe& probe) {
     }
   }
   return "";
+}
+
+std::string certificate_cn(const std::filesystem::path& cert_file) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(cert_file.c_str(), "r"), BIO_free);
+  if (!bio) return "";
+  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
+  if (!cert) return "";
+  char cn[256] = {0};
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof cn) < 0) return "";
+  return cn;
 }
 
 int set_nodelay_on_sockets_to(const std::string& host, unsigned short port) {

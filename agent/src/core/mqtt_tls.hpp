@@ -22,6 +22,10 @@ struct TlsProbe {
 // handshake succeeds, else one sentence naming the cause and the fix.
 std::string diagnose_tls(const TlsProbe& probe);
 
+// The subject CN of a PEM certificate file ("" when unreadable): the user name Mosquitto's
+// use_identity_as_username gives this agent.
+std::string certificate_cn(const std::filesystem::path& cert_file);
+
 // Sets TCP_NODELAY on this process's TCP sockets connected to host:port (Paho C never does,
 // and Nagle + delayed ACK add ~40-90 ms to a request/reply). Returns how many were set.
 int set_nodelay_on_sockets_to(const std::string& host, unsigned short port);

@@ -264,6 +264,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
  private:
   static std::string describe(int rc, int reason) {
     if (reason >= 0x80) return reason_text(reason);
+    if (rc >= 0x80) return reason_text(rc);  // Paho C puts a CONNACK reason code in the return code
     return paho_rc_text(rc);
   }
 
@@ -364,6 +365,11 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void on_connect_failed(std::int64_t session, int rc, int reason) {
     if (stopping_ || session != attempt_session_) return;
     std::string what = describe(rc, reason);
+    const int code = reason >= 0x80 ? reason : rc;
+    if (code == 0x86 || code == 0x87 || code == 4 || code == 5)
+      what += config_.username.empty()
+                  ? " (the broker refused this client: check that cert_file is a certificate the county issued)"
+                  : " (the broker refused user '" + config_.username + "': check mqtt.username and password_file)";
     if (what != last_failure_) {
       log_->warn("mqtt: cannot connect to {}:{}: {}", config_.host, config_.port, what);
       last_failure_ = what;
@@ -588,15 +594,23 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       ++stats_.refused;
       asio::post(store_io_, [this, seq, why = "broker refused: " + reason_text(reason)] { store_.mark_attempt(seq, why); });
       if (refused_topics_.insert(t).second) {
-        if (reason == 0x87)
-          log_->error("mqtt: broker refused seq {} on {}: not authorized (0x87). Fix the broker ACL: user '{}' (the "
-                      "client certificate CN or user name) needs `pattern write campus/v1/{}/%u/#` and must equal the "
-                      "school code '{}'. Refused messages stay in the outbox and are retried after reconnect or every {}.",
-                      seq, t, config_.username.empty() ? who_.school : config_.username, who_.county, who_.school,
-                      format_duration(config_.reconnect_max));
-        else
+        if (reason == 0x87) {
+          std::string user = !config_.username.empty() ? config_.username
+                             : !config_.cert_file.empty() ? certificate_cn(config_.cert_file)
+                                                          : std::string();
+          std::string who = user.empty() ? "this agent's user" : "user '" + user + "'";
+          std::string mismatch = !user.empty() && user != who_.school
+                                     ? " The broker knows this agent as '" + user + "' but agent.school is '" +
+                                           who_.school + "': give the school a certificate whose CN is its code."
+                                     : "";
+          log_->error("mqtt: broker refused seq {} on {}: not authorized (0x87).{} Otherwise fix the broker ACL: {} "
+                      "needs `pattern write campus/v1/{}/%u/#`. Refused messages stay in the outbox and are retried "
+                      "after a reconnect or every {}.",
+                      seq, t, mismatch, who, who_.county, format_duration(config_.reconnect_max));
+        } else {
           log_->error("mqtt: broker refused seq {} on {}: {} ({:#x}); it stays in the outbox and is retried later", seq, t,
                       reason_text(reason), reason);
+        }
       }
       schedule_retry(config_.reconnect_max);
     } else if (connected_) {
