@@ -240,3 +240,74 @@ def tls_client_args(certs, who):
     """mosquitto_pub/sub/rr arguments to connect as `who` (a school code or the county)."""
     return ["--cafile", os.path.join(certs, "ca.crt"), "--cert", os.path.join(certs, f"{who}.crt"),
             "--key", os.path.join(certs, f"{who}.key")]
+
+# --- recording classrooms (plugins/recording): simulated cameras and recorders -------------
+RECORDING_SIM = os.path.join(SIM, "recording")
+
+
+def _ready_line(proc, timeout=20):
+    """Waits for the "READY ..." line a simulator prints and returns its words after READY."""
+    proc.wait_for_output("READY", timeout)
+    for line in proc.output().splitlines():
+        if line.startswith("READY"):
+            return line.split()[1:]
+    raise AssertionError(f"{proc.name} printed no READY line:\n{proc.output()}")
+
+
+def start_rtsp_camera(workdir, mounts, digest=None, basic=None, name="camera"):
+    """GStreamer RTSP server (real H.264) with mounts like ["teacher", "board=audio"]; .port set."""
+    argv = ["/usr/bin/python3", os.path.join(RECORDING_SIM, "rtsp_camera.py"), "--port", "0"]
+    for m in mounts:
+        argv += ["--mount", m]
+    if digest:
+        argv += ["--digest", digest]
+    if basic:
+        argv += ["--basic", basic]
+    proc = Proc(name, argv, workdir)
+    proc.port = int(_ready_line(proc)[0])
+    return proc
+
+
+def start_bad_rtsp(workdir, modes, name="bad-rtsp"):
+    """Misbehaving RTSP servers (tests/sim/recording/bad_rtsp.py); .ports maps mode -> port."""
+    proc = Proc(name, ["/usr/bin/python3", os.path.join(RECORDING_SIM, "bad_rtsp.py"), *modes], workdir)
+    proc.ports = {k: int(v) for k, v in (w.split("=") for w in _ready_line(proc))}
+    return proc
+
+
+def start_recorder_sim(workdir, devices, name="recorders"):
+    """ONVIF + JSON status of many recorders (recorder_sim.py); devices is the JSON table.
+    .port set; .update(devices) rewrites the table while it runs; .url(dev, "status"|"onvif")."""
+    path = os.path.join(workdir, f"{name}.json")
+
+    def update(table):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(table, f)
+        os.replace(tmp, path)
+    update(devices)
+    proc = Proc(name, ["/usr/bin/python3", os.path.join(RECORDING_SIM, "recorder_sim.py"), path], workdir)
+    proc.port = int(_ready_line(proc)[0])
+    proc.update = update
+    proc.url = lambda dev, what: (f"http://{LOOPBACK}:{proc.port}/{dev}/api/status" if what == "status"
+                                  else f"http://{LOOPBACK}:{proc.port}/{dev}/onvif/device_service")
+    return proc
+
+
+def run_recording_probe(register, *args, timeout=120):
+    """Runs build/bin/recording-probe (one recording audit without the daemon); returns the report."""
+    out = subprocess.run([os.path.join(BIN, "recording-probe"), "--register", register, *map(str, args)],
+                         capture_output=True, timeout=timeout, check=True)
+    return json.loads(out.stdout.decode().strip().splitlines()[-1])
+
+def attendance_sim(workdir, data_jsonl, token_file, page_size=30, port=None, name="attendance-sim"):
+    """The simulated attendance HTTP service (tests/sim/attendance/server.py) on 127.0.0.1;
+    the returned Proc has .port. Fault modes: GET /control?mode=500|notjson|hang|ok."""
+    port = port or free_port()
+    proc = Proc(name, [sys.executable, os.path.join(SIM, "attendance", "server.py"), "--port", port,
+                       "--data", data_jsonl, "--token-file", token_file, "--page-size", page_size], workdir)
+    wait_until(lambda: port_open(port) or not proc.alive(), 10, what="attendance sim to listen")
+    if not proc.alive():
+        raise AssertionError("attendance sim did not start:\n" + proc.output())
+    proc.port = port
+    return proc

@@ -1,0 +1,540 @@
+// The attendance audit run: import, evaluate, decide cases, report.
+#include "attendance_audit.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+
+#include "csv_import.hpp"
+
+namespace campus::attendance {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::optional<Day> json_day(const Json& j, const char* key) {
+  if (!j.is_object()) return std::nullopt;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return std::nullopt;
+  return parse_day(it->get<std::string>());
+}
+
+// The local date of an RFC 3339 timestamp is its first ten characters.
+std::optional<Day> rfc3339_day(const std::string& at) {
+  return at.size() >= 10 ? parse_day(std::string_view(at).substr(0, 10)) : std::nullopt;
+}
+
+struct SpoolFile {
+  fs::path path;
+  Errors errors;
+  std::size_t imported = 0;
+  bool fatal = false;
+};
+
+// Moves a processed spool file aside without overwriting an earlier one of the same name.
+void move_aside(const fs::path& file, const fs::path& dir, const std::string* error_text,
+                const std::shared_ptr<spdlog::logger>& log) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  fs::path target = dir / file.filename();
+  for (int n = 1; fs::exists(target, ec); ++n)
+    target = dir / (file.stem().string() + "." + std::to_string(n) + file.extension().string());
+  fs::rename(file, target, ec);
+  if (ec) {
+    if (log) log->error("attendance: cannot move {} to {}: {}", file.string(), dir.string(), ec.message());
+    return;
+  }
+  if (error_text) {
+    std::ofstream out(target.string() + ".error");
+    out << *error_text;
+  }
+}
+
+}  // namespace
+
+Json CaseMarker::to_json() const {
+  Json j = {{"first", format_day(first)}, {"last", format_day(last)}, {"cumulative", cumulative},
+            {"open_day", format_day(open_day)}, {"deadline_day", format_day(deadline_day)}};
+  if (handled_day) j["handled_day"] = format_day(*handled_day);
+  if (closed_day) j["closed_day"] = format_day(*closed_day);
+  if (!outcome.empty()) j["outcome"] = outcome;
+  return j;
+}
+
+std::optional<CaseMarker> CaseMarker::from_json(const Json& j) {
+  auto first = json_day(j, "first"), last = json_day(j, "last"), open = json_day(j, "open_day"),
+       deadline = json_day(j, "deadline_day");
+  if (!first || !last || !open || !deadline) return std::nullopt;
+  CaseMarker m;
+  m.first = *first;
+  m.last = *last;
+  m.open_day = *open;
+  m.deadline_day = *deadline;
+  m.cumulative = j.value("cumulative", false);
+  m.handled_day = json_day(j, "handled_day");
+  m.closed_day = json_day(j, "closed_day");
+  m.outcome = j.value("outcome", "");
+  return m;
+}
+
+struct AttendanceAudit::Run {
+  AuditContext ctx;
+  std::function<void(AuditReport)> done;
+  AuditReport report;
+  Day today = 0;
+  std::vector<SpoolFile> spool;
+  std::optional<Error> spool_error;
+  std::optional<HttpImportResult> http;
+  std::size_t rows_imported = 0;
+  std::size_t rows_rejected = 0;
+
+  Run(AuditContext c, std::function<void(AuditReport)> d) : ctx(std::move(c)), done(std::move(d)) {}
+};
+
+campus::Status AttendanceAudit::apply(AttendanceSettings settings) {
+  auto cal = SchoolCalendar::load(settings.calendar_file);
+  if (!cal) return cal.error();
+  calendar_ = std::move(cal.value());
+  std::error_code ec;
+  calendar_mtime_ = fs::last_write_time(settings.calendar_file, ec);
+  bool names_changed = settings.publish_names != settings_.publish_names;
+  settings_ = std::move(settings);
+  if (names_changed) loaded_ = false;  // reload so names are dropped/kept consistently
+  return {};
+}
+
+void AttendanceAudit::reload(const RecordReader& records) {
+  book_.load(records, settings_.publish_names);
+  markers_.clear();
+  records.scan(kCaseRecordKind, [&](const std::string& key, const Json& v) {
+    auto bar = key.rfind('|');
+    auto m = CaseMarker::from_json(v);
+    if (bar == std::string::npos || !m) return;
+    markers_[key.substr(0, bar)].push_back(*m);
+  });
+  loaded_ = true;
+  dirty_ = false;
+}
+
+void AttendanceAudit::cancel() {
+  if (http_in_flight_) http_in_flight_->cancel_all();
+}
+
+void AttendanceAudit::audit(AuditContext ctx, std::function<void(AuditReport)> done) {
+  auto run = std::make_shared<Run>(std::move(ctx), std::move(done));
+  auto& log = run->ctx.log;
+  run->today = local_day(run->ctx.now, settings_.timezone_offset);
+  if (!loaded_ || dirty_) reload(run->ctx.records);
+
+  // A calendar edited since the last run (a new term) is picked up without a reload.
+  std::error_code ec;
+  auto mtime = fs::last_write_time(settings_.calendar_file, ec);
+  if (!ec && mtime != calendar_mtime_) {
+    auto cal = SchoolCalendar::load(settings_.calendar_file);
+    if (cal) {
+      calendar_ = std::move(cal.value());
+      calendar_mtime_ = mtime;
+    } else {
+      run->report.input_errors.push_back(cal.error());
+    }
+  }
+
+  // Spool: every *.csv (never hidden or partial files: copy as .part and rename when complete),
+  // in name order so a later export overrides an earlier one.
+  if (settings_.spool_dir) {
+    std::vector<fs::path> files;
+    for (fs::directory_iterator it(*settings_.spool_dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const auto& p = it->path();
+      if (it->is_regular_file() && p.extension() == ".csv" && p.filename().string()[0] != '.') files.push_back(p);
+    }
+    if (ec) {
+      run->spool_error = Error{settings_.spool_dir->string(), "cannot read the spool directory: " + ec.message(),
+                               "create it and let the agent's user read and write it"};
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      SpoolFile sf{f, {}, 0, false};
+      auto result = import_csv_file(f, settings_.csv_fields, settings_.publish_names, [&](const AttendanceRecord& r) {
+        book_.put(r);
+      });
+      sf.errors = std::move(result.errors);
+      sf.imported = result.imported;
+      sf.fatal = result.fatal;
+      run->rows_imported += result.imported;
+      run->rows_rejected += sf.errors.size();
+      if (log) log->info("attendance: {}: {} rows imported, {} rejected", f.filename().string(), result.imported, sf.errors.size());
+      run->spool.push_back(std::move(sf));
+    }
+  }
+
+  if (!settings_.http) {
+    asio::post(run->ctx.io, [this, run] { finish(run); });
+    return;
+  }
+  Day from = run->today - settings_.http->lookback_days;
+  http_in_flight_ = &run->ctx.http;
+  import_http(run->ctx.http, *settings_.http, settings_.publish_names, from, run->today,
+              [this, run](HttpImportResult r) {
+                http_in_flight_ = nullptr;
+                for (const auto& rec : r.records) book_.put(rec);
+                run->rows_imported += r.records.size();
+                run->rows_rejected += r.row_errors.size();
+                run->http = std::move(r);
+                finish(run);
+              });
+}
+
+void AttendanceAudit::finish(std::shared_ptr<Run> run) {
+  AuditReport& report = run->report;
+  const Day today = run->today;
+  auto& log = run->ctx.log;
+  Json summary = Json::object();
+  summary["today"] = format_day(today);
+
+  // The months this run's imports changed, as store writes (committed with this report).
+  for (auto& w : book_.take_writes()) report.records.push_back(std::move(w));
+
+  Evaluation ev;
+  if (calendar_) ev = evaluate(book_, *calendar_, settings_.rule, today);
+
+  // ---- cases ----
+  auto next_markers = markers_;
+  std::map<std::string, const CaseView*> open_by_student;
+  for (const auto& c : run->ctx.open_cases) {
+    if (open_by_student.count(c.subject) && log) log->warn("attendance: two open cases for one student ({})", c.id);
+    open_by_student.emplace(c.subject, &c);
+  }
+  std::map<std::string, const StudentStanding*> standing_by_student;
+  for (const auto& st : ev.standings) standing_by_student.emplace(st.student->id, &st);
+
+  auto make_details = [&](const std::string& student, const AbsenceRun& r, const CaseMarker& m, bool overdue) {
+    Json d = {{"rule", r.cumulative ? "cumulative" : "consecutive"},
+              {"run_days", r.days},
+              {"first_day", format_day(m.first)},
+              {"last_absent_day", format_day(std::max(r.last, m.last))},
+              {"gap_days", r.gap_days},
+              {"excused_days", r.excused_days},
+              {"watch_from", format_day(r.cumulative ? ev.horizon : m.first)},
+              {"opened_day", format_day(m.open_day)},
+              {"deadline_day", format_day(m.deadline_day)},
+              {"overdue", overdue}};
+    if (const auto* s = book_.find(student)) {
+      d["class"] = book_.latest_class(*s);
+      d["grade"] = s->grade;
+      if (settings_.publish_names && !s->name.empty()) d["name"] = s->name;
+    }
+    return d;
+  };
+  // The first present/late school day strictly after `after`.
+  auto returned_after = [&](const std::string& student, Day after) -> std::optional<Day> {
+    const auto* s = book_.find(student);
+    if (!s) return std::nullopt;
+    auto it = std::upper_bound(s->days.begin(), s->days.end(), after, [](Day d, const DayEntry& x) { return d < x.day; });
+    for (; it != s->days.end(); ++it)
+      if (day_kind(it->status, it->leave_approved) == DayKind::Attended && calendar_ && calendar_->is_school_day(it->day))
+        return it->day;
+    return std::nullopt;
+  };
+
+  Json open_list = Json::array();
+  int opened_now = 0, closed_now = 0, overdue_count = 0;
+  std::set<std::string> still_open;  // students with an open case after this run
+  std::map<std::string, std::pair<int, int>> class_cases;  // class -> (open, overdue)
+
+  auto list_case = [&](const std::string& case_id, const std::string& student, const Json& details,
+                       const std::string& opened_at, const std::string& stage) {
+    Json e = {{"case", case_id.empty() ? Json(nullptr) : Json(case_id)},
+              {"student", student},
+              {"class", details.value("class", "")},
+              {"grade", details.value("grade", "")},
+              {"rule", details.value("rule", "consecutive")},
+              {"run_days", details.value("run_days", 0)},
+              {"first_day", details.value("first_day", "")},
+              {"last_absent_day", details.value("last_absent_day", "")},
+              {"opened_at", opened_at},
+              {"stage", stage},
+              {"overdue", details.value("overdue", false)}};
+    if (settings_.publish_names && details.contains("name")) e["name"] = details["name"];
+    open_list.push_back(std::move(e));
+    auto& cc = class_cases[details.value("class", "")];
+    ++cc.first;
+    if (details.value("overdue", false)) {
+      ++cc.second;
+      ++overdue_count;
+    }
+  };
+
+  for (const auto& [student, cv] : open_by_student) {
+    const CaseView& c = *cv;
+    auto first = json_day(c.details, "first_day");
+    auto& ms = next_markers[student];
+    CaseMarker* m = nullptr;
+    for (auto& x : ms)
+      if (first && x.first == *first) m = &x;
+    if (!m) {
+      // A case this plugin has no marker for (opened by an older version or by hand).
+      for (auto& x : ms)
+        if (!x.closed_day) m = &x;
+    }
+    if (!m) {
+      Day f = first.value_or(today);
+      ms.push_back(CaseMarker{f, f, c.details.value("rule", "") == "cumulative", rfc3339_day(c.opened_at).value_or(today),
+                              calendar_ ? calendar_->school_days_after(rfc3339_day(c.opened_at).value_or(today), settings_.contact_within) : today,
+                              {}, {}, {}});
+      m = &ms.back();
+    }
+    if (!m->handled_day && c.stage != "open") {
+      for (const auto& step : c.steps)
+        if (step.action == "contacted" || step.action == "visited") {
+          m->handled_day = rfc3339_day(step.at);
+          break;
+        }
+      if (!m->handled_day) m->handled_day = today;
+    }
+    Day watch_from = json_day(c.details, "watch_from").value_or(m->first);
+    if (auto back = returned_after(student, watch_from)) {
+      CaseAction close{CaseAction::Kind::Close, student, "returned", "present again on " + format_day(*back), {}};
+      report.case_actions.push_back(std::move(close));
+      if (!m->handled_day) m->handled_day = *back;
+      m->closed_day = today;
+      m->outcome = "returned";
+      ++closed_now;
+      continue;
+    }
+    still_open.insert(student);
+    bool overdue = c.stage == "open" && today > m->deadline_day;
+    Json details = c.details;
+    AbsenceRun r;
+    r.first = m->first;
+    r.last = m->last;
+    r.cumulative = m->cumulative;
+    r.days = c.details.value("run_days", 0);
+    if (auto it = standing_by_student.find(student); it != standing_by_student.end()) {
+      for (const auto& sr : it->second->runs)
+        if (!sr.returned_on && sr.cumulative == m->cumulative) r = sr;  // the run still going
+    }
+    r.cumulative = m->cumulative;
+    m->last = std::max(m->last, r.last);
+    details = make_details(student, r, *m, overdue);
+    if (details != c.details) {
+      report.case_actions.push_back(CaseAction{CaseAction::Kind::Update, student, {},
+                                               overdue && !c.details.value("overdue", false) ? "overdue: not contacted by " + format_day(m->deadline_day) : "",
+                                               details});
+    }
+    list_case(c.id, student, details, c.opened_at, c.stage);
+  }
+
+  // Markers of cases that left the open set without this plugin closing them: closed by the
+  // county or the school (case.update, campusctl).
+  for (auto& [student, ms] : next_markers)
+    for (auto& m : ms)
+      if (!m.closed_day && !open_by_student.count(student)) {
+        m.closed_day = today;
+        if (!m.handled_day) m.handled_day = today;
+        m.outcome = "closed";
+      }
+
+  const std::string now_text = rfc3339(run->ctx.now, settings_.timezone_offset);
+
+  for (const auto& st : ev.standings) {
+    const std::string& student = st.student->id;
+    if (still_open.count(student)) continue;
+    auto& ms = next_markers[student];
+    for (const auto& r : st.runs) {
+      if (still_open.count(student)) break;
+      bool covered = std::any_of(ms.begin(), ms.end(), [&](const CaseMarker& m) { return r.first <= m.last && m.first <= r.last; });
+      if (covered) continue;
+      // The deadline counts from the day the absences qualified, not from the day the data
+      // arrived: a late export does not buy the school time.
+      Day qualified = r.qualified_on ? r.qualified_on : today;
+      CaseMarker m{r.first, r.last, r.cumulative, today,
+                   calendar_ ? calendar_->school_days_after(qualified, settings_.contact_within) : today, {}, {}, {}};
+      Json details = make_details(student, r, m, !r.returned_on && today > m.deadline_day);
+      std::string note = r.cumulative ? std::to_string(r.days) + " unexcused school days within " +
+                                            std::to_string(settings_.rule.cumulative_window)
+                                      : std::to_string(r.days) + " consecutive unexcused school days from " + format_day(r.first);
+      report.case_actions.push_back(CaseAction{CaseAction::Kind::Open, student, {}, note, details});
+      ++opened_now;
+      if (r.returned_on) {
+        // Found after the fact (a batch import): the case is recorded and closes at once.
+        report.case_actions.push_back(CaseAction{CaseAction::Kind::Close, student, "returned",
+                                                 "present again on " + format_day(*r.returned_on), {}});
+        m.handled_day = *r.returned_on;
+        m.closed_day = today;
+        m.outcome = "returned";
+        ++closed_now;
+      } else {
+        still_open.insert(student);
+        list_case("", student, details, now_text, "open");
+      }
+      ms.push_back(m);
+    }
+  }
+
+  // Record writes for every marker that changed.
+  for (const auto& [student, ms] : next_markers) {
+    const auto old = markers_.find(student);
+    for (const auto& m : ms) {
+      bool same = false;
+      if (old != markers_.end())
+        for (const auto& o : old->second)
+          if (o.first == m.first) same = o.to_json() == m.to_json();
+      if (!same) report.records.push_back(RecordWrite{kCaseRecordKind, student + "|" + format_day(m.first), m.to_json()});
+    }
+  }
+
+  // ---- summary ----
+  summary["rule"] = {{"threshold_days", settings_.rule.threshold_days},
+                     {"leave_breaks_run", settings_.rule.leave_breaks_run},
+                     {"cumulative_days", settings_.rule.cumulative_days},
+                     {"cumulative_window", settings_.rule.cumulative_window},
+                     {"contact_within", settings_.contact_within}};
+  if (ev.term) {
+    summary["term"] = {{"name", ev.term->name}, {"start", format_day(ev.term->start)}, {"end", format_day(ev.term->end)}};
+    summary["as_of"] = format_day(ev.as_of);
+    summary["evaluated_through"] = format_day(ev.horizon);
+  } else {
+    summary["term"] = nullptr;
+  }
+  summary["students"] = ev.students;
+  summary["records"] = book_.record_count();
+  summary["open_cases"] = open_list;
+  summary["open"] = open_list.size();
+  summary["overdue"] = overdue_count;
+  summary["at_risk"] = ev.at_risk;
+  summary["opened_this_run"] = opened_now;
+  summary["closed_this_run"] = closed_now;
+  Day period_from = ev.term ? ev.term->start : today;
+  int opened_period = 0, closed_period = 0, due = 0, within = 0;
+  for (const auto& [student, ms] : next_markers)
+    for (const auto& m : ms) {
+      if (m.open_day >= period_from && m.open_day <= today) ++opened_period;
+      if (m.closed_day && *m.closed_day >= period_from && *m.closed_day <= today) ++closed_period;
+      if (m.open_day < period_from) continue;
+      if (m.handled_day || today > m.deadline_day) {
+        ++due;
+        if (m.handled_day && *m.handled_day <= m.deadline_day) ++within;
+      }
+    }
+  summary["period"] = {{"from", format_day(period_from)}, {"to", format_day(today)}};
+  summary["opened_in_period"] = opened_period;
+  summary["closed_in_period"] = closed_period;
+  summary["handled_within_deadline"] = {{"within", within}, {"due", due},
+                                        {"share", due ? Json(static_cast<double>(within) / due) : Json(nullptr)}};
+  int missing_total = 0;
+  std::map<std::string, std::pair<int, Day>> class_gaps;  // class -> (gap days, latest)
+  for (const auto& g : ev.gaps) {
+    missing_total += g.missing;
+    auto& cg = class_gaps[book_.class_name(g.class_index)];
+    ++cg.first;
+    cg.second = std::max(cg.second, g.day);
+  }
+  Json latest = Json::array();
+  for (auto it = ev.gaps.rbegin(); it != ev.gaps.rend() && static_cast<int>(latest.size()) < settings_.max_gap_entries; ++it)
+    latest.push_back({{"class", book_.class_name(it->class_index)}, {"date", format_day(it->day)}, {"missing", it->missing}});
+  summary["data_gaps"] = {{"class_days", ev.gaps.size()}, {"missing_records", missing_total}, {"latest", latest}};
+  summary["records_outside_term"] = ev.records_outside_term;
+  summary["records_on_non_school_days"] = ev.records_on_non_school_days;
+
+  // ---- imports ----
+  Json imports = Json::object();
+  Json files_done = Json::array(), files_rejected = Json::array();
+  for (const auto& f : run->spool) (f.errors.empty() ? files_done : files_rejected).push_back(f.path.filename().string());
+  imports["files_imported"] = files_done;
+  imports["files_rejected"] = files_rejected;
+  imports["rows_imported"] = run->rows_imported;
+  imports["rows_rejected"] = run->rows_rejected;
+  if (run->http) {
+    Json h = {{"ok", !run->http->failure}, {"pages", run->http->pages}, {"records", run->http->records.size()}};
+    if (run->http->failure) h["error"] = run->http->failure->message();
+    imports["http"] = h;
+  }
+  summary["imports"] = imports;
+
+  // ---- findings: one per class, one per source ----
+  std::set<std::string> classes;
+  for (std::size_t i = 0; i < book_.class_count(); ++i) classes.insert(book_.class_name(static_cast<std::uint16_t>(i)));
+  for (const auto& [c, n] : class_cases) classes.insert(c);
+  for (const auto& c : classes) {
+    auto cc = class_cases.count(c) ? class_cases[c] : std::pair<int, int>{0, 0};
+    auto cg = class_gaps.count(c) ? class_gaps[c] : std::pair<int, Day>{0, 0};
+    Finding f{"class:" + c, "ok", "", {{"open_cases", cc.first}, {"overdue", cc.second}, {"gap_days", cg.first}}};
+    if (cc.second > 0) {
+      f.state = "overdue";
+      f.reason = std::to_string(cc.second) + " of " + std::to_string(cc.first) + " open cases not contacted in time";
+    } else if (cc.first > 0) {
+      f.state = "open_cases";
+      f.reason = std::to_string(cc.first) + " open absence case" + (cc.first > 1 ? "s" : "");
+    } else if (cg.first > 0) {
+      f.state = "data_gap";
+      f.reason = "missing records on " + std::to_string(cg.first) + " school day(s), latest " + format_day(cg.second);
+    }
+    report.findings.push_back(std::move(f));
+  }
+  if (!calendar_ || !ev.term) {
+    report.findings.push_back({"calendar", "unknown",
+                               calendar_ ? "no term in the calendar on or before " + format_day(today) : "the calendar could not be read",
+                               Json::object()});
+  }
+  if (settings_.spool_dir) {
+    Finding f{"source:spool", "ok", "", {{"files_imported", files_done.size()}, {"files_rejected", files_rejected.size()}}};
+    if (run->spool_error) {
+      f.state = "unknown";
+      f.reason = run->spool_error->message();
+      report.input_errors.push_back(*run->spool_error);
+    } else if (!files_rejected.empty()) {
+      f.state = "rejected_files";
+      f.reason = std::to_string(files_rejected.size()) + " file(s) moved to rejected/ (see the .error beside each)";
+    }
+    report.findings.push_back(std::move(f));
+  }
+  if (run->http) {
+    Finding f{"source:http", run->http->failure ? "unknown" : "ok",
+              run->http->failure ? run->http->failure->message() : "", {{"pages", run->http->pages}}};
+    if (run->http->failure) report.input_errors.push_back(*run->http->failure);
+    report.findings.push_back(std::move(f));
+  }
+  // Bad rows: every one goes into the .error files; the report carries the first ones.
+  std::size_t listed = 0, total_bad = 0;
+  auto add_errors = [&](const Errors& es) {
+    for (const auto& e : es) {
+      ++total_bad;
+      if (listed < static_cast<std::size_t>(settings_.max_error_entries)) {
+        report.input_errors.push_back(e);
+        ++listed;
+      }
+    }
+  };
+  for (const auto& f : run->spool) add_errors(f.errors);
+  if (run->http) add_errors(run->http->row_errors);
+  if (total_bad > listed)
+    report.input_errors.push_back({"attendance import", std::to_string(total_bad - listed) + " more bad rows not listed", ""});
+
+  report.summary = std::move(summary);
+
+  // ---- after the commit: spool files aside, and the writes are now the store's truth ----
+  dirty_ = true;
+  markers_ = next_markers;  // provisional; a failed commit reloads everything next run
+  std::vector<std::pair<fs::path, std::optional<std::string>>> moves;
+  for (const auto& f : run->spool) {
+    if (f.errors.empty()) {
+      moves.emplace_back(f.path, std::nullopt);
+    } else {
+      std::string text;
+      for (const auto& e : f.errors) text += e.message() + "\n";
+      moves.emplace_back(f.path, text);
+    }
+  }
+  auto spool_dir = settings_.spool_dir;
+  report.after_commit = [this, moves = std::move(moves), spool_dir, log]() {
+    for (const auto& [path, error] : moves)
+      move_aside(path, *spool_dir / (error ? "rejected" : "done"), error ? &*error : nullptr, log);
+    dirty_ = false;
+  };
+  if (log)
+    log->info("attendance: {} students, {} open cases ({} overdue), {} opened and {} closed this run, {} class-days with gaps",
+              ev.students, open_list.size(), overdue_count, opened_now, closed_now, ev.gaps.size());
+  run->done(std::move(report));
+}
+
+}  // namespace campus::attendance

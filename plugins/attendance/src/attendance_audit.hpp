@@ -1,0 +1,81 @@
+// The attendance audit: import (spool CSV, HTTP API), evaluate the absence rule, propose case
+// actions, and report open cases, deadlines and data gaps.
+#pragma once
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "book.hpp"
+#include "calendar.hpp"
+#include "campus/plugin.hpp"
+#include "http_import.hpp"
+#include "rule.hpp"
+
+namespace campus::attendance {
+
+struct AttendanceSettings {
+  std::filesystem::path calendar_file;
+  RuleSettings rule;
+  int contact_within = 1;            // school days after the opening day
+  bool publish_names = false;
+  std::optional<std::filesystem::path> spool_dir;
+  FieldNames csv_fields;
+  std::optional<HttpSourceSettings> http;
+  std::string timezone_offset = "+08:00";
+  int max_gap_entries = 50;          // data-gap lines in the report (totals are always exact)
+  int max_error_entries = 100;       // bad-row errors in the report
+};
+
+// What the plugin remembers about each case it opened (records kind "case", key
+// "<student>|<first day>"): which absences it covers, so no run ever opens a second case,
+// and when it was handled, for the share handled within the deadline.
+struct CaseMarker {
+  Day first = 0;
+  Day last = 0;
+  bool cumulative = false;
+  Day open_day = 0;
+  Day deadline_day = 0;
+  std::optional<Day> handled_day;
+  std::optional<Day> closed_day;
+  std::string outcome;
+  Json to_json() const;
+  static std::optional<CaseMarker> from_json(const Json& j);
+};
+
+inline constexpr const char* kCaseRecordKind = "case";
+
+// Reads and validates [audits.attendance] (settings.cpp). Problems
+// go to reader.error(); the calendar is loaded to check it. nullopt when a problem was found
+// in a sub-table or the calendar (top-level key errors are only known to the reader's owner).
+std::optional<AttendanceSettings> read_settings(TableReader& reader, const PluginEnv& env);
+
+// The audit's logic; plugin.cpp wraps it in the AuditPlugin interface (configure reads the
+// TOML table into AttendanceSettings, see settings.cpp).
+class AttendanceAudit {
+ public:
+  // As AuditPlugin::audit: `done` is called exactly once, on ctx.io.
+  void audit(AuditContext ctx, std::function<void(AuditReport)> done);
+  void cancel();
+
+  // Takes validated settings (tests, and configure() after validation).
+  campus::Status apply(AttendanceSettings settings);
+  const AttendanceSettings& settings() const { return settings_; }
+
+ private:
+  struct Run;  // one audit in flight
+  void finish(std::shared_ptr<Run> run);
+  void reload(const RecordReader& records);
+
+  AttendanceSettings settings_;
+  std::optional<SchoolCalendar> calendar_;
+  std::filesystem::file_time_type calendar_mtime_{};
+  AttendanceBook book_;
+  std::map<std::string, std::vector<CaseMarker>> markers_;  // by student
+  bool loaded_ = false;
+  bool dirty_ = false;  // the last report's writes are not known to be committed
+  HttpClient* http_in_flight_ = nullptr;
+};
+
+}  // namespace campus::attendance

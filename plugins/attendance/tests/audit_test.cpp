@@ -1,0 +1,375 @@
+// The audit end to end against an in-memory store: imports, cases, deadlines, restarts, privacy.
+#include <gtest/gtest.h>
+
+#include "campus/csv.hpp"
+#include "test_support.hpp"
+
+namespace campus::attendance {
+namespace {
+using namespace testing;
+namespace fs = std::filesystem;
+
+const char* kHeader = "student_id,class,grade,date,status,leave_approved,name\n";
+
+// One spool file for one day: S1's mark, and classmates S2, S3 present.
+std::string day_csv(const char* date, char s1) {
+  std::string status = s1 == 'A' ? "absent" : s1 == 'L' ? "late" : s1 == 'E' ? "leave" : "present";
+  std::string csv = kHeader;
+  csv += std::string("S1,3-2,3,") + date + "," + status + "," + (s1 == 'E' ? "yes" : "no") + ",Zhang San\n";
+  csv += std::string("S2,3-2,3,") + date + ",present,no,Li Si\n";
+  csv += std::string("S3,3-2,3,") + date + ",present,no,Wang Wu\n";
+  return csv;
+}
+
+// "<status> <class>" of one stored day, read back the way a restarted agent reads it.
+std::string stored(const FakeStore& store, const std::string& student, const char* date) {
+  AttendanceBook book;
+  EXPECT_EQ(book.load(store), 0u);
+  const StudentDays* s = book.find(student);
+  if (!s) return "no student";
+  for (const auto& e : s->days)
+    if (e.day == D(date)) return std::string(status_name(e.status)) + " " + book.class_name(e.class_index);
+  return "no record";
+}
+
+class AttendanceAuditTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    settings.calendar_file = dir.write("calendar.csv", kCalendarCsv);
+    fs::create_directories(dir.path / "spool");
+    settings.spool_dir = dir.path / "spool";
+    ASSERT_TRUE(audit.apply(settings).ok());
+  }
+  // Drops a file into the spool, runs the audit at 18:00 school time on `date`, commits.
+  AuditReport day(const char* date, char s1, bool commit = true) {
+    dir.write(std::string("spool/") + date + ".csv", day_csv(date, s1));
+    return run(date, commit);
+  }
+  AuditReport run(const char* date, bool commit = true) {
+    AuditReport r = run_audit(audit, store, http, io, std::string(date) + "T18:00:00");
+    if (commit) store.commit(r, std::string(date) + "T18:00:00+08:00");
+    return r;
+  }
+  static int count(const AuditReport& r, CaseAction::Kind k) {
+    return static_cast<int>(std::count_if(r.case_actions.begin(), r.case_actions.end(), [&](const auto& a) { return a.kind == k; }));
+  }
+  static int writes(const AuditReport& r, const char* kind) {
+    return static_cast<int>(std::count_if(r.records.begin(), r.records.end(), [&](const auto& w) { return w.kind == kind; }));
+  }
+  static const Finding* finding(const AuditReport& r, const std::string& subject) {
+    for (const auto& f : r.findings)
+      if (f.subject == subject) return &f;
+    return nullptr;
+  }
+
+  TempDir dir;
+  AttendanceSettings settings;
+  AttendanceAudit audit;
+  FakeStore store;
+  asio::io_context io;
+  FakeHttp http{io};
+};
+
+TEST_F(AttendanceAuditTest, OpensCaseOnThirdDayAndClosesItselfOnReturn) {
+  EXPECT_EQ(count(day("2026-11-02", 'A'), CaseAction::Kind::Open), 0);
+  EXPECT_EQ(count(day("2026-11-03", 'A'), CaseAction::Kind::Open), 0);
+  AuditReport r = day("2026-11-04", 'A');
+  ASSERT_EQ(count(r, CaseAction::Kind::Open), 1);
+  EXPECT_EQ(r.case_actions[0].subject, "S1");
+  EXPECT_EQ(r.case_actions[0].details["run_days"], 3);
+  EXPECT_EQ(r.case_actions[0].details["first_day"], "2026-11-02");
+  EXPECT_EQ(r.summary["open"], 1);
+  EXPECT_EQ(r.summary["open_cases"][0]["student"], "S1");
+  EXPECT_EQ(r.summary["open_cases"][0]["class"], "3-2");
+  EXPECT_EQ(r.summary["open_cases"][0]["run_days"], 3);
+  EXPECT_EQ(finding(r, "class:3-2")->state, "open_cases");
+  ASSERT_NE(store.open_case("S1"), nullptr);
+
+  r = day("2026-11-05", 'P');
+  ASSERT_EQ(count(r, CaseAction::Kind::Close), 1);
+  EXPECT_EQ(r.case_actions[0].outcome, "returned");
+  EXPECT_EQ(store.open_case("S1"), nullptr);
+  EXPECT_EQ(r.summary["open"], 0);
+  EXPECT_EQ(r.summary["opened_in_period"], 1);
+  EXPECT_EQ(r.summary["closed_in_period"], 1);
+  EXPECT_EQ(finding(r, "class:3-2")->state, "ok");
+  // Spool files went to done/ after each commit.
+  EXPECT_TRUE(fs::exists(dir.path / "spool/done/2026-11-05.csv"));
+  EXPECT_FALSE(fs::exists(dir.path / "spool/2026-11-05.csv"));
+}
+
+TEST_F(AttendanceAuditTest, RunGrowsWhileOpenWithoutSecondCase) {
+  day("2026-11-02", 'A');
+  day("2026-11-03", 'A');
+  day("2026-11-04", 'A');
+  AuditReport r = day("2026-11-05", 'A');
+  EXPECT_EQ(count(r, CaseAction::Kind::Open), 0);
+  ASSERT_EQ(count(r, CaseAction::Kind::Update), 1);
+  EXPECT_EQ(store.open_case("S1")->details["run_days"], 4);
+  EXPECT_EQ(store.open_case("S1")->details["last_absent_day"], "2026-11-05");
+}
+
+TEST_F(AttendanceAuditTest, OverdueWhenNotContactedWithinOneSchoolDay) {
+  day("2026-11-04", 'A');
+  day("2026-11-05", 'A');
+  AuditReport r = day("2026-11-06", 'A');  // opened Friday: deadline Monday 11-09
+  ASSERT_EQ(count(r, CaseAction::Kind::Open), 1);
+  EXPECT_EQ(r.case_actions[0].details["deadline_day"], "2026-11-09");
+  r = day("2026-11-09", 'A');
+  EXPECT_EQ(r.summary["overdue"], 0);
+  r = day("2026-11-10", 'A');
+  EXPECT_EQ(r.summary["overdue"], 1);
+  EXPECT_EQ(r.summary["open_cases"][0]["overdue"], true);
+  EXPECT_EQ(store.open_case("S1")->details["overdue"], true);
+  EXPECT_EQ(finding(r, "class:3-2")->state, "overdue");
+  EXPECT_EQ(r.summary["handled_within_deadline"]["due"], 1);
+  EXPECT_EQ(r.summary["handled_within_deadline"]["within"], 0);
+}
+
+TEST_F(AttendanceAuditTest, LateExportDoesNotResetTheDeadline) {
+  std::string csv = kHeader;
+  for (const char* d : {"2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05", "2026-11-06", "2026-11-09"})
+    csv += std::string("S1,3-2,3,") + d + ",absent,no,\n";
+  dir.write("spool/late.csv", csv);  // a week's export arrives on Tuesday 11-10
+  AuditReport r = run("2026-11-10");
+  ASSERT_EQ(count(r, CaseAction::Kind::Open), 1);
+  EXPECT_EQ(r.case_actions[0].details["deadline_day"], "2026-11-05");  // qualified 11-04
+  EXPECT_EQ(r.summary["overdue"], 1);
+}
+
+TEST_F(AttendanceAuditTest, ContactedInTimeIsNotOverdueAndCountsAsHandled) {
+  day("2026-11-04", 'A');
+  day("2026-11-05", 'A');
+  day("2026-11-06", 'A');
+  CaseView* c = store.open_case("S1");
+  c->stage = "contacted";
+  c->steps.push_back({"2026-11-09T09:30:00+08:00", "contacted", "school:head-teacher", "phoned the parents"});
+  AuditReport r = day("2026-11-10", 'A');
+  EXPECT_EQ(r.summary["overdue"], 0);
+  EXPECT_EQ(r.summary["open_cases"][0]["stage"], "contacted");
+  EXPECT_EQ(r.summary["handled_within_deadline"]["within"], 1);
+  EXPECT_EQ(r.summary["handled_within_deadline"]["share"], 1.0);
+}
+
+TEST_F(AttendanceAuditTest, RestartWithOpenCasesLosesNothingAndOpensNoDuplicate) {
+  day("2026-11-02", 'A');
+  day("2026-11-03", 'A');
+  day("2026-11-04", 'A');
+  ASSERT_NE(store.open_case("S1"), nullptr);
+  AttendanceAudit restarted;  // a new process: empty memory, same store
+  ASSERT_TRUE(restarted.apply(settings).ok());
+  dir.write("spool/2026-11-05.csv", day_csv("2026-11-05", 'A'));
+  AuditReport r = run_audit(restarted, store, http, io, "2026-11-05T18:00:00");
+  EXPECT_EQ(count(r, CaseAction::Kind::Open), 0);
+  store.commit(r, "2026-11-05T18:00:00+08:00");  // FakeStore throws on a second open case
+  EXPECT_EQ(store.open_case("S1")->details["run_days"], 4);
+  EXPECT_EQ(r.summary["records"], 12);
+  EXPECT_EQ(store.cases.size(), 1u);
+}
+
+TEST_F(AttendanceAuditTest, ClosedCaseIsNotReopenedForTheSameRun) {
+  day("2026-11-02", 'A');
+  day("2026-11-03", 'A');
+  day("2026-11-04", 'A');
+  store.open_case("S1")->stage = "closed";  // the county closed it: transferred
+  AuditReport r = day("2026-11-05", 'A');
+  EXPECT_EQ(count(r, CaseAction::Kind::Open), 0);
+  EXPECT_EQ(r.summary["closed_in_period"], 1);
+}
+
+TEST_F(AttendanceAuditTest, ReimportOfTheSameCsvIsIdempotent) {
+  std::string csv = day_csv("2026-11-02", 'A');
+  dir.write("spool/a.csv", csv);
+  AuditReport first = run("2026-11-02");
+  EXPECT_EQ(writes(first, kMonthRecordKind), 3);
+  dir.write("spool/a.csv", csv);
+  AuditReport again = run("2026-11-02");
+  EXPECT_EQ(writes(again, kMonthRecordKind), 0);
+  EXPECT_TRUE(again.case_actions.empty());
+  EXPECT_EQ(again.summary["records"], 3);
+  EXPECT_TRUE(fs::exists(dir.path / "spool/done/a.csv"));
+  EXPECT_TRUE(fs::exists(dir.path / "spool/done/a.1.csv"));
+}
+
+TEST_F(AttendanceAuditTest, FailedCommitKeepsFilesAndReimportsThem) {
+  day("2026-11-02", 'A');
+  day("2026-11-03", 'A');
+  AuditReport lost = day("2026-11-04", 'A', /*commit=*/false);  // the store refused (disk full)
+  EXPECT_EQ(count(lost, CaseAction::Kind::Open), 1);
+  EXPECT_TRUE(fs::exists(dir.path / "spool/2026-11-04.csv"));
+  AuditReport r = run("2026-11-04");
+  EXPECT_EQ(writes(r, kMonthRecordKind), 3);
+  EXPECT_EQ(count(r, CaseAction::Kind::Open), 1);
+}
+
+TEST_F(AttendanceAuditTest, BatchImportOfAFinishedRunOpensAndClosesTheCase) {
+  std::string csv = kHeader;
+  for (const char* d : {"2026-11-02", "2026-11-03", "2026-11-04"}) csv += std::string("S1,3-2,3,") + d + ",absent,no,\n";
+  csv += "S1,3-2,3,2026-11-05,present,no,\n";
+  dir.write("spool/week.csv", csv);
+  AuditReport r = run("2026-11-06");
+  ASSERT_EQ(r.case_actions.size(), 2u);
+  EXPECT_EQ(r.case_actions[0].kind, CaseAction::Kind::Open);
+  EXPECT_EQ(r.case_actions[1].kind, CaseAction::Kind::Close);
+  EXPECT_EQ(r.case_actions[1].outcome, "returned");
+  EXPECT_EQ(r.summary["open"], 0);
+  EXPECT_EQ(r.summary["opened_in_period"], 1);
+  AuditReport again = run("2026-11-09");
+  EXPECT_TRUE(again.case_actions.empty());
+}
+
+TEST_F(AttendanceAuditTest, DuplicatesLastRowInFileWinsAndLaterImportWins) {
+  std::string csv = kHeader;
+  csv += "S1,3-2,3,2026-11-02,absent,no,\n";
+  csv += "S1,3-2,3,2026-11-02,present,no,\n";  // corrected later in the same file
+  dir.write("spool/1.csv", csv);
+  run("2026-11-02");
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "present 3-2");
+  dir.write("spool/2.csv", std::string(kHeader) + "S1,3-2,3,2026-11-02,late,no,\n");
+  run("2026-11-02");
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "late 3-2");
+  EXPECT_EQ(store.records["month"].size(), 1u);
+  EXPECT_EQ(store.records["month"]["S1|2026-11"]["days"], "02,L,0,3-2");
+}
+
+TEST_F(AttendanceAuditTest, HalfBadCsvImportsGoodRowsAndRejectsTheFileWithLines) {
+  std::string csv = kHeader;
+  csv += "S1,3-2,3,2026-11-02,absent,no,\n";          // line 2 good
+  csv += "S2,3-2,3,2026-11-31,present,no,\n";         // line 3 bad date
+  csv += "S3,3-2,3,2026-11-02,sick,no,\n";            // line 4 bad status
+  csv += "110101201001011234,3-2,3,2026-11-02,present,no,\n";  // line 5 national ID as key
+  csv += "S4,3-2,3,2026-11-02,present,no,\n";          // line 6 good
+  csv += "S5,\"3-2,3,2026-11-02,present,no,\n";        // line 7 unclosed quote
+  dir.write("spool/half.csv", csv);
+  AuditReport r = run("2026-11-02");
+  EXPECT_EQ(writes(r, kMonthRecordKind), 2);
+  EXPECT_EQ(r.summary["imports"]["rows_imported"], 2);
+  EXPECT_EQ(r.summary["imports"]["files_rejected"][0], "half.csv");
+  EXPECT_EQ(finding(r, "source:spool")->state, "rejected_files");
+  ASSERT_TRUE(fs::exists(dir.path / "spool/rejected/half.csv"));
+  std::ifstream in(dir.path / "spool/rejected/half.csv.error");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("half.csv:3 column date"), std::string::npos) << text;
+  EXPECT_NE(text.find("half.csv:4 column status"), std::string::npos) << text;
+  EXPECT_NE(text.find("half.csv:5 column student_id"), std::string::npos) << text;
+  EXPECT_NE(text.find("half.csv:7"), std::string::npos) << text;
+  EXPECT_EQ(text.find("110101201001011234"), std::string::npos) << "a national ID number was echoed";
+  for (const auto& e : r.input_errors) EXPECT_EQ(e.message().find("110101201001011234"), std::string::npos);
+}
+
+TEST_F(AttendanceAuditTest, NationalIdColumnIsDroppedAndNamesOnlyWithPublishNames) {
+  std::string csv = "student_id,class,grade,date,status,leave_approved,name,id_card\n";
+  for (const char* d : {"2026-11-02", "2026-11-03", "2026-11-04"})
+    csv += std::string("S1,3-2,3,") + d + ",absent,no,Zhang San,11010120100101123X\n";
+  dir.write("spool/a.csv", csv);
+  AuditReport r = run("2026-11-04");
+  std::string everything;
+  for (const auto& w : r.records) everything += w.key + (w.value ? w.value->dump() : "");
+  for (const auto& a : r.case_actions) everything += a.details.dump() + a.note;
+  everything += r.summary.dump();
+  EXPECT_EQ(everything.find("11010120100101123X"), std::string::npos);
+  EXPECT_EQ(everything.find("Zhang San"), std::string::npos);
+
+  settings.publish_names = true;
+  ASSERT_TRUE(audit.apply(settings).ok());
+  dir.write("spool/b.csv", csv);
+  r = run("2026-11-04");
+  EXPECT_EQ(store.records["month"]["S1|2026-11"]["name"], "Zhang San");
+  EXPECT_EQ(r.summary["open_cases"][0]["name"], "Zhang San");
+  EXPECT_EQ(r.summary.dump().find("11010120100101123X"), std::string::npos);
+}
+
+TEST_F(AttendanceAuditTest, SwitchingPublishNamesOffScrubsStoredNames) {
+  settings.publish_names = true;
+  ASSERT_TRUE(audit.apply(settings).ok());
+  day("2026-11-02", 'P');
+  ASSERT_EQ(store.records["month"]["S1|2026-11"]["name"], "Zhang San");
+  settings.publish_names = false;
+  ASSERT_TRUE(audit.apply(settings).ok());
+  run("2026-11-02");
+  EXPECT_FALSE(store.records["month"]["S1|2026-11"].contains("name"));
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "present 3-2");
+}
+
+TEST_F(AttendanceAuditTest, MonthRecordsRoundTripEveryStatusAndClass) {
+  std::string csv = kHeader;
+  csv += "S1,\"3-2, east\",3,2026-11-02,absent,no,\nS1,3-2,3,2026-11-03,leave,yes,\nS1,3-2,3,2026-11-04,late,no,\n"
+         "S1,3-2,3,2026-11-30,leave,no,\nS1,3-2,3,2026-12-01,present,no,\n";
+  dir.write("spool/a.csv", csv);
+  AuditReport r = run("2026-12-01");
+  EXPECT_EQ(writes(r, kMonthRecordKind), 2);
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "absent 3-2, east");
+  EXPECT_EQ(stored(store, "S1", "2026-11-03"), "leave 3-2");
+  EXPECT_EQ(stored(store, "S1", "2026-11-04"), "late 3-2");
+  EXPECT_EQ(stored(store, "S1", "2026-11-30"), "leave 3-2");
+  EXPECT_EQ(stored(store, "S1", "2026-12-01"), "present 3-2");
+  AttendanceBook book;
+  book.load(store);
+  EXPECT_TRUE(book.find("S1")->days[1].leave_approved);
+  EXPECT_FALSE(book.find("S1")->days[3].leave_approved);
+}
+
+TEST_F(AttendanceAuditTest, GbkCsvWithChineseHeadersIsConverted) {
+  settings.csv_fields.student_id = "学号";
+  settings.csv_fields.class_name = "班级";
+  settings.csv_fields.grade = "年级";
+  settings.csv_fields.date = "日期";
+  settings.csv_fields.status = "状态";
+  settings.csv_fields.leave_approved = "请假批准";
+  settings.csv_fields.name = "姓名";
+  ASSERT_TRUE(audit.apply(settings).ok());
+  // GBK bytes: 学号,班级,年级,日期,状态,请假批准,姓名 / S1,三年级二班,3,2026-11-02,缺勤,否,张三
+  std::string header = "\xd1\xa7\xba\xc5,\xb0\xe0\xbc\xb6,\xc4\xea\xbc\xb6,\xc8\xd5\xc6\xda,\xd7\xb4\xcc\xac,"
+                       "\xc7\xeb\xbc\xd9\xc5\xfa\xd7\xbc,\xd0\xd5\xc3\xfb\r\n";
+  std::string row = "S1,\xc8\xfd\xc4\xea\xbc\xb6\xb6\xfe\xb0\xe0,3,2026-11-02,\xc8\xb1\xc7\xda,\xb7\xf1,\xd5\xc5\xc8\xfd\r\n";
+  ASSERT_EQ(detect_encoding(header + row), CsvEncoding::Gbk);
+  dir.write("spool/gbk.csv", header + row);
+  AuditReport r = run("2026-11-02");
+  ASSERT_EQ(writes(r, kMonthRecordKind), 1) << (r.input_errors.empty() ? "" : r.input_errors[0].message());
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "absent 三年级二班");
+  EXPECT_TRUE(fs::exists(dir.path / "spool/done/gbk.csv"));
+}
+
+TEST_F(AttendanceAuditTest, FileThatIsNeitherUtf8NorGbkIsRejectedWithTheFix) {
+  dir.write("spool/bad.csv", std::string(kHeader) + "S1,\xff\xfe\xff,3,2026-11-02,absent,no,\n");
+  AuditReport r = run("2026-11-02");
+  EXPECT_EQ(writes(r, kMonthRecordKind), 0);
+  std::ifstream in(dir.path / "spool/rejected/bad.csv.error");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("CSV UTF-8"), std::string::npos) << text;
+}
+
+TEST_F(AttendanceAuditTest, DataGapIsReportedPerClassAndDay) {
+  day("2026-11-02", 'P');
+  std::string csv = kHeader;  // 11-03: S3 missing
+  csv += "S1,3-2,3,2026-11-03,present,no,\nS2,3-2,3,2026-11-03,present,no,\n";
+  dir.write("spool/2026-11-03.csv", csv);
+  AuditReport r = run("2026-11-03");
+  EXPECT_EQ(r.summary["data_gaps"]["class_days"], 1);
+  EXPECT_EQ(r.summary["data_gaps"]["missing_records"], 1);
+  EXPECT_EQ(r.summary["data_gaps"]["latest"][0]["class"], "3-2");
+  EXPECT_EQ(r.summary["data_gaps"]["latest"][0]["date"], "2026-11-03");
+  EXPECT_EQ(finding(r, "class:3-2")->state, "data_gap");
+}
+
+TEST_F(AttendanceAuditTest, RecordOutsideTermIsCountedNotEvaluated) {
+  day("2026-11-02", 'P');
+  dir.write("spool/old.csv", std::string(kHeader) + "S1,3-2,3,2026-07-15,absent,no,\n");
+  AuditReport r = run("2026-11-02");
+  EXPECT_EQ(r.summary["records_outside_term"], 1);
+  EXPECT_TRUE(r.case_actions.empty());
+}
+
+TEST_F(AttendanceAuditTest, StudentChangingClassKeepsCaseUnderNewClass) {
+  std::string csv = kHeader;
+  csv += "S1,3-2,3,2026-11-02,absent,no,\nS1,3-3,3,2026-11-03,absent,no,\nS1,3-3,3,2026-11-04,absent,no,\n";
+  dir.write("spool/a.csv", csv);
+  AuditReport r = run("2026-11-04");
+  ASSERT_EQ(count(r, CaseAction::Kind::Open), 1);
+  EXPECT_EQ(r.case_actions[0].details["class"], "3-3");
+  EXPECT_EQ(finding(r, "class:3-3")->state, "open_cases");
+  EXPECT_EQ(finding(r, "class:3-2")->state, "ok");
+}
+
+}  // namespace
+}  // namespace campus::attendance

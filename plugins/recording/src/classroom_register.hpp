@@ -1,0 +1,54 @@
+// The register of recording classrooms: a CSV a school keeps in its spreadsheet.
+//
+//   id,name,recorder_url,onvif_url,streams,credentials,camera_credentials,min_cameras
+//   R101,"101 录播教室",http://10.0.1.10/api/status,http://10.0.1.10/onvif/device_service,
+//        "teacher=rtsp://10.0.1.11/main;students=rtsp://10.0.1.12/main",secrets/r101.cred,,2
+//
+// Credential files hold one line "username:password" (mode 0600); paths are relative to the
+// register's directory.
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "campus/csv.hpp"
+#include "campus/error.hpp"
+
+namespace campus::recording {
+
+struct Credentials {
+  std::string username, password;
+};
+
+struct StreamSpec {
+  std::string role;  // teacher, students, board, ...
+  std::string url;   // rtsp://host[:port]/path, no credentials inside
+};
+
+struct RecordingClassroom {
+  std::string id, name;
+  std::string recorder_url;  // may be empty
+  std::string onvif_url;     // may be empty
+  std::vector<StreamSpec> streams;
+  std::optional<Credentials> credentials;         // recorder + ONVIF
+  std::optional<Credentials> camera_credentials;  // RTSP (defaults to credentials)
+  std::optional<int> min_cameras;                 // overrides the audit's default
+  std::string where;                              // "classrooms.csv:4"
+};
+
+using SecretReader = std::function<Result<std::string>(const std::filesystem::path&)>;
+
+// Parses "teacher=rtsp://...;students=rtsp://...". Empty string and `error` set when invalid.
+std::vector<StreamSpec> parse_streams(const std::string& cell, std::string& error);
+// "user:password" -> Credentials; nullopt when there is no ':' or no user.
+std::optional<Credentials> parse_credentials(const std::string& text);
+
+// Reads the register. Bad rows are reported with file:line and column and skipped.
+std::vector<RecordingClassroom> parse_register(const CsvTable& table, const std::filesystem::path& base_dir,
+                                               const SecretReader& read_secret, Errors& errors);
+std::vector<RecordingClassroom> load_register(const std::filesystem::path& file, const SecretReader& read_secret,
+                                              Errors& errors);
+
+}  // namespace campus::recording

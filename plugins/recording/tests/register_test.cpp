@@ -1,0 +1,101 @@
+// The recording-classroom register: good rows, and each bad row named by file:line.
+#include <gtest/gtest.h>
+
+#include "classroom_register.hpp"
+
+using namespace campus;
+using namespace campus::recording;
+
+namespace {
+SecretReader fake_secrets() {
+  return [](const std::filesystem::path& p) -> Result<std::string> {
+    if (p.filename() == "r101.cred") return std::string("admin:pa:ss");
+    if (p.filename() == "bad.cred") return std::string("no-colon");
+    return Error{p.string(), "cannot open the file", {}};
+  };
+}
+
+std::vector<RecordingClassroom> parse(const std::string& csv, Errors& errors) {
+  auto table = parse_csv(csv, "rec.csv", {"id", "streams"});
+  return parse_register(table, "/etc/campus", fake_secrets(), errors);
+}
+}  // namespace
+
+TEST(Register, ReadsClassroomsWithStreamsCredentialsAndOverrides) {
+  Errors errors;
+  auto cs = parse(
+      "id,name,recorder_url,onvif_url,streams,credentials,min_cameras\n"
+      "R101,101 录播教室,http://127.0.0.1:8080/status,http://127.0.0.1:8080/onvif/device_service,"
+      "\"teacher=rtsp://127.0.0.1:8554/t; students=rtsp://127.0.0.1:8554/s\",r101.cred,3\n",
+      errors);
+  ASSERT_TRUE(errors.empty()) << errors[0].message();
+  ASSERT_EQ(cs.size(), 1u);
+  EXPECT_EQ(cs[0].name, "101 录播教室");
+  ASSERT_EQ(cs[0].streams.size(), 2u);
+  EXPECT_EQ(cs[0].streams[1].role, "students");
+  EXPECT_EQ(cs[0].streams[1].url, "rtsp://127.0.0.1:8554/s");
+  ASSERT_TRUE(cs[0].credentials);
+  EXPECT_EQ(cs[0].credentials->username, "admin");
+  EXPECT_EQ(cs[0].credentials->password, "pa:ss");
+  ASSERT_TRUE(cs[0].camera_credentials);  // defaults to the recorder's
+  EXPECT_EQ(cs[0].min_cameras, 3);
+}
+
+TEST(Register, ReportsEachBadRowWithFileLineAndColumnAndKeepsTheRest) {
+  Errors errors;
+  auto cs = parse(
+      "id,recorder_url,streams,credentials,min_cameras\n"
+      "OK1,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,,\n"
+      "B1,http://127.0.0.1/s,teacher=http://127.0.0.1/t,,\n"
+      "B2,,teacher=rtsp://127.0.0.1/t,,\n"
+      "B3,http://127.0.0.1/s,teacher=rtsp://u:p@127.0.0.1/t,,\n"
+      "B4,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t;teacher=rtsp://127.0.0.1/u,,\n"
+      "B5,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,missing.cred,\n"
+      "B6,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,bad.cred,\n"
+      "B7,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,,two\n"
+      "OK1,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,,\n"
+      "B9,ftp://127.0.0.1/s,rtsp://127.0.0.1/t,,\n",
+      errors);
+  ASSERT_EQ(cs.size(), 1u);
+  EXPECT_EQ(cs[0].id, "OK1");
+  std::vector<std::string> m;
+  for (auto& e : errors) m.push_back(e.message());
+  ASSERT_GE(m.size(), 9u);
+  EXPECT_EQ(m[0], "rec.csv:3 column streams: stream teacher: \"http://127.0.0.1/t\" must start with rtsp://");
+  EXPECT_TRUE(m[1].starts_with("rec.csv:4 column recorder_url: classroom B2 has neither recorder_url nor onvif_url")) << m[1];
+  EXPECT_EQ(m[2], "rec.csv:5 column streams: stream teacher: credentials inside the URL are not allowed");
+  EXPECT_EQ(m[3], "rec.csv:6 column streams: stream role \"teacher\" appears twice");
+  EXPECT_TRUE(m[4].starts_with("rec.csv:7 column credentials: /etc/campus/missing.cred: cannot open")) << m[4];
+  EXPECT_EQ(m[5], "rec.csv:8 column credentials: credentials file /etc/campus/bad.cred must hold one line username:password");
+  EXPECT_EQ(m[6], "rec.csv:9 column min_cameras: expected a whole number 0..64, got \"two\"");
+  EXPECT_TRUE(m[7].starts_with("rec.csv:10 column id: classroom id \"OK1\" appears twice")) << m[7];
+  EXPECT_TRUE(m[8].starts_with("rec.csv:11 column recorder_url")) << m[8];
+}
+
+TEST(Register, MissingRequiredColumnIsOneError) {
+  Errors errors;
+  auto cs = parse("id,name\nR1,x\n", errors);
+  EXPECT_TRUE(cs.empty());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message().find("streams"), std::string::npos) << errors[0].message();
+}
+
+TEST(Register, StreamListSyntax) {
+  std::string err;
+  EXPECT_EQ(parse_streams("a=rtsp://h/1;;b=rtsp://h/2;", err).size(), 2u);
+  EXPECT_TRUE(err.empty());
+  parse_streams("", err);
+  EXPECT_EQ(err, "no streams: expected role=rtsp://... separated by ';'");
+  err.clear();
+  parse_streams("rtsp://h/1", err);
+  EXPECT_EQ(err, "stream \"rtsp://h/1\" has no role: expected role=rtsp://...");
+  err.clear();
+  parse_streams("tea cher=rtsp://h/1", err);
+  EXPECT_EQ(err, "stream role \"tea cher\" must be letters, digits, '-' or '_'");
+}
+
+TEST(Register, RefusesRtspUrlWithEmptyPort) {
+  std::string err;
+  parse_streams("t=rtsp://127.0.0.1:/x", err);
+  EXPECT_EQ(err, "stream t: \"rtsp://127.0.0.1:/x\" is not rtsp://host[:port]/path");
+}
