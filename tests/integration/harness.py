@@ -201,6 +201,46 @@ class IntegrationTest(unittest.TestCase):
         return proc
 
 
+# ---- county broker with TLS and the shipped ACL (issue 7; MQTT tests may share these) ----
+def make_certs(outdir, county, schools):
+    """scripts/make-certs: ca.crt, broker.crt/.key, county.crt/.key, SCHOOL.crt/.key."""
+    subprocess.run([os.path.join(SOURCE, "scripts", "make-certs"), outdir, "--county", county, *schools],
+                   check=True, capture_output=True, timeout=120)
+    # Mosquitto drops to its own user before reading the broker's files; the agents refuse a
+    # key readable by others.
+    os.chmod(outdir, 0o755)
+    for name in os.listdir(outdir):
+        os.chmod(os.path.join(outdir, name), 0o600 if name.endswith(".key") and not name.startswith("broker") else 0o644)
+    return outdir
+
+
+def start_tls_mosquitto(workdir, certs, port=None, name="mosquitto"):
+    """Mosquitto with the county broker's TLS settings (client certificates, CN as user name) and
+    config/county-broker/acl exactly as shipped."""
+    port = port or free_port()
+    acl = os.path.join(SOURCE, "config", "county-broker", "acl")
+    conf = os.path.join(workdir, f"{name}.conf")
+    with open(conf, "w") as f:
+        f.write(f"per_listener_settings false\nallow_anonymous false\nacl_file {acl}\npersistence false\n"
+                f"log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n"
+                f"listener {port} {LOOPBACK}\ncafile {certs}/ca.crt\ncertfile {certs}/broker.crt\n"
+                f"keyfile {certs}/broker.key\ntls_version tlsv1.2\nrequire_certificate true\n"
+                f"use_identity_as_username true\n")
+    os.chmod(workdir, 0o755)
+    os.chmod(conf, 0o644)
+    proc = Proc(name, ["mosquitto", "-c", conf], workdir)
+    wait_until(lambda: port_open(port) or not proc.alive(), 10, what="mosquitto to listen")
+    if not proc.alive():
+        raise AssertionError("mosquitto did not start:\n" + proc.output())
+    proc.port = port
+    return proc
+
+
+def tls_client_args(certs, who):
+    """mosquitto_pub/sub/rr arguments to connect as `who` (a school code or the county)."""
+    return ["--cafile", os.path.join(certs, "ca.crt"), "--cert", os.path.join(certs, f"{who}.crt"),
+            "--key", os.path.join(certs, f"{who}.key")]
+
 # --- recording classrooms (plugins/recording): simulated cameras and recorders -------------
 RECORDING_SIM = os.path.join(SIM, "recording")
 

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "campus/http.hpp"
+#include "core/commands.hpp"
 #include "core/envelope.hpp"
 #include "core/health.hpp"
 #include "core/logging.hpp"
@@ -103,6 +104,14 @@ class Runtime {
   void start_publisher() {
     if (!config_.mqtt.enabled || !store_) return;
     publisher_ = make_publisher(io_, *store_, who_, config_.mqtt, scheduler_->audit_names(), log_);
+    commands_ = std::make_shared<CommandHandler>(
+        CommandServices{io_, who_, *store_, *scheduler_, *publisher_,
+                        [this](std::function<void()> work) { asio::post(store_io_, std::move(work)); },
+                        [this] { return health(); }, [this] { return redacted_summary(config_); }},
+        log_);
+    publisher_->on_request([weak = std::weak_ptr<CommandHandler>(commands_)](IncomingRequest r) {
+      if (auto c = weak.lock()) c->handle(std::move(r));
+    });
     publisher_->start();
   }
 
@@ -118,7 +127,7 @@ class Runtime {
     auto report = std::make_shared<AuditReport>(std::move(*run.report));
     asio::post(store_io_, [this, report, audit = run.audit, ts = run.started, duration = run.duration] {
       auto outcome = store_->commit(who_, audit, ts, *report);
-      asio::post(io_, [this, report, audit, duration, outcome = std::move(outcome)] {
+      asio::post(io_, [this, report, audit, ts, duration, outcome = std::move(outcome)] {
         --commits_in_flight_;
         if (!outcome.ok()) {
           ++failed_commits_;
@@ -129,6 +138,7 @@ class Runtime {
           if (report->after_commit) report->after_commit();
           if (publisher_) publisher_->outbox_changed();
         }
+        if (commands_) commands_->on_committed(audit, ts, outcome);
         if (on_commit_done_) on_commit_done_();
       });
     });
@@ -219,6 +229,7 @@ class Runtime {
   std::thread store_thread_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Publisher> publisher_;
+  std::shared_ptr<CommandHandler> commands_;  // county requests (after the publisher: destroyed first)
   NoRecords no_records_;
   bool dry_run_ = false;
   int commits_in_flight_ = 0;

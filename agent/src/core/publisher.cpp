@@ -22,7 +22,7 @@ namespace campus {
 namespace {
 
 // What a token belongs to, packed into Paho's user-context pointer (no allocation to leak).
-enum class Ctx : std::intptr_t { Connect = 0, Outbox = 1, State = 2, Health = 3, Reply = 4, Subscribe = 5, Disconnect = 6 };
+enum class Ctx : std::intptr_t { Connect = 0, Outbox = 1, State = 2, Health = 3, Reply = 4, Subscribe = 5, Disconnect = 6, Copy = 7 };
 void* pack(Ctx kind, std::int64_t value = 0) {
   return reinterpret_cast<void*>((static_cast<std::intptr_t>(value) << 3) | static_cast<std::intptr_t>(kind));
 }
@@ -191,6 +191,14 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
   void on_request(std::function<void(IncomingRequest)> handler) { request_handler_ = std::move(handler); }
 
+  void publish_copy(const std::string& t, const std::string& payload, std::function<void(bool)> done) {
+    const std::int64_t id = ++copy_id_;
+    copies_[id] = std::move(done);
+    if (!connected_ || stopping_ || t.rfind(subtree(who_), 0) != 0 ||
+        !publish_ephemeral(t, payload, false, {}, Ctx::Copy, id))
+      finish_copy(id, false);
+  }
+
   void stop(Millis timeout, std::function<void()> done) {
     stopping_ = true;
     stop_done_ = std::move(done);
@@ -227,6 +235,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       case Ctx::State:
       case Ctx::Health:
       case Ctx::Reply:
+      case Ctx::Copy:
         if (ephemeral_inflight_ > 0) --ephemeral_inflight_;
         pump_later();
         break;
@@ -247,6 +256,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
         return;
       default:
         return;
+      case Ctx::Copy:
+        return finish_copy(value, ok);
     }
   }
 
@@ -255,6 +266,21 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     if (reason >= 0x80) return reason_text(reason);
     if (rc >= 0x80) return reason_text(rc);  // Paho C puts a CONNACK reason code in the return code
     return paho_rc_text(rc);
+  }
+
+  void finish_copy(std::int64_t id, bool ok) {
+    auto it = copies_.find(id);
+    if (it == copies_.end()) return;
+    auto done = std::move(it->second);
+    copies_.erase(it);
+    if (done) asio::post(io_, [done = std::move(done), ok] { done(ok); });
+  }
+
+  // Copies in flight when the connection ends will never be acknowledged in this session.
+  void fail_copies() {
+    std::vector<std::int64_t> ids;
+    for (const auto& [id, done] : copies_) ids.push_back(id);
+    for (auto id : ids) finish_copy(id, false);
   }
 
   // ---- connection ----
@@ -362,6 +388,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     inflight_.clear();
     pending_.clear();
     ephemeral_inflight_ = 0;
+    fail_copies();
     log_->warn("mqtt: connection to {}:{} lost{}{}; {} messages unsent", config_.host, config_.port,
                cause.empty() ? "" : ": ", cause, store_.stats().unsent);
     if (stopping_) {
@@ -618,6 +645,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     if (auto d = stop_deadline_.lock()) d->cancel();
     flush_timer_.cancel();
     flush_acks();
+    fail_copies();
     auto done = std::move(stop_done_);
     if (connected_) {
       connected_ = false;
@@ -647,6 +675,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   asio::steady_timer reconnect_timer_, flush_timer_, retry_timer_;
   std::mt19937_64 rng_;
   std::function<void(IncomingRequest)> request_handler_;
+  std::map<std::int64_t, std::function<void(bool)>> copies_;  // resend copies awaiting PUBACK
+  std::int64_t copy_id_ = 0;
   std::function<void()> stop_done_;
   std::weak_ptr<asio::steady_timer> stop_deadline_;
 
@@ -731,6 +761,9 @@ class PublisherHandle final : public Publisher {
     impl_->publish_reply(t, c, e);
   }
   void on_request(std::function<void(IncomingRequest)> h) override { impl_->on_request(std::move(h)); }
+  void publish_copy(const std::string& t, const std::string& p, std::function<void(bool)> d) override {
+    impl_->publish_copy(t, p, std::move(d));
+  }
   void stop(Millis timeout, std::function<void()> done) override { impl_->stop(timeout, std::move(done)); }
   PublisherStats stats() const override { return impl_->stats(); }
 

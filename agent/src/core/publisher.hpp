@@ -48,6 +48,10 @@ class Publisher {
   virtual void publish_reply(const std::string& topic, const std::optional<std::string>& correlation,
                              const Json& envelope) = 0;
   virtual void on_request(std::function<void(IncomingRequest)> handler) = 0;
+  // Publishes a stored message again (`resend`): QoS 1, never retained, not stored, only inside
+  // this school's subtree. done(true) on PUBACK; done(false) when not connected, refused, or the
+  // connection dropped first. `done` always runs later on the io_context.
+  virtual void publish_copy(const std::string& topic, const std::string& payload, std::function<void(bool)> done) = 0;
   // Clean shutdown: state online:false published, disconnect, bounded by `timeout`; then done().
   virtual void stop(Millis timeout, std::function<void()> done) = 0;
   virtual PublisherStats stats() const = 0;

@@ -1,0 +1,548 @@
+// County requests and their replies (PROTOCOL.md "Requests and replies"). Everything here runs
+// on the io_context; reads and writes of the store go to the store's thread and come back, so a
+// slow commit or a slow audit never delays a `ping`.
+#include "core/commands.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace campus {
+namespace {
+
+const std::set<std::string> kCommands = {"ping", "status", "audit", "report", "cases", "case.update", "resend", "config"};
+const std::set<std::string> kReadOnly = {"ping", "status", "report", "cases", "config"};
+const std::set<std::string> kCaseActions = {"contacted", "visited",          "returned", "transferred",
+                                            "leave_approved", "dropout_reported", "note"};
+
+Json ok(Json result) { return Json{{"ok", true}, {"result", std::move(result)}}; }
+
+Json fail(const std::string& code, const std::string& message) {
+  return Json{{"ok", false}, {"error", {{"code", code}, {"message", message}}}};
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+// Unknown keys are refused so a typo ("form_seq") is an error, not a silently ignored argument.
+std::optional<Json> unknown_key(const Json& request, const std::set<std::string>& allowed) {
+  for (auto it = request.begin(); it != request.end(); ++it) {
+    if (it.key() == "cmd" || allowed.count(it.key())) continue;
+    std::vector<std::string> names(allowed.begin(), allowed.end());
+    return fail("unknown_argument", "unknown argument \"" + it.key() + "\" for \"" + request["cmd"].get<std::string>() +
+                                        "\"" + (names.empty() ? " (it takes none)" : " (it takes: " + joined(names) + ")"));
+  }
+  return std::nullopt;
+}
+
+// An optional string argument: nullopt when absent; error when present but not a non-empty string.
+std::optional<Json> string_arg(const Json& request, const std::string& key, bool required, std::string& out,
+                               std::size_t max_len = 256) {
+  if (!request.contains(key)) {
+    if (required) return fail("missing_argument", "\"" + key + "\" is required");
+    return std::nullopt;
+  }
+  const Json& v = request[key];
+  if (!v.is_string()) return fail("bad_argument", "\"" + key + "\" must be a string, got " + std::string(v.type_name()));
+  out = v.get<std::string>();
+  if (out.empty() && required) return fail("bad_argument", "\"" + key + "\" must not be empty");
+  if (out.size() > max_len)
+    return fail("bad_argument", "\"" + key + "\" is " + std::to_string(out.size()) + " bytes; at most " +
+                                    std::to_string(max_len) + " are accepted");
+  return std::nullopt;
+}
+
+std::optional<Json> seq_arg(const Json& request, const std::string& key, std::int64_t& out) {
+  if (!request.contains(key)) return fail("missing_argument", "\"" + key + "\" is required");
+  const Json& v = request[key];
+  if (!v.is_number_integer())
+    return fail("bad_argument", "\"" + key + "\" must be an integer seq, got " + v.dump());
+  out = v.get<std::int64_t>();
+  if (out < 1) return fail("bad_argument", "\"" + key + "\" must be >= 1 (seqs start at 1), got " + v.dump());
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> reply_topic_for(const Identity& who, const std::string& response_topic) {
+  const std::string own = subtree(who) + "reply/";
+  const std::string all = "campus/v1/" + who.county + "/all/reply/";
+  std::string requester;
+  if (response_topic.starts_with(own)) requester = response_topic.substr(own.size());
+  else if (response_topic.starts_with(all)) requester = response_topic.substr(all.size());
+  else return std::nullopt;
+  if (requester.empty() || requester.size() > 128 || requester.find_first_of(std::string("+#\0", 3)) != std::string::npos)
+    return std::nullopt;
+  return own + requester;
+}
+
+bool is_read_only_command(const std::string& cmd) { return kReadOnly.count(cmd) > 0; }
+
+CommandHandler::CommandHandler(CommandServices services, std::shared_ptr<spdlog::logger> log, CommandLimits limits)
+    : s_(std::move(services)), log_(std::move(log)), limits_(limits), start_(std::chrono::steady_clock::now()) {}
+
+void CommandHandler::handle(IncomingRequest req) {
+  const auto started = std::chrono::steady_clock::now();
+  std::optional<Reply> to;
+  if (req.response_topic) {
+    auto t = reply_topic_for(s_.who, *req.response_topic);
+    if (!t) {
+      log_->warn("request on {} ignored: its Response Topic \"{}\" is not {}reply/<requester> (or campus/v1/{}/all/"
+                 "reply/<requester>); nothing is executed and no reply is sent outside this school's subtree",
+                 req.topic, *req.response_topic, subtree(s_.who), s_.who.county);
+      return;
+    }
+    to = Reply{*t, req.correlation_data};
+  }
+
+  std::string cmd;
+  Json request;
+  std::optional<Json> error;
+  if (req.payload.size() > limits_.max_payload) {
+    error = fail("payload_too_large", "the request is " + std::to_string(req.payload.size()) + " bytes; at most " +
+                                          std::to_string(limits_.max_payload) + " are accepted");
+  } else {
+    try {
+      request = Json::parse(req.payload);
+    } catch (const Json::parse_error& e) {
+      error = fail("not_json", std::string("the request is not JSON: ") + e.what());
+    }
+    if (!error) {
+      if (!request.is_object())
+        error = fail("bad_request", "the request must be a JSON object like {\"cmd\":\"ping\"}, got " +
+                                        std::string(request.type_name()));
+      else if (!request.contains("cmd"))
+        error = fail("missing_argument", "\"cmd\" is required (one of: " +
+                                             joined({kCommands.begin(), kCommands.end()}) + ")");
+      else if (!request["cmd"].is_string())
+        error = fail("bad_argument", "\"cmd\" must be a string, got " + request["cmd"].dump());
+      else if (cmd = request["cmd"].get<std::string>(); !kCommands.count(cmd))
+        error = fail("unknown_command", "unknown command \"" + cmd + "\" (known: " +
+                                            joined({kCommands.begin(), kCommands.end()}) + ")");
+    }
+  }
+
+  if (!to) {
+    if (error) {
+      log_->warn("request on {} without Response Topic ignored: {}", req.topic, (*error)["error"]["message"].get<std::string>());
+    } else if (!is_read_only_command(cmd)) {
+      log_->warn("request \"{}\" on {} has no Response Topic: not executed (only read-only commands run without one)",
+                 cmd, req.topic);
+    } else {
+      log_->info("request \"{}\" on {} has no Response Topic: executed, nobody gets the answer", cmd, req.topic);
+      execute(cmd, request, [](Json) {});
+    }
+    return;
+  }
+  if (error) {
+    finish(std::nullopt, *to, cmd, started, std::move(*error));
+    return;
+  }
+
+  // The same request delivered twice (QoS 1 redelivery, a retrying tool) runs once.
+  std::optional<std::string> key;
+  if (to->correlation) {
+    key = to->topic + '\n' + *to->correlation + '\n' + std::to_string(std::hash<std::string>{}(req.payload));
+    forget_old();
+    for (auto& r : remembered_) {
+      if (r.key != *key) continue;
+      if (r.done) {
+        log_->info("request \"{}\" for {} is a duplicate: answered again with the first result", cmd, to->topic);
+        send(*to, r.envelope);
+      } else {
+        log_->info("request \"{}\" for {} is a duplicate of one still running: answered when it finishes", cmd, to->topic);
+        r.waiting.push_back(*to);
+      }
+      return;
+    }
+    remembered_.push_back(Remembered{*key, started, false, {}, {}});
+    remembered_bytes_ += key->size();
+  }
+  std::weak_ptr<CommandHandler> weak = weak_from_this();
+  execute(cmd, request, [weak, key, to = *to, cmd, started](Json body) {
+    if (auto self = weak.lock()) self->finish(key, to, cmd, started, std::move(body));
+  });
+}
+
+void CommandHandler::execute(const std::string& cmd, const Json& request, Done done) {
+  static const std::map<std::string, std::set<std::string>> args = {
+      {"ping", {}},          {"status", {}},
+      {"config", {}},        {"audit", {"audit"}},
+      {"report", {"audit"}}, {"cases", {"state", "since", "audit"}},
+      {"resend", {"from_seq", "to_seq"}}, {"case.update", {"case", "action", "note", "by"}}};
+  if (auto e = unknown_key(request, args.at(cmd))) return done(std::move(*e));
+  if (cmd == "ping") {
+    auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_).count();
+    return done(ok({{"version", std::string("campus-agent/") + kAgentVersion}, {"uptime_s", up},
+                    {"county", s_.who.county}, {"school", s_.who.school}}));
+  }
+  if (cmd == "config") {
+    Json c = Json::parse(s_.config_json(), nullptr, false);
+    return done(c.is_discarded() ? fail("internal", "the configuration could not be rendered") : ok(std::move(c)));
+  }
+  if (cmd == "status") return cmd_status(std::move(done));
+  if (cmd == "audit") return cmd_audit(request, std::move(done));
+  if (cmd == "report") return cmd_report(request, std::move(done));
+  if (cmd == "cases") return cmd_cases(request, std::move(done));
+  if (cmd == "case.update") return cmd_case_update(request, std::move(done));
+  return cmd_resend(request, std::move(done));
+}
+
+void CommandHandler::on_store(std::function<Json()> work, std::function<void(Json)> then) {
+  std::weak_ptr<CommandHandler> weak = weak_from_this();
+  auto& io = s_.io;
+  s_.on_store([weak, &io, work = std::move(work), then = std::move(then)]() mutable {
+    Json result = work();
+    asio::post(io, [weak, then = std::move(then), result = std::move(result)]() mutable {
+      if (weak.lock()) then(std::move(result));
+    });
+  });
+}
+
+void CommandHandler::cmd_status(Done done) {
+  Json health = s_.health();
+  auto names = s_.scheduler.audit_names();
+  auto stats = s_.scheduler.stats();
+  auto pub = s_.publisher.stats();
+  Json audits = Json::object();
+  for (const auto& n : names) {
+    const auto& st = stats[n];
+    audits[n] = {{"running", st.running},
+                 {"last_run", st.last_run ? Json(rfc3339(*st.last_run, s_.who.timezone_offset)) : Json(nullptr)},
+                 {"last_error", st.last_error},
+                 {"summary", nullptr}};
+  }
+  Json base = {{"county", s_.who.county},
+               {"school", s_.who.school},
+               {"version", std::string("campus-agent/") + kAgentVersion},
+               {"state", {{"online", pub.connected}, {"session", pub.session},
+                          {"last_seq", health.contains("outbox") ? health["outbox"]["last_seq"] : Json(nullptr)}}},
+               {"health", health},
+               {"audits", audits}};
+  Store& store = s_.store;
+  on_store(
+      [&store, names] {
+        Json out = {{"summaries", Json::object()}};
+        for (const auto& n : names)
+          if (auto body = store.latest_report(n); body && body->contains("summary")) out["summaries"][n] = (*body)["summary"];
+        CaseFilter f;
+        f.state = "open";
+        auto open = store.cases(f);
+        std::int64_t overdue = 0;
+        for (const auto& c : open)
+          if (c.details.is_object() && c.details.value("overdue", false)) ++overdue;
+        out["cases"] = {{"open", open.size()}, {"overdue", overdue}};
+        return out;
+      },
+      [done = std::move(done), base = std::move(base)](Json got) mutable {
+        for (auto& [n, summary] : got["summaries"].items())
+          if (base["audits"].contains(n)) base["audits"][n]["summary"] = summary;
+        base["cases"] = got["cases"];
+        done(ok(std::move(base)));
+      });
+}
+
+void CommandHandler::run_audit(const std::string& audit, std::function<void(Json, std::optional<Json>)> done) {
+  std::weak_ptr<CommandHandler> weak = weak_from_this();
+  s_.scheduler.run_now(audit, [weak, audit, done](const AuditRun& run) {
+    auto self = weak.lock();
+    if (!self) return;
+    if (run.status != AuditRun::Status::Ok) {
+      bool timed_out = run.status == AuditRun::Status::TimedOut;
+      done(nullptr, fail(timed_out ? "audit_timed_out" : "audit_failed", "audit \"" + audit + "\": " + run.error));
+      return;
+    }
+    // The scheduler hands the run to the agent right after this callback; the agent commits it
+    // on the store thread and calls on_committed with the same start time.
+    self->commit_waiters_.push_back({audit, run.started, [weak, audit, done](const Result<CommitOutcome>& out) {
+      auto self = weak.lock();
+      if (!self) return;
+      if (!out.ok()) {
+        done(nullptr, fail("not_stored", "audit \"" + audit + "\" ran but its report was not stored: " +
+                                             out.error().message()));
+        return;
+      }
+      const std::int64_t seq = out->report_seq;
+      const std::size_t events = out->event_seqs.size();
+      Store& store = self->s_.store;
+      self->on_store(
+          [&store, seq] {
+            auto rows = store.range(seq, seq);
+            return rows.empty() ? Json(nullptr) : Json::parse(rows.front().payload, nullptr, false);
+          },
+          [done, audit, seq, events](Json envelope) {
+            done(Json{{"audit", audit}, {"seq", seq}, {"events", events}, {"report", std::move(envelope)}}, std::nullopt);
+          });
+    }});
+  });
+}
+
+void CommandHandler::on_committed(const std::string& audit, SystemTime started, const Result<CommitOutcome>& outcome) {
+  std::vector<std::function<void(const Result<CommitOutcome>&)>> ready;
+  for (auto it = commit_waiters_.begin(); it != commit_waiters_.end();) {
+    if (it->audit == audit && it->started == started) {
+      ready.push_back(std::move(it->done));
+      it = commit_waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& d : ready) d(outcome);
+}
+
+void CommandHandler::cmd_audit(const Json& request, Done done) {
+  std::string audit;
+  if (auto e = string_arg(request, "audit", false, audit)) return done(std::move(*e));
+  auto names = s_.scheduler.audit_names();
+  if (names.empty()) return done(fail("unknown_audit", "no audit is enabled on this school"));
+  if (request.contains("audit")) {
+    if (std::find(names.begin(), names.end(), audit) == names.end())
+      return done(fail("unknown_audit", "no enabled audit named \"" + audit + "\" (enabled: " + joined(names) + ")"));
+    return run_audit(audit, [done](Json result, std::optional<Json> error) {
+      done(error ? std::move(*error) : ok(std::move(result)));
+    });
+  }
+  // All audits: one reply when every one has been committed (or failed).
+  struct All {
+    std::size_t left = 0;
+    Json results = Json::object();
+    std::vector<std::string> errors;
+    std::string first_code;
+  };
+  auto all = std::make_shared<All>();
+  all->left = names.size();
+  for (const auto& n : names) {
+    run_audit(n, [all, n, done](Json result, std::optional<Json> error) {
+      if (error) {
+        all->results[n] = {{"ok", false}, {"error", (*error)["error"]}};
+        all->errors.push_back((*error)["error"]["message"].get<std::string>());
+        if (all->first_code.empty()) all->first_code = (*error)["error"]["code"].get<std::string>();
+      } else {
+        result["ok"] = true;
+        all->results[n] = std::move(result);
+      }
+      if (--all->left > 0) return;
+      Json r = {{"audits", all->results}};
+      if (all->errors.empty()) return done(ok(std::move(r)));
+      Json body = fail(all->first_code, joined(all->errors));
+      body["result"] = std::move(r);  // the audits that did run are still reported
+      done(std::move(body));
+    });
+  }
+}
+
+void CommandHandler::cmd_report(const Json& request, Done done) {
+  std::string audit;
+  if (auto e = string_arg(request, "audit", true, audit)) return done(std::move(*e));
+  auto names = s_.scheduler.audit_names();
+  bool enabled = std::find(names.begin(), names.end(), audit) != names.end();
+  Store& store = s_.store;
+  on_store([&store, audit] { return store.latest_report(audit).value_or(Json(nullptr)); },
+           [done, audit, enabled, names](Json body) {
+             if (!body.is_null()) return done(ok({{"audit", audit}, {"report", std::move(body)}}));
+             if (!enabled)
+               return done(fail("unknown_audit", "no audit named \"" + audit + "\" is enabled or has ever reported (enabled: " +
+                                                     joined(names) + ")"));
+             done(fail("no_report", "audit \"" + audit + "\" has not reported yet; ask for {\"cmd\":\"audit\",\"audit\":\"" +
+                                        audit + "\"}"));
+           });
+}
+
+void CommandHandler::cmd_cases(const Json& request, Done done) {
+  CaseFilter f;
+  std::string since;
+  if (auto e = string_arg(request, "state", false, f.state)) return done(std::move(*e));
+  if (f.state != "open" && f.state != "closed" && f.state != "all")
+    return done(fail("bad_argument", "\"state\" must be open, closed or all, got \"" + f.state + "\""));
+  if (auto e = string_arg(request, "audit", false, f.audit)) return done(std::move(*e));
+  if (auto e = string_arg(request, "since", false, since)) return done(std::move(*e));
+  if (request.contains("since")) {
+    f.since = parse_rfc3339(since);
+    if (!f.since)
+      return done(fail("bad_argument", "\"since\" must be an RFC 3339 time like 2026-11-28T08:00:00+08:00, got \"" +
+                                           since + "\""));
+  }
+  Store& store = s_.store;
+  on_store(
+      [&store, f] {
+        Json list = Json::array();
+        for (const auto& c : store.cases(f)) list.push_back(c);
+        return list;
+      },
+      [done, state = f.state](Json list) {
+        auto n = list.size();
+        done(ok({{"state", state}, {"count", n}, {"cases", std::move(list)}}));
+      });
+}
+
+void CommandHandler::cmd_case_update(const Json& request, Done done) {
+  std::string id, action, note, by;
+  if (auto e = string_arg(request, "case", true, id)) return done(std::move(*e));
+  if (auto e = string_arg(request, "action", true, action)) return done(std::move(*e));
+  if (!kCaseActions.count(action))
+    return done(fail("bad_argument", "\"action\" must be one of " + joined({kCaseActions.begin(), kCaseActions.end()}) +
+                                         ", got \"" + action + "\""));
+  if (auto e = string_arg(request, "note", false, note, 4096)) return done(std::move(*e));
+  if (action == "note" && note.empty()) return done(fail("missing_argument", "\"note\" is required with action \"note\""));
+  if (auto e = string_arg(request, "by", true, by, 128)) return done(std::move(*e));
+  Store& store = s_.store;
+  const Identity who = s_.who;
+  std::weak_ptr<CommandHandler> weak = weak_from_this();
+  on_store(
+      [&store, who, id, action, note, by]() -> Json {
+        auto found = store.find_case(id);
+        if (!found) return fail("unknown_case", "no case \"" + id + "\" on " + who.school + " (list them with {\"cmd\":\"cases\",\"state\":\"all\"})");
+        if (found->stage == "closed")
+          return fail("case_closed", "case \"" + id + "\" is closed (" + found->outcome + " at " + found->closed_at +
+                                         ") and cannot change");
+        auto updated = store.update_case(who, std::chrono::system_clock::now(), id, action, "county:" + by, note);
+        if (!updated.ok()) return fail("case_update_refused", updated.error().message());
+        return ok(Json(*updated));
+      },
+      [weak, done](Json body) {
+        if (auto self = weak.lock(); self && body.value("ok", false)) self->s_.publisher.outbox_changed();
+        done(std::move(body));
+      });
+}
+
+void CommandHandler::cmd_resend(const Json& request, Done done) {
+  std::int64_t from = 0, to = 0;
+  if (auto e = seq_arg(request, "from_seq", from)) return done(std::move(*e));
+  if (auto e = seq_arg(request, "to_seq", to)) return done(std::move(*e));
+  if (from > to)
+    return done(fail("bad_argument", "\"from_seq\" " + std::to_string(from) + " is after \"to_seq\" " + std::to_string(to)));
+  if (to - from + 1 > limits_.max_resend)
+    return done(fail("range_too_large", "at most " + std::to_string(limits_.max_resend) + " seqs per resend; ask for " +
+                                            std::to_string(from) + ".." + std::to_string(from + limits_.max_resend - 1) +
+                                            " first"));
+  if (!s_.publisher.stats().connected) return done(fail("not_connected", "the agent is not connected to the broker"));
+
+  struct Job {
+    std::vector<OutboxMessage> messages;
+    std::size_t next = 0, inflight = 0, acked = 0, failed = 0;
+    bool finished = false;
+    Json result;
+    Done done;
+    std::unique_ptr<asio::steady_timer> deadline;
+    std::function<void()> pump;
+    void complete(const std::string& why) {
+      if (finished) return;
+      finished = true;
+      if (deadline) deadline->cancel();
+      result["resent"] = acked;
+      result["failed"] = failed + (messages.size() - next) + inflight;
+      if (!why.empty()) result["stopped"] = why;
+      auto d = std::move(done);
+      d(ok(std::move(result)));
+    }
+  };
+  auto job = std::make_shared<Job>();
+  job->done = std::move(done);
+  Store& store = s_.store;
+  std::weak_ptr<CommandHandler> weak = weak_from_this();
+  const auto limits = limits_;
+  auto held = std::make_shared<std::vector<OutboxMessage>>();
+  on_store(
+      [&store, held, from, to] {
+        *held = store.range(from, to);
+        return Json{{"last_seq", store.last_seq()}};
+      },
+      [weak, job, held, from, to, limits](Json got) {
+        auto self = weak.lock();
+        if (!self) return;
+        const std::int64_t last = got["last_seq"].get<std::int64_t>();
+        job->messages = std::move(*held);
+        // Which seqs of the range are not held: pruned after delivery, or never produced yet.
+        Json missing = Json::array();
+        std::int64_t missing_count = 0, expect = from;
+        auto gap = [&](std::int64_t a, std::int64_t b) {
+          b = std::min(b, last);
+          if (a > b) return;
+          missing.push_back({a, b});
+          missing_count += b - a + 1;
+        };
+        for (const auto& m : job->messages) {
+          gap(expect, m.seq - 1);
+          expect = m.seq + 1;
+        }
+        gap(expect, to);
+        job->result = {{"from_seq", from}, {"to_seq", to}, {"last_seq", last}, {"held", job->messages.size()},
+                       {"missing", missing}, {"missing_count", missing_count},
+                       {"not_yet_produced", to > last ? Json::array({std::max(from, last + 1), to}) : Json(nullptr)}};
+        job->deadline = std::make_unique<asio::steady_timer>(self->s_.io, limits.resend_timeout);
+        job->deadline->async_wait([job](const boost::system::error_code& ec) {
+          if (!ec) job->complete("timed out before every copy was acknowledged");
+        });
+        // Paced: at most `resend_window` copies in flight, so the broker's Receive Maximum is
+        // never exceeded and the live outbox keeps flowing. Copies in flight keep the job alive.
+        std::weak_ptr<Job> wjob = job;
+        job->pump = [weak, wjob, limits] {
+          auto self = weak.lock();
+          auto job = wjob.lock();
+          if (!self || !job || job->finished) return;
+          while (job->inflight < static_cast<std::size_t>(limits.resend_window) && job->next < job->messages.size()) {
+            const auto& m = job->messages[job->next++];
+            Json env = Json::parse(m.payload, nullptr, false);
+            if (env.is_discarded() || !env.is_object()) {
+              ++job->failed;
+              continue;
+            }
+            env["resent"] = true;
+            ++job->inflight;
+            self->s_.publisher.publish_copy(m.topic, env.dump(), [job](bool delivered) {
+              --job->inflight;
+              if (delivered) ++job->acked;
+              else ++job->failed;
+              job->pump();
+            });
+          }
+          if (job->next == job->messages.size() && job->inflight == 0) job->complete("");
+        };
+        job->pump();
+      });
+}
+
+void CommandHandler::finish(const std::optional<std::string>& key, const Reply& to, const std::string& cmd,
+                            SteadyTime started, Json body) {
+  body["cmd"] = cmd;
+  Json env = envelope(s_.who, "reply", std::chrono::system_clock::now(), std::move(body));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  if (env["body"].value("ok", false))
+    log_->info("request \"{}\" answered on {} in {} ms", cmd, to.topic, ms);
+  else
+    log_->info("request \"{}\" refused on {} in {} ms: {} ({})", cmd.empty() ? "?" : cmd, to.topic, ms,
+               env["body"]["error"]["code"].get<std::string>(), env["body"]["error"]["message"].get<std::string>());
+  const std::string text = env.dump();
+  send(to, text);
+  if (!key) return;
+  for (auto& r : remembered_) {
+    if (r.key != *key || r.done) continue;
+    r.done = true;
+    r.envelope = text;
+    remembered_bytes_ += text.size();
+    for (const auto& w : r.waiting) send(w, text);
+    r.waiting.clear();
+    break;
+  }
+  forget_old();
+}
+
+void CommandHandler::send(const Reply& to, const std::string& envelope) {
+  s_.publisher.publish_reply(to.topic, to.correlation, Json::parse(envelope));
+}
+
+void CommandHandler::forget_old() {
+  const auto now = std::chrono::steady_clock::now();
+  auto drop_front = [this] {
+    remembered_bytes_ -= std::min(remembered_bytes_, remembered_.front().key.size() + remembered_.front().envelope.size());
+    remembered_.pop_front();
+  };
+  while (!remembered_.empty() &&
+         (now - remembered_.front().at > limits_.duplicate_window || remembered_.size() > limits_.duplicate_entries ||
+          remembered_bytes_ > limits_.duplicate_bytes))
+    drop_front();
+}
+
+}  // namespace campus

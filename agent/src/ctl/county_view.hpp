@@ -1,0 +1,56 @@
+// What campusctl knows about each school: built from retained messages (state, health,
+// report/*), live messages, and `status` replies; rendered as a table row, JSON, or the HTML
+// report's figures. Also the plan's targets and which schools meet them.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace campus {
+using Json = nlohmann::json;  // the same alias as campus/plugin.hpp
+}
+
+namespace campus::ctl {
+
+struct SchoolView {
+  std::string school;
+  std::optional<bool> online;            // from the retained state (or a live answer)
+  std::string last_seen;                 // `ts` of the newest message from the school
+  std::string version;
+  Json health = nullptr;                 // health body
+  std::map<std::string, Json> summaries;  // audit -> latest summary
+  Json cases = nullptr;                  // {"open","overdue"} from a status answer
+  std::string answer = "-";              // status request: "yes", "timeout", "offline", "error:<code>"
+};
+
+// Takes one message (envelope) published by the school under `leaf` (state, health,
+// report/<audit>, event/<audit>, reply/...).
+void absorb(SchoolView& s, const std::string& leaf, const Json& envelope);
+// Takes a `status` reply's result.
+void absorb_status(SchoolView& s, const Json& result);
+
+// The numbers of one school, with null where unknown:
+// {"school","online","last_seen","answer","version","backlog",
+//  "fiber":{"classroom","function_room","office","overall"} (coverage 0..1),
+//  "recording":{"compliant","total"}, "cases":{"open","overdue"},
+//  "targets":{"fiber","recording","attendance","digital_campus"} (true/false/null)}
+Json school_row(const SchoolView& s);
+
+// The county's picture against the plan: shares of schools meeting each target, and the
+// plan's digital-campus share for `year` (20% 2023, 60% 2024, 100% 2025).
+Json county_summary(const std::vector<Json>& rows, int year);
+double plan_share(int year);
+
+// A plain-text table; columns sized to their widest cell (CJK counted as two columns).
+std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+std::string status_table(const std::vector<Json>& rows);
+std::string percent(const Json& ratio);  // 0.8333 -> "83%", null -> "-"
+
+// The HTML report (self-contained, inline SVG). lang: "en" or "zh".
+std::string html_report(const std::string& county, const std::vector<Json>& rows, int year, const std::string& lang,
+                        const std::string& generated_at);
+
+}  // namespace campus::ctl
