@@ -115,7 +115,9 @@ first_delay = "0s"
 def write_findings(path, generation, rooms=5):
     """Every room flips state with each generation: each audit run after a rewrite yields one
     report and `rooms` events. Written atomically (the plugin re-reads it every run)."""
-    state = ("covered", "down")[generation % 2]
+    # Three states, not two: with a flip period of half the audit interval, two states would
+    # alias (each run sees the generation advanced by 2, the same state) and make no events.
+    state = ("covered", "down", "degraded")[generation % 3]
     doc = {"summary": {"rooms": rooms, "generation": generation},
            "findings": [{"subject": f"room-{i}", "state": state, "reason": "" if state == "covered" else "link down"}
                         for i in range(rooms)]}
