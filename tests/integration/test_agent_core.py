@@ -57,6 +57,19 @@ class AgentCore(IntegrationTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("OK", r.stdout)
 
+    def test_every_plugin_key_in_the_shipped_config_is_known_to_its_plugin(self):
+        with open(os.path.join(SOURCE, "config", "agent.toml")) as f:
+            text = f.read().replace("enabled = false", "enabled = true")
+        text = text.replace('# plugin_dir = "/usr/lib/campus-agent/plugins"', f'plugin_dir = "{PLUGINS}"')
+        conf = write_file(os.path.join(self.dir, "all.toml"), text)
+        r = run("--check-config", "--config", conf)
+        self.assertNotIn("unknown key", r.stderr)
+        self.assertNotIn("expected", r.stderr)  # no wrong type or value among the defaults
+        for line in r.stderr.splitlines():
+            if line.startswith("config error:"):
+                self.assertTrue("does not exist" in line or "cannot" in line or "not found" in line
+                                or "secret file" in line, line)
+
     def test_check_config_names_every_problem_and_exits_1(self):
         bad = write_file(os.path.join(self.dir, "bad.toml"),
                          config(self.data, self.findings, extra_audit='bogus = 1\ndelay = "soon"'))

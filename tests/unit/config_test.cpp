@@ -1,6 +1,8 @@
 // agent.toml validation: every bad input names the file, the key and what was expected.
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include "core/config.hpp"
 #include "core/plugin_host.hpp"
 #include "test_util.hpp"
@@ -228,6 +230,13 @@ TEST(Config, PluginSectionUnknownKeyIsNamed) {
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_NE(errors[0].message().find("key audits.t.bogus"), std::string::npos) << errors[0].message();
   EXPECT_NE(errors[0].message().find("unknown key"), std::string::npos);
+  // The plugin's error carries the line, even though the config was copied on the way.
+  AgentConfig copy = l.load.config;
+  Errors again;
+  PluginHost().configure(copy, {}, again);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_TRUE(std::regex_search(again[0].message(), std::regex(R"(agent\.toml:\d+:\d+ key audits\.t\.bogus)")))
+      << again[0].message();
   EXPECT_TRUE(audits.empty());
 }
 

@@ -49,7 +49,8 @@ TEST(PluginHost, ConfigureReportsEveryBadAuditAndKeepsTheGoodOnes) {
     s.name = n;
     s.plugin = n == "good" ? "testaudit" : n == "old" ? "badversion" : "doesnotexist";
     c.audits.push_back(s);
-    c.audit_tables[n] = toml::table{};
+    static const toml::table empty;
+    c.audit_tables[n] = &empty;
   }
   PluginHost host;
   Errors errors;

@@ -99,7 +99,7 @@ ConfigLoad parse_config(std::string_view text, const std::filesystem::path& file
   Errors& errors = out.errors;
   c.file = file;
   try {
-    c.raw = toml::parse(text, file.string());
+    c.raw = std::make_shared<const toml::table>(toml::parse(text, file.string()));
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
     std::string where = file.string();
@@ -108,7 +108,7 @@ ConfigLoad parse_config(std::string_view text, const std::filesystem::path& file
     return out;
   }
 
-  TableReader top(c.raw, "", file, errors);
+  TableReader top(*c.raw, "", file, errors);
   if (auto t = top.table("agent")) {
     TableReader r(*t, "agent", file, errors);
     read_agent(r, c, errors);
@@ -152,7 +152,7 @@ ConfigLoad parse_config(std::string_view text, const std::filesystem::path& file
       s.plugin = r.string("plugin", name);
       if (s.jitter > s.interval) r.error("jitter", "must not be longer than interval (" + format_duration(s.interval) + ")");
       c.audits.push_back(s);
-      c.audit_tables[name] = *t;
+      c.audit_tables[name] = t;
     }
   }
   top.finish();
@@ -179,7 +179,7 @@ std::string redacted_summary(const AgentConfig& c) {
     auto it = c.audit_tables.find(a.name);
     if (it != c.audit_tables.end()) {
       std::ostringstream os;
-      os << toml::json_formatter{it->second};
+      os << toml::json_formatter{*it->second};
       t = nlohmann::json::parse(os.str(), nullptr, false);
       if (t.is_discarded()) t = nlohmann::json::object();
       for (auto& [k, v] : t.items()) {

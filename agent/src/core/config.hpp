@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,8 +65,10 @@ struct AgentConfig {
   MqttConfig mqtt;
   BufferConfig buffer;
   std::vector<AuditSchedule> audits;           // in file order
-  std::map<std::string, toml::table> audit_tables;  // the raw [audits.<name>] tables
-  toml::table raw;                             // whole file, for plugins' line numbers
+  // The parsed file, shared by every copy of this config: toml++ does not copy source
+  // positions, and plugins' errors need their line numbers. Never modified after parsing.
+  std::shared_ptr<const toml::table> raw = std::make_shared<const toml::table>();
+  std::map<std::string, const toml::table*> audit_tables;  // [audits.<name>], inside *raw
 };
 
 // Parses and validates agent.toml (not the plugins' own keys: see plugin_host.hpp).

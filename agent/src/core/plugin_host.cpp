@@ -59,7 +59,7 @@ std::vector<ConfiguredAudit> PluginHost::configure(const AgentConfig& config, co
       module = &modules_.back().second;
     }
     std::shared_ptr<AuditPlugin> plugin(module->descriptor->create());
-    const auto& table = config.audit_tables.at(schedule.name);
+    const auto& table = *config.audit_tables.at(schedule.name);
     std::size_t before = errors.size();
     TableReader reader(table, "audits." + schedule.name, config.file, errors);
     for (const char* k : {"enabled", "interval", "jitter", "timeout", "first_delay", "plugin"}) reader.known(k);

@@ -36,19 +36,15 @@ int main(int argc, char** argv) {
 
   auto loaded = campus::load_config(config_path);
   // The plugin directory default is where the package installs them, unless configured.
-  if (loaded.errors.empty() && !loaded.config.raw["agent"]["plugin_dir"]) loaded.config.plugin_dir = CAMPUS_DEFAULT_PLUGIN_DIR;
-  if (!loaded.errors.empty()) {
-    for (const auto& e : loaded.errors) std::cerr << "config error: " << e.message() << "\n";
-    std::cerr << loaded.errors.size() << " error(s) in " << config_path << "\n";
-    return 1;
-  }
-  campus::set_log_level(log_level.empty() ? loaded.config.log_level : log_level);
-
+  if (!(*loaded.config.raw)["agent"]["plugin_dir"]) loaded.config.plugin_dir = CAMPUS_DEFAULT_PLUGIN_DIR;
   if (check) {
+    // Every problem in one pass: the agent's own keys and every enabled plugin's section.
     campus::PluginHost host;
-    campus::Errors errors;
-    auto audits = host.configure(loaded.config, {loaded.config.county, loaded.config.school,
-                                                 loaded.config.timezone_offset, log}, errors);
+    campus::Errors errors = loaded.errors;
+    std::vector<campus::ConfiguredAudit> audits;
+    if (!loaded.config.raw->empty())
+      audits = host.configure(loaded.config, {loaded.config.county, loaded.config.school,
+                                              loaded.config.timezone_offset, log}, errors);
     for (const auto& e : errors) std::cerr << "config error: " << e.message() << "\n";
     if (!errors.empty()) {
       std::cerr << errors.size() << " error(s) in " << config_path << "\n";
@@ -61,6 +57,12 @@ int main(int argc, char** argv) {
       std::cout << "warning: mqtt.insecure = true: reports are sent without TLS\n";
     return 0;
   }
+  if (!loaded.errors.empty()) {
+    for (const auto& e : loaded.errors) std::cerr << "config error: " << e.message() << "\n";
+    std::cerr << loaded.errors.size() << " error(s) in " << config_path << "\n";
+    return 1;
+  }
+  campus::set_log_level(log_level.empty() ? loaded.config.log_level : log_level);
 
   campus::AgentOptions options;
   options.json = json;
