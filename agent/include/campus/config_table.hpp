@@ -47,6 +47,9 @@ class TableReader {
   std::vector<std::string> string_array(const std::string& key);
   // A sub-table; nullptr when absent (an error when present but not a table).
   const toml::table* table(const std::string& key);
+  // True when the table has the key (whether or not its value was good): lets a plugin say
+  // "missing" only for keys that are really absent, not again for a bad value.
+  bool has(const std::string& key) const { return table_.contains(key); }
   // Mark a key as known without reading it (for keys read elsewhere).
   void known(const std::string& key);
 

@@ -59,7 +59,7 @@ std::optional<AttendanceSettings> read_settings(TableReader& reader, const Plugi
     hr.finish();
     s.http = std::move(http);
   }
-  if (!s.spool_dir && !s.http)
+  if (!s.spool_dir && !s.http && !reader.has("spool_dir"))
     reader.error("spool_dir", "neither spool_dir nor [" + reader.path() + ".http] is set: nothing to import",
                  "set spool_dir = \"/var/lib/campus-agent/attendance-spool\" or an http table");
   reader.finish();

@@ -11,11 +11,11 @@ class FiberAudit : public AuditPlugin {
   void configure(TableReader& r, const PluginEnv& env) override {
     FiberSettings s;
     auto rooms = r.optional_path("rooms", true);
-    if (!rooms) r.error("rooms", "missing: the room register (CSV)", "rooms = \"rooms.csv\"");
-    else s.rooms_file = *rooms;
+    if (rooms) s.rooms_file = *rooms;
+    else if (!r.has("rooms")) r.error("rooms", "missing: the room register (CSV)", "rooms = \"rooms.csv\"");
     auto switches = r.optional_path("switches", true);
-    if (!switches) r.error("switches", "missing: the switch list (CSV)", "switches = \"switches.csv\"");
-    else s.switches_file = *switches;
+    if (switches) s.switches_file = *switches;
+    else if (!r.has("switches")) r.error("switches", "missing: the switch list (CSV)", "switches = \"switches.csv\"");
     s.community = r.secret_file("community_file", false);
     s.profile_dirs.push_back(builtin_profile_dir());
     if (auto extra = r.optional_path("profiles_dir", true)) s.profile_dirs.push_back(*extra);
