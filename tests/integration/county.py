@@ -141,7 +141,10 @@ class FindingsFlipper:
         while not self.stop_event.wait(self.period):
             self.generation += 1
             for p in self.paths:
-                write_findings(p, self.generation)
+                try:
+                    write_findings(p, self.generation)
+                except FileNotFoundError:  # the test ended and removed its directory
+                    return
 
     def stop(self):
         self.stop_event.set()
