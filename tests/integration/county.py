@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from harness import (LOOPBACK, SOURCE, PLUGINS, CountySubscriber, Proc, free_port, port_open, wait_until,
+from harness import (LOOPBACK, SOURCE, PLUGINS, CountySubscriber, free_port, start_listening, wait_until,
                      write_file)
 
 COUNTY = "zhenkang"
@@ -47,12 +47,7 @@ def start_county_broker(workdir, certs, port=None, broker_cert="broker", name="b
     conf = re.sub(r"(?m)^log_dest syslog$", "log_dest stdout", conf)
     path = write_file(os.path.join(workdir, f"{name}.conf"), conf)
     os.chmod(workdir, 0o755)
-    proc = Proc(name, ["mosquitto", "-c", path], workdir)
-    wait_until(lambda: port_open(port) or not proc.alive(), 10, what="mosquitto to listen")
-    if not proc.alive():
-        raise AssertionError("mosquitto did not start:\n" + proc.output())
-    proc.port = port
-    return proc
+    return start_listening(name, ["mosquitto", "-c", path], workdir, port)
 
 
 def tls_args(certs, user):

@@ -124,6 +124,17 @@ def drop_root_prefix():
     return []
 
 
+def start_listening(name, argv, workdir, port, env=None):
+    """Starts a server that listens on 127.0.0.1:port; returns its Proc (with .port) once it
+    accepts connections, or fails with what the server printed."""
+    proc = Proc(name, argv, workdir, env=env)
+    wait_until(lambda: port_open(port) or not proc.alive(), 10, what=f"{name} to listen on {port}")
+    if not proc.alive():
+        raise AssertionError(f"{name} did not start:\n" + proc.output())
+    proc.port = port
+    return proc
+
+
 def start_mosquitto(workdir, port=None, extra_conf="", name="mosquitto"):
     """A plain-TCP Mosquitto on 127.0.0.1 (TLS variants: see the MQTT tests)."""
     port = port or free_port()
@@ -133,12 +144,7 @@ def start_mosquitto(workdir, port=None, extra_conf="", name="mosquitto"):
                 f"log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n{extra_conf}")
     os.chmod(workdir, 0o755)
     os.chmod(conf, 0o644)
-    proc = Proc(name, ["mosquitto", "-c", conf], workdir)
-    wait_until(lambda: port_open(port) or not proc.alive(), 10, what="mosquitto to listen")
-    if not proc.alive():
-        raise AssertionError("mosquitto did not start:\n" + proc.output())
-    proc.port = port
-    return proc
+    return start_listening(name, ["mosquitto", "-c", conf], workdir, port)
 
 
 class CountySubscriber:
@@ -228,12 +234,7 @@ def start_tls_mosquitto(workdir, certs, port=None, name="mosquitto"):
                 f"use_identity_as_username true\n")
     os.chmod(workdir, 0o755)
     os.chmod(conf, 0o644)
-    proc = Proc(name, ["mosquitto", "-c", conf], workdir)
-    wait_until(lambda: port_open(port) or not proc.alive(), 10, what="mosquitto to listen")
-    if not proc.alive():
-        raise AssertionError("mosquitto did not start:\n" + proc.output())
-    proc.port = port
-    return proc
+    return start_listening(name, ["mosquitto", "-c", conf], workdir, port)
 
 
 def tls_client_args(certs, who):
@@ -304,10 +305,6 @@ def attendance_sim(workdir, data_jsonl, token_file, page_size=30, port=None, nam
     """The simulated attendance HTTP service (tests/sim/attendance/server.py) on 127.0.0.1;
     the returned Proc has .port. Fault modes: GET /control?mode=500|notjson|hang|ok."""
     port = port or free_port()
-    proc = Proc(name, [sys.executable, os.path.join(SIM, "attendance", "server.py"), "--port", port,
-                       "--data", data_jsonl, "--token-file", token_file, "--page-size", page_size], workdir)
-    wait_until(lambda: port_open(port) or not proc.alive(), 10, what="attendance sim to listen")
-    if not proc.alive():
-        raise AssertionError("attendance sim did not start:\n" + proc.output())
-    proc.port = port
-    return proc
+    return start_listening(name, [sys.executable, os.path.join(SIM, "attendance", "server.py"), "--port", port,
+                                  "--data", data_jsonl, "--token-file", token_file, "--page-size", page_size],
+                           workdir, port)
