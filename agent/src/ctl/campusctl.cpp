@@ -69,7 +69,8 @@ struct County {
 Result<County> connect_county(const Options& o) {
   auto cfg = load_ctl_config(o.config);
   if (!cfg) return cfg.error();
-  auto client = CountyClient::connect(*cfg, Millis(5000));
+  // An explicit --timeout also bounds the connect (a slow, loaded box may need more than 5 s).
+  auto client = CountyClient::connect(*cfg, std::max(Millis(5000), timeout_of(o, Millis(5000))));
   if (!client) return client.error();
   County c{std::move(*cfg), std::move(client.value())};
   if (auto s = c.client->subscribe({c.client->reply_filter()}); !s) return s.error();
