@@ -109,7 +109,10 @@ class AgentCore(IntegrationTest):
         self.assertEqual(os.stat(db).st_mode & 0o777, 0o600)
         with sqlite3.connect(db) as c:
             rows = c.execute("select seq, topic, retain from outbox order by seq").fetchall()
+            seen = [json.loads(p)["body"]["summary"]["had_previous"]
+                    for (p,) in c.execute("select payload from outbox order by seq")]
         self.assertEqual([r[0] for r in rows], [1, 2])
+        self.assertEqual(seen, [False, True])  # the second run was given the first one's summary
         self.assertEqual(rows[0][1], "campus/v1/zhenkang/core-test/report/t")
 
     def test_state_change_between_runs_becomes_an_event(self):

@@ -152,7 +152,7 @@ class Runtime {
       f.audit = audit;
       f.state = "open";
       ctx.open_cases = store_->cases(f);
-      if (auto body = store_->latest_report(audit); body && body->contains("summary")) ctx.previous_summary = (*body)["summary"];
+      ctx.previous_summary = store_->latest_summary(audit);
     }
     return ctx;
   }

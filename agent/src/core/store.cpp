@@ -289,6 +289,24 @@ class SqliteStore final : public Store {
     }
   }
 
+  std::optional<Json> latest_summary(const std::string& audit) override {
+    std::lock_guard lock(mu_);
+    try {
+      // SQLite's JSON scan skips the findings without building them: parsing a 6,000-room
+      // report (2 MB) whole before every fiber run was 8% of the run's CPU.
+      auto q = db_->prepare(
+          "SELECT json_extract(body, '$.summary') FROM reports WHERE audit = ?1 ORDER BY seq DESC LIMIT 1");
+      q.bind_all(audit);
+      if (q.step() && !q.is_null(0)) {
+        Json j = Json::parse(q.text(0), nullptr, false);
+        if (!j.is_discarded()) return j;
+      }
+    } catch (const Failure& f) {
+      spdlog::error("{}: reading the latest {} summary: {}", file_.string(), audit, f.what());
+    }
+    return std::nullopt;
+  }
+
   std::optional<Json> latest_report(const std::string& audit) override {
     std::lock_guard lock(mu_);
     try {

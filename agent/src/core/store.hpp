@@ -101,6 +101,8 @@ class Store {
 
   // The latest committed report body of an audit (the envelope's body), if any.
   virtual std::optional<Json> latest_report(const std::string& audit) = 0;
+  // Only its summary, without parsing the findings (the agent reads it before every run).
+  virtual std::optional<Json> latest_summary(const std::string& audit) = 0;
 
   // MQTT session counter: raised and returned at every new connection.
   virtual std::int64_t next_session() = 0;
