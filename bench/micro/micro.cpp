@@ -1,6 +1,7 @@
 // Micro-benchmarks of the code on the agent's hot paths: parsing what schools and devices send
 // (CSV in UTF-8 and GBK, SDP, RTSP responses, digest challenges), the attendance rule,
-// envelope building, and the store's commit (synchronous=FULL, as shipped, against NORMAL).
+// envelope building, the attendance month records, the previous summary an audit run is
+// given, and the store's commit (synchronous=FULL, as shipped, against NORMAL).
 // Run through scripts/bench-micro, which converts the JSON output to the shared result rows.
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -135,6 +137,32 @@ void BM_AbsenceRule(benchmark::State& state) {
 }
 BENCHMARK(BM_AbsenceRule);
 
+// The month records of a term's backfill (what the plugin hands the store): 1,000 students x
+// 90 school days -> ~5,000 records, per student.
+void BM_AttendanceMonthRecords(benchmark::State& state) {
+  attendance::AttendanceRecord r;
+  r.class_name = "3-2";
+  r.grade = "3";
+  auto first = *attendance::parse_day("2026-09-01");
+  for (auto _ : state) {
+    state.PauseTiming();
+    attendance::AttendanceBook book;
+    for (int s = 0; s < 1000; ++s) {
+      r.student = "2026" + std::to_string(10000 + s);
+      for (int k = 0; k < 126; ++k) {  // weekdays of 18 weeks
+        if (k % 7 >= 5) continue;
+        r.date = first + k;
+        book.put(r);
+      }
+    }
+    state.ResumeTiming();
+    auto writes = book.take_writes();
+    benchmark::DoNotOptimize(writes.data());
+  }
+  state.SetItemsProcessed(state.iterations() * 1000);
+}
+BENCHMARK(BM_AttendanceMonthRecords);
+
 // One report envelope (a fiber report of 48 findings) built and serialized.
 void BM_EnvelopeJson(benchmark::State& state) {
   Identity who{"zhenkang", "nansan", "+08:00"};
@@ -215,6 +243,42 @@ void BM_StoreCommit(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_StoreCommit)->UseRealTime();
+
+// The previous summary an audit run is given, from a store whose last fiber report has 6,000
+// findings (2 MB): the whole report parsed (arg 0, what the agent did) or the summary alone
+// through json_extract (arg 1, Store::latest_summary).
+void BM_PreviousSummary(benchmark::State& state) {
+  auto dir = std::filesystem::temp_directory_path() / ("campus-micro-summary-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    auto store = Store::open(dir / "agent.db", StoreOptions{});
+    if (!store) {
+      state.SkipWithError(store.error().message().c_str());
+      return;
+    }
+    AuditReport report;
+    report.summary = {{"rooms", 6000}, {"covered", 6000}};
+    for (int i = 0; i < 6000; ++i)
+      report.findings.push_back({"R" + std::to_string(i), "covered", "",
+                                 {{"switch", "sw" + std::to_string(i / 48)}, {"port", std::to_string(i % 48 + 1)},
+                                  {"if_name", "GigabitEthernet1/0/" + std::to_string(i % 48 + 1)},
+                                  {"oper", "up"}, {"admin", "up"}, {"speed_mbps", 1000}, {"rx_dbm", -5.5},
+                                  {"endpoint", "icmp:127.0.0.1"}, {"reachable", true}, {"rtt_ms", 0.1}}});
+    auto c = (*store)->commit(Identity{"zhenkang", "nansan", "+08:00"}, "fiber", std::chrono::system_clock::now(), report);
+    if (!c) state.SkipWithError(c.error().message().c_str());
+    for (auto _ : state) {
+      std::optional<Json> summary;
+      if (state.range(0) == 0) {
+        if (auto body = (*store)->latest_report("fiber"); body && body->contains("summary")) summary = (*body)["summary"];
+      } else {
+        summary = (*store)->latest_summary("fiber");
+      }
+      benchmark::DoNotOptimize(summary);
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_PreviousSummary)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 // What synchronous=FULL costs against NORMAL for a commit-shaped transaction (three inserts),
 // on the same WAL database: arg 2 = FULL, 1 = NORMAL.
