@@ -185,6 +185,32 @@ class AgentCore(IntegrationTest):
         self.assertEqual(p.wait(10), 0)
         self.assertTrue(any("STOPPING=1" in m for m in drain()))
 
+    def test_sd_notify_abstract_socket_and_watchdog_for_another_pid(self):
+        # The agent speaks the sd_notify protocol itself (no libsystemd): systemd may hand it an
+        # abstract socket ("@name"), and WATCHDOG_USEC counts only when WATCHDOG_PID is ours.
+        name = f"campus-notify-test-{os.getpid()}"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind("\0" + name)
+        sock.settimeout(0.2)
+        self.addCleanup(sock.close)
+        p = self.track(Proc("agent", [agent_bin(), "--config", self.conf], self.dir,
+                            env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}))
+        got = []
+
+        def drain():
+            try:
+                while True:
+                    got.append(sock.recv(4096).decode())
+            except OSError:
+                pass
+            return got
+
+        wait_until(lambda: any("READY=1" in m for m in drain()), 10, what="READY=1 on the abstract socket")
+        time.sleep(1)  # five watchdog periods
+        self.assertFalse(any("WATCHDOG=1" in m for m in drain()), got)
+        p.kill(signal.SIGTERM)
+        self.assertEqual(p.wait(10), 0)
+
 
 if __name__ == "__main__":
     unittest.main()

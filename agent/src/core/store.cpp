@@ -887,6 +887,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file, St
         return Error{path, "cannot switch the store to WAL mode", "put the data directory on a local file system"};
       db->exec("PRAGMA synchronous = FULL");
       db->exec("PRAGMA journal_size_limit = 4194304");
+      // 512 KiB of page cache instead of SQLite's 2 MiB default: the daemon's steady RSS
+      // (docs/performance.md, Footprint); misses are reads from the OS page cache.
+      db->exec("PRAGMA cache_size = -512");
       for (auto v = version; v < kSchemaVersion; ++v) {
         Transaction tx(*db);
         db->exec(kMigrations[v]);
