@@ -359,10 +359,9 @@ class SqliteStore final : public Store {
     }
   }
 
-  StoreIdentity identity() override {
-    std::lock_guard lock(mu_);
-    return identity_;
-  }
+  // No lock: the identity is fixed once open_or_recover returns (the publisher reads it on the
+  // io_context, which must not wait for a commit's fsync).
+  StoreIdentity identity() override { return identity_; }
 
   const RecordReader& records(const std::string& plugin) override {
     std::lock_guard lock(mu_);

@@ -136,6 +136,7 @@ class Store {
   // MQTT session counter: raised and returned at every new connection.
   virtual std::int64_t next_session() = 0;
   virtual std::int64_t last_seq() = 0;
+  // Which store this is (fixed once open; cheap, never waits for the store's lock).
   virtual StoreIdentity identity() = 0;
 
   virtual const RecordReader& records(const std::string& plugin) = 0;
