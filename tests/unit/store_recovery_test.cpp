@@ -95,6 +95,24 @@ TEST_F(StoreRecoveryTest, AFreshStoreHasARandomIdAndNoRecovery) {
   EXPECT_EQ(recover()->identity().id, id.id);
 }
 
+TEST_F(StoreRecoveryTest, AStoreOfSchemaVersionOneGetsAnIdAtItsFirstOpenAndKeepsItsData) {
+  make_store(3);
+  {
+    // What an agent before the store id left behind.
+    sqlite::Connection db(file().string(), SQLITE_OPEN_READWRITE);
+    db.exec("DELETE FROM meta WHERE key IN ('store_id', 'store_created'); "
+            "UPDATE meta SET value = 1 WHERE key = 'schema_version'");
+  }
+  std::filesystem::remove(file().string() + ".id");
+  std::string log;
+  auto s = recover(&log);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(log, "");
+  EXPECT_TRUE(std::regex_match(s->identity().id, std::regex("[0-9a-f]{32}"))) << s->identity().id;
+  EXPECT_FALSE(s->identity().recovered.has_value());
+  EXPECT_EQ(s->last_seq(), 3);  // migrated, not replaced
+}
+
 TEST_F(StoreRecoveryTest, GarbagePagesAreMovedAsideAndAFreshStoreSaysWhy) {
   auto old_id = make_store();
   overwrite(4096 * 3, std::string(4096 * 4, '\x5a'));
