@@ -2,7 +2,8 @@
 the test fills with a filler file while the agent audits every second, with the county broker
 down (a backlog builds) and then up again. The agent must keep running, say buffer_full in its
 retained health, refuse new reports and count them, lose nothing it had accepted, and resume
-when the filler is gone: at the county seq 1..N arrives without a gap.
+when the filler is gone: at the county seq 1..N arrives without a gap. An agent (re)started
+on the full disk must come up and say so too.
 
 Needs root to mount the tmpfs (CI runs as root); skipped with the reason otherwise."""
 import errno
@@ -136,5 +137,40 @@ class DiskFull(IntegrationTest):
             print(f"\ndisk full: filler {filled // 1024} KiB on a {TMPFS_SIZE} tmpfs, {refusals()} reports refused, "
                   f"{last} messages delivered without a gap, highest accepted before the space came back {accepted}")
             self.assertEqual(agent.stop(10), 0)
+        finally:
+            flip.stop()
+
+    def test_an_agent_started_on_a_full_disk_comes_up_and_says_so(self):
+        # After a reboot or a crash while the disk is full: SQLite cannot create its -shm, and
+        # the agent used to exit with "disk I/O error", leaving the county with nothing.
+        conf = agent_config(self.dir, SCHOOL, self.broker.port, self.certs, audits=("fiber",))
+        flip = FindingsFlipper([os.path.join(self.dir, "findings-fiber.json")], 0.5)
+        try:
+            first = self.track(Proc("agent-first", [agent_bin(), "--config", conf], self.dir))
+            wait_until(lambda: self.sql("SELECT coalesce(max(seq), 0) FROM outbox") > 3, 30, what="first reports")
+            self.assertEqual(first.stop(10), 0)
+            filler = os.path.join(self.data, "filler")
+            fill(filler)
+            agent = self.track(Proc("agent", [agent_bin(), "--config", conf], self.dir))
+            agent.wait_for_output("the store opens in exclusive mode", 20)
+            refusals = lambda: len(re.findall(r"the report was NOT stored", agent.output()))
+            wait_until(lambda: refusals() >= 2, 30, what="refused reports")
+            self.assertTrue(agent.alive(), agent.output()[-3000:])
+            seen = len(self.healths())
+            wait_until(lambda: any(h["body"]["buffer_full"] for h in self.healths()[seen:]), 20,
+                       what="health with buffer_full from the agent started on the full disk")
+            os.unlink(filler)
+            flip.stop()
+            wait_until(lambda: (self.latest_health() or {}).get("buffer_full") is False
+                       and self.latest_health()["outbox"]["depth"] == 0, 30,
+                       what="health with buffer_full false and an empty outbox")
+            last = self.sql("SELECT coalesce(max(seq), 0) FROM outbox")
+            wait_until(lambda: delivery_report(self.county.messages())["last"] >= last, 20, what=f"seq {last} at the county")
+            r = delivery_report(self.county.messages())
+            self.assertEqual(r["gaps"], [], "accepted messages were lost")
+            bad = [(m["topic"], e) for m in self.county.messages() for e in schema_errors(m["payload"])]
+            self.assertEqual(bad, [], "schema-invalid messages")
+            self.assertEqual(agent.stop(10), 0)
+            self.assertEqual(sqlite_scalar(self.db, "PRAGMA integrity_check"), "ok")
         finally:
             flip.stop()

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,6 +51,8 @@ using sqlite::Transaction;
 
 constexpr int kSchemaVersion = 2;
 constexpr const char* kApplication = "campus-agent";
+// Below this much free space at open, the -shm (32 KiB) and the first WAL frames may not fit.
+constexpr std::uint64_t kMinFreeBytes = 256 * 1024;
 
 // Index i holds the SQL that brings schema version i to i+1.
 const char* const kMigrations[] = {
@@ -903,6 +906,26 @@ Result<std::unique_ptr<SqliteStore>> open_checked(const std::filesystem::path& f
     int flags = (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
     auto db = std::make_unique<Connection>(path, flags);
     sqlite3_busy_timeout(db->raw(), 5000);
+    // On a full file system SQLite cannot create the 32 KiB -shm a WAL database needs, and
+    // the agent could not even start to say so (after a reboot or a crash while the disk was
+    // full). In EXCLUSIVE locking mode SQLite keeps that index in memory: the store opens,
+    // the outbox is delivered, reports are refused and counted until space is freed. The
+    // price: no second process (campusctl --local) can read the store until the agent
+    // restarts with room (docs/store.md "Size cap").
+    if (!options.read_only) {
+      struct statvfs fs {};
+      auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+      if (::statvfs(dir.c_str(), &fs) == 0) {
+        auto free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+        if (free_bytes < kMinFreeBytes) {
+          db->exec("PRAGMA locking_mode = EXCLUSIVE");
+          spdlog::warn("{}: the data directory's file system is full ({} KiB free): the store opens in exclusive "
+                       "mode; new reports are refused until space is freed, and campusctl --local cannot read "
+                       "the store until the agent restarts with space (fix: free space on {})",
+                       path, free_bytes / 1024, dir.string());
+        }
+      }
+    }
     std::string check;
     try {
       check = db->scalar_text("PRAGMA quick_check");
