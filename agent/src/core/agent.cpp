@@ -89,11 +89,14 @@ class Runtime {
     opts.max_size = config_.buffer.max_size;
     opts.keep_sent = config_.buffer.keep_sent;
     opts.read_only = read_only;
-    auto s = Store::open(file, opts);
+    std::string recovered;
+    auto s = read_only ? Store::open(file, opts)
+                       : Store::open_or_recover(file, opts, std::chrono::system_clock::now(), &recovered);
     if (!s) {
       log_->error("store: {}", s.error().message());
       return false;
     }
+    if (!recovered.empty()) log_->error("store: {}", recovered);
     store_ = std::move(s.value());
     if (!read_only) {
       store_work_.emplace(store_io_.get_executor());
@@ -197,6 +200,8 @@ class Runtime {
     in.timezone_offset = who_.timezone_offset;
     Json h = health_body(in);
     h["failed_commits"] = failed_commits_;
+    // Which store, and whether it was started fresh over a broken or deleted one (never silent).
+    if (store_) h["store"] = store_->identity();
     return h;
   }
 
