@@ -202,7 +202,9 @@ namespace {
 class Run final : public RecordingRun, public std::enable_shared_from_this<Run> {
  public:
   Run(AuditContext& ctx, RecordingSettings s, std::function<void(AuditReport)> done)
-      : io_(ctx.io), http_(ctx.http), deadline_(ctx.deadline), log_(ctx.log), settings_(std::move(s)),
+      // Probes end a little before the core's deadline, so the report (devices that did not
+      // answer marked, with "no answer before the audit deadline") is committed in time.
+      : io_(ctx.io), http_(ctx.http), deadline_(report_by(ctx.deadline)), log_(ctx.log), settings_(std::move(s)),
         done_(std::move(done)) {}
 
   void start(const SecretReader& read_secret) {
