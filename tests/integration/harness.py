@@ -308,3 +308,56 @@ def attendance_sim(workdir, data_jsonl, token_file, page_size=30, port=None, nam
     return start_listening(name, [sys.executable, os.path.join(SIM, "attendance", "server.py"), "--port", port,
                                   "--data", data_jsonl, "--token-file", token_file, "--page-size", page_size],
                            workdir, port)
+
+# --- faults (issue 9): reconnect attempts, resource samples, hostile devices ----------------
+import re as _re  # noqa: E402
+
+
+def failed_connect_attempts(agent_log):
+    """Failed MQTT connect attempts in an agent log: one line each ("cannot connect to ..." the
+    first time a cause is seen, then "connect attempt N failed"); the debug line "next connect
+    attempt in" announces an attempt and is not one."""
+    return len(_re.findall(r"cannot connect to|connect attempt \d+ failed", agent_log))
+
+
+def max_failed_attempts(outage_s, reconnect_min_s, reconnect_max_s):
+    """The most connect attempts the agent's backoff allows within one outage of outage_s:
+    waits double from reconnect_min up to reconnect_max, each jittered in [d/2, d], so the
+    shortest possible waits are d/2. Counts the attempt at the start of the outage too."""
+    attempts, elapsed, step = 1, 0.0, 0
+    while True:
+        elapsed += min(reconnect_max_s, reconnect_min_s * 2 ** step) / 2
+        step += 1
+        if elapsed > outage_s:
+            return attempts
+        attempts += 1
+
+
+def proc_resources(pid):
+    """(rss_kib, open_fds, threads) of a live process, from /proc."""
+    rss = threads = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    return rss, len(os.listdir(f"/proc/{pid}/fd")), threads
+
+
+def under_sanitizer(pid):
+    """True when the process runs with AddressSanitizer, whose quarantine keeps freed memory
+    (up to 256 MiB) on purpose: its RSS grows without a leak, so RSS bounds do not apply."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
+def start_hostile(workdir, specs, name="hostile"):
+    """Hostile devices (tests/sim/hostile.py) for specs like ["rtsp:hang", "onvif:flood"];
+    .ports maps each spec to its port on 127.0.0.1."""
+    proc = Proc(name, ["/usr/bin/python3", os.path.join(SIM, "hostile.py"), *specs], workdir)
+    proc.ports = {k: int(v) for k, v in (w.rsplit("=", 1) for w in _ready_line(proc))}
+    return proc

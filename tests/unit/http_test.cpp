@@ -411,3 +411,40 @@ TEST(HttpClient, ErrorsNeverShowCredentialsInUrl) {
   ASSERT_FALSE(res.ok());
   EXPECT_EQ(res.error().where.find("pw"), std::string::npos) << res.error().where;
 }
+
+// The agent gives each audit a view of its one client: an audit cancelled at its deadline
+// must not abort another audit's transfers (the attendance plugin's cancel() used to end the
+// recording audit's ONVIF and recorder requests through the shared client).
+TEST(HttpClient, ViewCancelsOnlyItsOwnTransfers) {
+  Server s;
+  asio::io_context io;
+  auto client = make_http_client(io);
+  auto a = make_http_view(*client, io), b = make_http_view(*client, io);
+  std::optional<Result<HttpResponse>> ra, rb;
+  std::chrono::steady_clock::duration a_took{};
+  auto t0 = std::chrono::steady_clock::now();
+  a->fetch(get(s.url("/slow")), [&](Result<HttpResponse> r) {
+    ra = std::move(r);
+    a_took = std::chrono::steady_clock::now() - t0;
+  });
+  HttpRequest slow = get(s.url("/slow"));
+  slow.timeout = 15s;  // the server answers after 5 s
+  b->fetch(slow, [&](Result<HttpResponse> r) {
+    rb = std::move(r);
+    io.stop();
+  });
+  asio::steady_timer later(io, 300ms);
+  later.async_wait([&](auto) {
+    a->cancel_all();
+    EXPECT_FALSE(ra.has_value()) << "done ran inside cancel_all()";
+  });
+  io.run_for(15s);
+  ASSERT_TRUE(ra.has_value());
+  ASSERT_FALSE(ra->ok());
+  EXPECT_EQ(ra->error().what, "cancelled");
+  EXPECT_EQ(ra->error().where, s.url("/slow"));
+  EXPECT_LT(a_took, 3s);
+  ASSERT_TRUE(rb.has_value()) << "the other view's transfer was lost";
+  ASSERT_TRUE(rb->ok()) << rb->error().message();
+  EXPECT_EQ((*rb)->body, "late");
+}

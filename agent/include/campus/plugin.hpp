@@ -7,6 +7,7 @@
 // Plugins never touch MQTT or SQLite: they describe what they saw (an AuditReport) and the
 // core stores it, derives events from state changes, and delivers it.
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -111,6 +112,14 @@ struct AuditContext {
   std::vector<CaseView> open_cases;         // this audit's open cases
   std::optional<Json> previous_summary;     // last committed report's summary, if any
 };
+
+// When a plugin should stop waiting for devices so that its report (what did not answer marked
+// unknown, with the reason) is committed before ctx.deadline: past the deadline the core
+// records a timeout and discards the late report. A tenth of the budget early, at most 1 s.
+inline SteadyTime report_by(SteadyTime deadline, SteadyTime now = std::chrono::steady_clock::now()) {
+  auto budget = deadline > now ? deadline - now : SteadyTime::duration::zero();
+  return deadline - std::min<SteadyTime::duration>(std::chrono::seconds(1), budget / 10);
+}
 
 // What a plugin gets at configure time.
 struct PluginEnv {

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include "campus/http.hpp"
@@ -153,7 +154,11 @@ class Runtime {
   }
 
   AuditContext context(const std::string& audit, SteadyTime deadline) {
-    AuditContext ctx{io_, deadline, std::chrono::system_clock::now(), log_->clone(audit), *http_,
+    // Each audit its own view of the one HTTP client: a plugin cancelled at its deadline
+    // cancels its own transfers, not the other audits' (HttpClient::cancel_all).
+    auto& http = http_views_[audit];
+    if (!http) http = make_http_view(*http_, io_);
+    AuditContext ctx{io_, deadline, std::chrono::system_clock::now(), log_->clone(audit), *http,
                      store_ ? store_->records(audit) : no_records_, {}, std::nullopt};
     if (store_) {
       CaseFilter f;
@@ -232,6 +237,7 @@ class Runtime {
   SteadyTime start_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<HttpClient> http_;
+  std::map<std::string, std::unique_ptr<HttpClient>> http_views_;  // per audit; destroyed before http_
   PluginHost host_;
   std::unique_ptr<Store> store_;
   asio::io_context store_io_;

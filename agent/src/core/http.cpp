@@ -9,6 +9,7 @@
 #include <cctype>
 #include <deque>
 #include <list>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -319,10 +320,51 @@ class CurlHttpClient final : public HttpClient {
   std::list<std::unique_ptr<Transfer>> active_;     // worker thread only
 };
 
+class HttpView final : public HttpClient {
+ public:
+  HttpView(HttpClient& base, asio::io_context& io) : base_(base), io_(io), pending_(std::make_shared<Pending>()) {}
+
+  void fetch(HttpRequest request, std::function<void(Result<HttpResponse>)> done) override {
+    std::uint64_t id = ++next_id_;
+    pending_->emplace(id, Waiting{redact_url(request.url), std::move(done)});
+    // The state, not the view: a late completion may arrive after the view is gone.
+    base_.fetch(std::move(request), [pending = pending_, id](Result<HttpResponse> r) {
+      auto it = pending->find(id);
+      if (it == pending->end()) return;  // cancelled: its done already ran
+      auto done = std::move(it->second.done);
+      pending->erase(it);
+      done(std::move(r));
+    });
+  }
+
+  void cancel_all() override {
+    Pending cancelled;
+    cancelled.swap(*pending_);
+    // Posted, as the client does: a plugin's cancel() must not re-enter its own callbacks.
+    for (auto& [id, w] : cancelled)
+      asio::post(io_, [w = std::move(w)]() mutable { w.done(Error{w.url, "cancelled", {}}); });
+  }
+
+ private:
+  struct Waiting {
+    std::string url;  // redacted, for the error
+    std::function<void(Result<HttpResponse>)> done;
+  };
+  using Pending = std::map<std::uint64_t, Waiting>;
+  HttpClient& base_;
+  asio::io_context& io_;
+  std::shared_ptr<Pending> pending_;
+  std::uint64_t next_id_ = 0;
+};
+
 }  // namespace
 
 std::unique_ptr<HttpClient> make_http_client(asio::io_context& io) {
   return std::make_unique<CurlHttpClient>(io);
+}
+
+std::unique_ptr<HttpClient> make_http_view(HttpClient& base, asio::io_context& io) {
+  return std::make_unique<HttpView>(base, io);
 }
 
 }  // namespace campus

@@ -181,7 +181,8 @@ void AttendanceAudit::audit(AuditContext ctx, std::function<void(AuditReport)> d
                 run->rows_rejected += r.row_errors.size();
                 run->http = std::move(r);
                 finish(run);
-              });
+              },
+              report_by(run->ctx.deadline));  // the report, with the source unknown, before the deadline
 }
 
 void AttendanceAudit::finish(std::shared_ptr<Run> run) {

@@ -1,7 +1,11 @@
 // Paged HTTP import: one request at a time, following `next` links or page numbers.
 #include "http_import.hpp"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
+
+#include "campus/units.hpp"
 
 namespace campus::attendance {
 namespace {
@@ -33,11 +37,14 @@ struct Pager : std::enable_shared_from_this<Pager> {
   bool keep_names;
   Day from, to;
   std::function<void(HttpImportResult)> done;
+  std::chrono::steady_clock::time_point deadline;
+  bool cut_by_deadline = false;  // the page in flight has less time than settings.timeout
   HttpImportResult result;
   int page = 1;
 
-  Pager(HttpClient& h, HttpSourceSettings s, bool k, Day f, Day t, std::function<void(HttpImportResult)> d)
-      : http(h), settings(std::move(s)), keep_names(k), from(f), to(t), done(std::move(d)) {}
+  Pager(HttpClient& h, HttpSourceSettings s, bool k, Day f, Day t, std::function<void(HttpImportResult)> d,
+        std::chrono::steady_clock::time_point dl)
+      : http(h), settings(std::move(s)), keep_names(k), from(f), to(t), done(std::move(d)), deadline(dl) {}
 
   void fail(std::string where, std::string what) {
     result.records.clear();
@@ -50,9 +57,19 @@ struct Pager : std::enable_shared_from_this<Pager> {
       fail("attendance API", "more than max_pages = " + std::to_string(settings.max_pages) + " pages");
       return;
     }
+    // A slow API (a page a little under the timeout, many pages) must not run past the audit's
+    // deadline: the core would discard the report. Each page gets what is left, at most timeout.
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      fail("attendance API page " + std::to_string(result.pages + 1),
+           "not fetched: the audit deadline came after " + std::to_string(result.pages) + " page(s)");
+      return;
+    }
     HttpRequest req;
     req.url = url;
-    req.timeout = settings.timeout;
+    auto left = std::chrono::duration_cast<Millis>(deadline - now);
+    cut_by_deadline = left < settings.timeout;
+    req.timeout = std::max(Millis(1), std::min(settings.timeout, left));
     req.verify_tls = settings.verify_tls;
     req.ca_file = settings.ca_file;
     req.headers.emplace_back("Accept", "application/json");
@@ -63,7 +80,12 @@ struct Pager : std::enable_shared_from_this<Pager> {
 
   void on_page(const std::string& url, Result<HttpResponse> r) {
     std::string where = "attendance API page " + std::to_string(result.pages + 1);
-    if (!r) { fail(where, r.error().message()); return; }
+    if (!r) {
+      bool by_deadline = cut_by_deadline && std::chrono::steady_clock::now() >= deadline;
+      fail(where, r.error().message() + (by_deadline ? " (cut by the audit deadline, before the page timeout of " +
+                                                           format_duration(settings.timeout) + ")" : ""));
+      return;
+    }
     if (r->status != 200) {
       fail(where, "HTTP status " + std::to_string(r->status) + (r->status == 401 || r->status == 403 ? " (check token_file)" : ""));
       return;
@@ -135,8 +157,8 @@ std::string expand_url(const std::string& tmpl, Day from, Day to, int page) {
 }
 
 void import_http(HttpClient& http, const HttpSourceSettings& settings, bool keep_names, Day from, Day to,
-                 std::function<void(HttpImportResult)> done) {
-  auto pager = std::make_shared<Pager>(http, settings, keep_names, from, to, std::move(done));
+                 std::function<void(HttpImportResult)> done, std::chrono::steady_clock::time_point deadline) {
+  auto pager = std::make_shared<Pager>(http, settings, keep_names, from, to, std::move(done), deadline);
   pager->fetch(expand_url(settings.url, from, to, 1));
 }
 

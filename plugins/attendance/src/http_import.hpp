@@ -10,6 +10,7 @@
 // or nothing: any failed page (HTTP error, not JSON, timeout) drops the run's pages and is
 // reported; the records of earlier runs stay, and the next run asks again.
 #pragma once
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -45,8 +46,10 @@ struct HttpImportResult {
 // Fills {from}, {to}, {page} in a URL template.
 std::string expand_url(const std::string& tmpl, Day from, Day to, int page);
 
-// Fetches every page, then calls done exactly once (on the client's io_context).
+// Fetches every page, then calls done exactly once (on the client's io_context). No page
+// waits past `deadline` (the audit's): a page cut by it fails the import like a timeout.
 void import_http(HttpClient& http, const HttpSourceSettings& settings, bool keep_names, Day from, Day to,
-                 std::function<void(HttpImportResult)> done);
+                 std::function<void(HttpImportResult)> done,
+                 std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 
 }  // namespace campus::attendance

@@ -167,8 +167,7 @@ void FiberRun::start() {
   opts.bulk_rows = settings_.snmp_max_repetitions;
   // Finish a little before the core's deadline, so a slow school still gets a report with
   // the late switches marked unknown instead of a timed-out run.
-  auto budget = deadline_ - std::chrono::steady_clock::now();
-  soft_deadline_ = deadline_ - std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(1), budget / 10);
+  soft_deadline_ = report_by(deadline_);
   opts.deadline = soft_deadline_;
   log_->debug("fiber: {} rooms, {} switches to poll, {} endpoints to probe", registers_.rooms.size(),
               targets.size(), probe_queue_.size());

@@ -202,7 +202,9 @@ namespace {
 class Run final : public RecordingRun, public std::enable_shared_from_this<Run> {
  public:
   Run(AuditContext& ctx, RecordingSettings s, std::function<void(AuditReport)> done)
-      : io_(ctx.io), http_(ctx.http), deadline_(ctx.deadline), log_(ctx.log), settings_(std::move(s)),
+      // Probes end a little before the core's deadline, so the report (devices that did not
+      // answer marked, with "no answer before the audit deadline") is committed in time.
+      : io_(ctx.io), http_(ctx.http), deadline_(report_by(ctx.deadline)), log_(ctx.log), settings_(std::move(s)),
         done_(std::move(done)) {}
 
   void start(const SecretReader& read_secret) {
@@ -245,6 +247,10 @@ class Run final : public RecordingRun, public std::enable_shared_from_this<Run> 
   void cancel() override {
     cancelled_ = true;
     for (auto& [id, p] : probes_) p->cancel();
+    // The recorder and ONVIF requests too (ctx.http is this audit's own view): a run left
+    // waiting for them would never call done, and at shutdown the plugin and the run, which
+    // hold each other until then, would never be freed (LeakSanitizer found it).
+    http_.cancel_all();
   }
 
  private:
