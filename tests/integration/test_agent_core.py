@@ -109,7 +109,10 @@ class AgentCore(IntegrationTest):
         self.assertEqual(os.stat(db).st_mode & 0o777, 0o600)
         with sqlite3.connect(db) as c:
             rows = c.execute("select seq, topic, retain from outbox order by seq").fetchall()
+            seen = [json.loads(p)["body"]["summary"]["had_previous"]
+                    for (p,) in c.execute("select payload from outbox order by seq")]
         self.assertEqual([r[0] for r in rows], [1, 2])
+        self.assertEqual(seen, [False, True])  # the second run was given the first one's summary
         self.assertEqual(rows[0][1], "campus/v1/zhenkang/core-test/report/t")
 
     def test_state_change_between_runs_becomes_an_event(self):
@@ -181,6 +184,32 @@ class AgentCore(IntegrationTest):
         p.kill(signal.SIGTERM)
         self.assertEqual(p.wait(10), 0)
         self.assertTrue(any("STOPPING=1" in m for m in drain()))
+
+    def test_sd_notify_abstract_socket_and_watchdog_for_another_pid(self):
+        # The agent speaks the sd_notify protocol itself (no libsystemd): systemd may hand it an
+        # abstract socket ("@name"), and WATCHDOG_USEC counts only when WATCHDOG_PID is ours.
+        name = f"campus-notify-test-{os.getpid()}"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind("\0" + name)
+        sock.settimeout(0.2)
+        self.addCleanup(sock.close)
+        p = self.track(Proc("agent", [agent_bin(), "--config", self.conf], self.dir,
+                            env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}))
+        got = []
+
+        def drain():
+            try:
+                while True:
+                    got.append(sock.recv(4096).decode())
+            except OSError:
+                pass
+            return got
+
+        wait_until(lambda: any("READY=1" in m for m in drain()), 10, what="READY=1 on the abstract socket")
+        time.sleep(1)  # five watchdog periods
+        self.assertFalse(any("WATCHDOG=1" in m for m in drain()), got)
+        p.kill(signal.SIGTERM)
+        self.assertEqual(p.wait(10), 0)
 
 
 if __name__ == "__main__":

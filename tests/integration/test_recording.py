@@ -171,6 +171,18 @@ class RecordingAuditTest(harness.IntegrationTest):
         self.assertEqual(s["register_errors"], 2)
         self.assertEqual(s["compliant"] + s["noncompliant"] + s["unknown"], 21)
 
+    def test_cameras_by_host_name_are_resolved(self):
+        # Cameras given by IP address skip the resolver (Asio would keep a thread for it for the
+        # daemon's whole life, docs/performance.md "Footprint"); a host name still works.
+        # Only "localhost" (from /etc/hosts): no DNS query ever leaves the machine.
+        rec = self.recorders({"R1": {"user": "admin", "password": "rec-pass", "status": GOOD_STATUS}})
+        by_name = ";".join(f"{m}=rtsp://localhost:{self.cam.port}/{m}" for m in ("teacher", "students"))
+        reg = self.register([["R1", "", rec.url("R1", "status"), rec.url("R1", "onvif"), by_name,
+                              "recorder.cred", "", ""]])
+        f = self.by_subject(harness.run_recording_probe(reg, "--rtsp-timeout", "5s"))["R1"]
+        self.assertEqual(f["state"], "compliant", f)
+        self.assertEqual(f["details"]["live_cameras"], 2, f)
+
     def test_wrong_camera_password_is_unknown_not_broken(self):
         rec = self.recorders({"R1": {"user": "admin", "password": "rec-pass", "status": GOOD_STATUS}})
         write_file(os.path.join(self.dir, "badcam.cred"), "camuser:wrong\n", 0o600)

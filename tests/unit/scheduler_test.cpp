@@ -162,3 +162,65 @@ TEST(Scheduler, RunNowOfAnUnknownAuditFails) {
   EXPECT_EQ(got->status, AuditRun::Status::Failed);
   EXPECT_NE(got->error.find("no enabled audit named \"nope\""), std::string::npos);
 }
+
+// Clock jumps (docs/reliability.md "Clock jumps"): the wall clock (system time) only stamps a
+// run (ctx.now, AuditRun::started, the report's ts); intervals and deadlines are steady time.
+// Correct means: after the system clock is set back or forward an hour, the next run still
+// comes one interval after the previous one (no hour-long stall, no burst of catch-up runs),
+// and each run is stamped with the clock as it was set at that moment.
+TEST(Scheduler, WallClockJumpsNeitherStallNorBurstTheSchedule) {
+  asio::io_context io;
+  NoRecords records;
+  auto http = make_http_client(io);
+  const SystemTime wall0 = SystemTime(std::chrono::sys_days(std::chrono::year(2026) / 11 / 29)) + 1h;
+  const SteadyTime steady0 = std::chrono::steady_clock::now();
+  std::chrono::system_clock::duration jump{0};  // what the test did to the system clock so far
+  auto wall = [&] {
+    return wall0 + std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::steady_clock::now() - steady0) +
+           jump;
+  };
+  std::vector<SteadyTime> begun;  // steady time at each run's start
+  std::vector<AuditRun> runs;
+  Scheduler scheduler(
+      io,
+      [&](const std::string&, SteadyTime deadline) {
+        begun.push_back(std::chrono::steady_clock::now());
+        return AuditContext{io, deadline, {}, spdlog::default_logger(), *http, records, {}, std::nullopt};
+      },
+      [&](AuditRun r) { runs.push_back(std::move(r)); }, wall, 7);
+  AuditSchedule s;
+  s.name = "clock";
+  s.interval = 40ms;
+  s.jitter = 0ms;
+  s.timeout = 5s;
+  s.first_delay = 0ms;
+  scheduler.set_audits({ConfiguredAudit{s, std::make_shared<SlowAudit>(io, 0ms), "1"}});
+  scheduler.start();
+  // Runs the loop until `n` runs finished; bounded, so an hour-long stall fails the test.
+  auto until_runs = [&](std::size_t n) {
+    auto limit = std::chrono::steady_clock::now() + 10s;
+    while (runs.size() < n && std::chrono::steady_clock::now() < limit) {
+      io.restart();
+      io.run_for(5ms);
+    }
+    ASSERT_GE(runs.size(), n) << "the schedule stalled";
+  };
+  until_runs(3);
+  jump -= 1h;  // set back an hour
+  until_runs(6);
+  jump += 2h;  // then an hour ahead of the true time
+  until_runs(9);
+  scheduler.stop();
+
+  ASSERT_GE(begun.size(), 9u);
+  for (std::size_t i = 1; i < 9; ++i)
+    EXPECT_GE(begun[i] - begun[i - 1], 35ms) << "runs " << i - 1 << " and " << i << " came in a burst";
+  // The stamps follow the clock as set: back an hour at run 3, ahead at run 6.
+  auto between = [&](std::size_t i) { return runs[i].started - runs[i - 1].started; };
+  EXPECT_LT(between(3), -59min);
+  EXPECT_GT(between(6), 119min);
+  for (std::size_t i : {1u, 2u, 4u, 5u, 7u, 8u}) {
+    EXPECT_GE(between(i), 35ms) << i;
+    EXPECT_LT(between(i), 5s) << i;
+  }
+}

@@ -132,6 +132,8 @@ TEST_F(StoreTest, ReportIsRetainedQos1WithSummaryFindingsAndInputErrors) {
                                                 {"fix", "use classroom"}}})));
   EXPECT_EQ(*s->latest_report("fiber"), e["body"]);
   EXPECT_FALSE(s->latest_report("recording").has_value());
+  EXPECT_EQ(*s->latest_summary("fiber"), (Json{{"rooms", 1}}));
+  EXPECT_FALSE(s->latest_summary("recording").has_value());
 }
 
 TEST_F(StoreTest, InvalidUtf8FromAPluginIsStoredWithReplacementCharacters) {

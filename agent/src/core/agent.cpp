@@ -3,6 +3,7 @@
 // fsync ever stalls the loop; Paho's threads only post to the io_context.
 #include "core/agent.hpp"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -88,11 +89,14 @@ class Runtime {
     opts.max_size = config_.buffer.max_size;
     opts.keep_sent = config_.buffer.keep_sent;
     opts.read_only = read_only;
-    auto s = Store::open(file, opts);
+    std::string recovered;
+    auto s = read_only ? Store::open(file, opts)
+                       : Store::open_or_recover(file, opts, std::chrono::system_clock::now(), &recovered);
     if (!s) {
       log_->error("store: {}", s.error().message());
       return false;
     }
+    if (!recovered.empty()) log_->error("store: {}", recovered);
     store_ = std::move(s.value());
     if (!read_only) {
       store_work_.emplace(store_io_.get_executor());
@@ -140,6 +144,10 @@ class Runtime {
         }
         if (commands_) commands_->on_committed(audit, ts, outcome);
         if (on_commit_done_) on_commit_done_();
+        // Once this handler (and the report it holds) is gone: give the run's freed memory
+        // back to the system; glibc keeps freed pages inside the heap otherwise, and the
+        // daemon's RSS stays at the largest audit's high-water mark (docs/performance.md).
+        asio::post(io_, [] { malloc_trim(0); });
       });
     });
   }
@@ -152,7 +160,7 @@ class Runtime {
       f.audit = audit;
       f.state = "open";
       ctx.open_cases = store_->cases(f);
-      if (auto body = store_->latest_report(audit); body && body->contains("summary")) ctx.previous_summary = (*body)["summary"];
+      ctx.previous_summary = store_->latest_summary(audit);
     }
     return ctx;
   }
@@ -192,6 +200,8 @@ class Runtime {
     in.timezone_offset = who_.timezone_offset;
     Json h = health_body(in);
     h["failed_commits"] = failed_commits_;
+    // Which store, and whether it was started fresh over a broken or deleted one (never silent).
+    if (store_) h["store"] = store_->identity();
     return h;
   }
 

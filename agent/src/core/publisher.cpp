@@ -438,7 +438,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
                  {"session", session_},
                  {"last_seq", store_.last_seq()},
                  {"version", std::string("campus-agent/") + kAgentVersion},
-                 {"audits", audits_}};
+                 {"audits", audits_},
+                 {"store", store_.identity()}};  // a new store id: seq restarted (docs/store.md "Identity")
     publish_ephemeral(state_topic_, envelope(who_, "state", std::chrono::system_clock::now(), body).dump(), true, {},
                       Ctx::State);
   }

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +16,8 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <fstream>
+#include <sstream>
 
 #include "core/sqlite.hpp"
 
@@ -22,6 +25,15 @@ namespace campus {
 
 void to_json(Json& j, const CaseStep& step) {
   j = Json{{"at", step.at}, {"action", step.action}, {"actor", step.actor}, {"note", step.note}};
+}
+
+void to_json(Json& j, const StoreRecovery& r) {
+  j = Json{{"at", r.at}, {"reason", r.reason}, {"what", r.what}, {"moved_to", r.moved_to}, {"previous_id", r.previous_id}};
+}
+
+void to_json(Json& j, const StoreIdentity& id) {
+  j = Json{{"id", id.id}, {"created", id.created}, {"recovered", nullptr}};
+  if (id.recovered) j["recovered"] = *id.recovered;
 }
 
 void to_json(Json& j, const CaseView& view) {
@@ -37,8 +49,10 @@ using sqlite::Failure;
 using sqlite::Statement;
 using sqlite::Transaction;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr const char* kApplication = "campus-agent";
+// Below this much free space at open, the -shm (32 KiB) and the first WAL frames may not fit.
+constexpr std::uint64_t kMinFreeBytes = 256 * 1024;
 
 // Index i holds the SQL that brings schema version i to i+1.
 const char* const kMigrations[] = {
@@ -63,6 +77,12 @@ CREATE TABLE outbox(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload TEXT N
 CREATE INDEX outbox_by_sent ON outbox(sent_at, seq);
 INSERT INTO meta(key, value) VALUES ('application', 'campus-agent'), ('next_seq', 1), ('session', 0),
                                     ('refused_commits', 0), ('buffer_full', 0);
+)sql",
+    // The store's identity (docs/store.md "Identity"): a random id, so the county can tell a
+    // fresh store (seq from 1 again) from this one. Stores of version 1 get theirs here.
+    R"sql(
+INSERT INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16)))),
+                                    ('store_created', strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'));
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -104,10 +124,12 @@ struct WorkingCase {
 struct CommitPlan {
   Json report_body;
   std::vector<Json> events;  // bodies, in outbox order after the report
-  std::vector<Finding> states;                 // subject_state rows to upsert
+  // Pointers into the report being committed (it outlives the plan): copying a term's 180,000
+  // month records (60,000 students) or 6,000 rooms' findings nearly doubled the commit's peak.
+  std::vector<const Finding*> states;          // subject_state rows to upsert
   std::vector<std::string> removed_subjects;  // subject_state rows to delete
   std::vector<WorkingCase> cases;             // changed or new cases
-  std::vector<RecordWrite> records;
+  const std::vector<RecordWrite>* records = nullptr;
   std::uint64_t bytes = 0;                     // what the writes add, roughly (for the size cap)
 };
 
@@ -131,6 +153,26 @@ class SqliteStore final : public Store {
       : file_(std::move(file)), options_(options), db_(std::move(db)) {
     buffer_full_ = meta("buffer_full") != 0;
     refused_ = meta("refused_commits");
+    identity_.id = meta_text("store_id");
+    identity_.created = meta_text("store_created");
+    if (auto r = meta_text("recovered"); !r.empty()) {
+      auto j = Json::parse(r, nullptr, false);
+      if (j.is_object())
+        identity_.recovered = StoreRecovery{j.value("at", ""), j.value("reason", ""), j.value("what", ""),
+                                            j.value("moved_to", ""), j.value("previous_id", "")};
+    }
+  }
+
+  // Records, in this (fresh) store, why it was started (open_or_recover).
+  void set_recovered(const StoreRecovery& r) {
+    std::lock_guard lock(mu_);
+    Transaction tx(*db_);
+    db_->prepare("INSERT INTO meta(key, value) VALUES ('recovered', ?1) "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .bind_all(Json(r).dump())
+        .run();
+    tx.commit();
+    identity_.recovered = r;
   }
 
   Result<CommitOutcome> commit(const Identity& who, const std::string& audit, SystemTime ts,
@@ -143,10 +185,11 @@ class SqliteStore final : public Store {
       auto bytes = plan_commit(audit, ts, who.timezone_offset, report).bytes;
       if (!make_room(bytes)) return refuse(audit, bytes);
       Transaction tx(*db_);
-      CommitPlan plan = plan_commit(audit, ts, who.timezone_offset, report);
+      CommitPlan plan = plan_commit(audit, ts, who.timezone_offset, report, false);
       auto out = apply(who, audit, ts, plan);
       tx.commit();
       buffer_full_ = false;
+      flush_unmarked();  // acknowledgements a full disk kept out: now there is room
       return out;
     } catch (const Failure& f) {
       // The file system filled up before the cap did: the same state for health as a full buffer.
@@ -220,18 +263,9 @@ class SqliteStore final : public Store {
   void mark_sent(const std::vector<std::int64_t>& seqs, SystemTime at) override {
     std::lock_guard lock(mu_);
     if (options_.read_only || seqs.empty()) return;
-    try {
-      Transaction tx(*db_);
-      auto q = db_->prepare("UPDATE outbox SET sent_at = ?1 WHERE seq = ?2 AND sent_at IS NULL");
-      for (auto seq : seqs) {
-        q.bind_all(to_ms(at), seq).run();
-        q.reset();
-      }
-      tx.commit();
-    } catch (const Failure& f) {
-      // Not fatal: the rows stay unsent and are delivered again (the county drops duplicates).
-      spdlog::error("{}: marking {} messages sent: {}", file_.string(), seqs.size(), f.what());
-    }
+    unmarked_.insert(unmarked_.end(), seqs.begin(), seqs.end());
+    unmarked_at_ = at;
+    flush_unmarked();
   }
 
   void mark_attempt(std::int64_t seq, const std::string& error) override {
@@ -287,6 +321,24 @@ class SqliteStore final : public Store {
     }
   }
 
+  std::optional<Json> latest_summary(const std::string& audit) override {
+    std::lock_guard lock(mu_);
+    try {
+      // SQLite's JSON scan skips the findings without building them: parsing a 6,000-room
+      // report (2 MB) whole before every fiber run was 8% of the run's CPU.
+      auto q = db_->prepare(
+          "SELECT json_extract(body, '$.summary') FROM reports WHERE audit = ?1 ORDER BY seq DESC LIMIT 1");
+      q.bind_all(audit);
+      if (q.step() && !q.is_null(0)) {
+        Json j = Json::parse(q.text(0), nullptr, false);
+        if (!j.is_discarded()) return j;
+      }
+    } catch (const Failure& f) {
+      spdlog::error("{}: reading the latest {} summary: {}", file_.string(), audit, f.what());
+    }
+    return std::nullopt;
+  }
+
   std::optional<Json> latest_report(const std::string& audit) override {
     std::lock_guard lock(mu_);
     try {
@@ -303,14 +355,20 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     try {
       if (options_.read_only) return meta("session");
+      session_ = std::max(session_, meta("session"));
       Transaction tx(*db_);
       std::int64_t session = meta("session") + 1;
       set_meta("session", session);
       tx.commit();
+      session_ = session;
       return session;
     } catch (const Failure& f) {
-      spdlog::error("{}: raising the session counter: {}", file_.string(), f.what());
-      return 0;
+      // A full disk: the connection still needs a session above the last one (0 would make
+      // the county and the stale-will check take the birth for an old one). Only this
+      // process knows it; after a restart the stored counter may hand it out again.
+      spdlog::error("{}: raising the session counter: {} (session {} is not persisted)", file_.string(), f.what(),
+                    session_ + 1);
+      return ++session_;
     }
   }
 
@@ -323,6 +381,10 @@ class SqliteStore final : public Store {
       return 0;
     }
   }
+
+  // No lock: the identity is fixed once open_or_recover returns (the publisher reads it on the
+  // io_context, which must not wait for a commit's fsync).
+  StoreIdentity identity() override { return identity_; }
 
   const RecordReader& records(const std::string& plugin) override {
     std::lock_guard lock(mu_);
@@ -351,8 +413,10 @@ class SqliteStore final : public Store {
  private:
   // ---- commit planning (reads only) ----
 
+  // count_bytes: estimate what the writes add (serializes everything once more; only the
+  // estimate made before the transaction needs it).
   CommitPlan plan_commit(const std::string& audit, SystemTime ts, const std::string& offset,
-                         const AuditReport& report) {
+                         const AuditReport& report, bool count_bytes = true) {
     CommitPlan plan;
     Json errors = Json::array();
     for (const auto& e : report.input_errors) errors.push_back(error_json(e));
@@ -374,7 +438,7 @@ class SqliteStore final : public Store {
                                    {"to", f.state},
                                    {"reason", f.reason},
                                    {"details", f.details}});
-      if (it == previous.end() || it->second != std::pair(f.state, f.reason)) plan.states.push_back(f);
+      if (it == previous.end() || it->second != std::pair(f.state, f.reason)) plan.states.push_back(&f);
       previous[f.subject] = {f.state, f.reason};
       seen.insert(f.subject);
     }
@@ -389,11 +453,12 @@ class SqliteStore final : public Store {
     }
 
     plan_cases(audit, ts, offset, report.case_actions, plan, errors);
-    plan.records = report.records;
+    plan.records = &report.records;
     plan.report_body = Json{{"summary", report.summary}, {"findings", std::move(findings)}, {"errors", std::move(errors)}};
 
     // Bytes the writes add: the report twice (reports + outbox), each event, the changed
     // cases, the records, and a margin for envelopes and index pages.
+    if (!count_bytes) return plan;
     plan.bytes = 2 * text_of(plan.report_body).size() + 16 * 1024;
     for (const auto& e : plan.events) plan.bytes += text_of(e).size() + 400;
     for (const auto& c : plan.cases) plan.bytes += text_of(Json(c.view)).size() + 200;
@@ -539,8 +604,8 @@ class SqliteStore final : public Store {
       auto q = db_->prepare(
           "INSERT INTO subject_state(audit, subject, state, reason) VALUES (?1, ?2, ?3, ?4) "
           "ON CONFLICT(audit, subject) DO UPDATE SET state = excluded.state, reason = excluded.reason");
-      for (const auto& f : plan.states) {
-        q.bind_all(audit, f.subject, f.state, f.reason).run();
+      for (const Finding* f : plan.states) {
+        q.bind_all(audit, f->subject, f->state, f->reason).run();
         q.reset();
       }
       auto d = db_->prepare("DELETE FROM subject_state WHERE audit = ?1 AND subject = ?2");
@@ -558,7 +623,7 @@ class SqliteStore final : public Store {
           "INSERT INTO records(plugin, kind, key, value) VALUES (?1, ?2, ?3, ?4) "
           "ON CONFLICT(plugin, kind, key) DO UPDATE SET value = excluded.value");
       auto erase = db_->prepare("DELETE FROM records WHERE plugin = ?1 AND kind = ?2 AND key = ?3");
-      for (const auto& r : plan.records) {
+      for (const auto& r : *plan.records) {
         if (r.value) {
           put.bind_all(audit, r.kind, r.key, text_of(*r.value)).run();
           put.reset();
@@ -625,6 +690,28 @@ class SqliteStore final : public Store {
     while (s.step()) c.view.steps.push_back(CaseStep{s.text(0), s.text(1), s.text(2), s.text(3)});
     c.saved_steps = c.view.steps.size();
     return c;
+  }
+
+  // Marks the acknowledged seqs in unmarked_ sent. When that fails (a full disk) they stay in
+  // memory and are retried with the next acknowledgements or after the next commit: the
+  // publisher's cursor has moved past them, so otherwise they would count as unsent (depth,
+  // oldest_unsent_age_s) until the next reconnect re-sends them.
+  void flush_unmarked() {
+    if (unmarked_.empty()) return;
+    try {
+      Transaction tx(*db_);
+      auto q = db_->prepare("UPDATE outbox SET sent_at = ?1 WHERE seq = ?2 AND sent_at IS NULL");
+      for (auto seq : unmarked_) {
+        q.bind_all(to_ms(unmarked_at_), seq).run();
+        q.reset();
+      }
+      tx.commit();
+      unmarked_.clear();
+    } catch (const Failure& f) {
+      // Not fatal: the messages were delivered; only the bookkeeping waits for space.
+      spdlog::error("{}: marking {} messages sent: {} (kept in memory, retried)", file_.string(), unmarked_.size(),
+                    f.what());
+    }
   }
 
   // ---- size cap ----
@@ -734,6 +821,12 @@ class SqliteStore final : public Store {
     return q.step() ? q.int64(0) : 0;
   }
 
+  std::string meta_text(const std::string& key) {
+    auto q = db_->prepare("SELECT value FROM meta WHERE key = ?1");
+    q.bind_all(key);
+    return q.step() ? q.text(0) : std::string();
+  }
+
   void set_meta(const std::string& key, std::int64_t value) {
     db_->prepare("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
         .bind_all(key, value)
@@ -782,6 +875,10 @@ class SqliteStore final : public Store {
   std::mutex mu_;
   bool buffer_full_ = false;
   std::int64_t refused_ = 0;
+  StoreIdentity identity_;
+  std::vector<std::int64_t> unmarked_;  // acknowledged, not yet marked sent (flush_unmarked)
+  SystemTime unmarked_at_{};
+  std::int64_t session_ = 0;            // the last session handed out
   std::map<std::string, std::unique_ptr<PluginRecords>> readers_;
 };
 
@@ -797,13 +894,19 @@ std::optional<Json> PluginRecords::get(const std::string& kind, const std::strin
   return Json::parse(rows.front().second);
 }
 
-}  // namespace
-
-Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file, StoreOptions options) {
+// Store::open's work. `broken` (when given) is set to the reason when the file itself is bad
+// (corrupt, not a store): what open_or_recover may move aside. Other errors leave it empty.
+Result<std::unique_ptr<SqliteStore>> open_checked(const std::filesystem::path& file, StoreOptions options,
+                                                  std::string* broken_reason) {
   const std::string path = file.string();
-  const std::string move_aside = "move it aside: mv " + path + " " + path +
-                                 ".broken (with its -wal and -shm files if present); the agent starts a fresh store";
-  auto broken = [&](const std::string& what) { return Error{path, what, move_aside}; };
+  const std::string move_aside =
+      "the agent moves it aside by itself at its next start (as " + path +
+      ".<reason>-<UTC time>, with its -wal and -shm) and starts a fresh store; to keep it elsewhere first: mv " + path +
+      " " + path + ".broken (with its -wal and -shm files if present)";
+  auto broken = [&](const std::string& what, const char* reason = "corrupt") {
+    if (broken_reason) *broken_reason = reason;
+    return Error{path, what, move_aside};
+  };
 
   struct stat st {};
   bool exists = ::stat(path.c_str(), &st) == 0;
@@ -826,22 +929,58 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file, St
     int flags = (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
     auto db = std::make_unique<Connection>(path, flags);
     sqlite3_busy_timeout(db->raw(), 5000);
+    // On a full file system SQLite cannot create the 32 KiB -shm a WAL database needs, and
+    // the agent could not even start to say so (after a reboot or a crash while the disk was
+    // full). In EXCLUSIVE locking mode SQLite keeps that index in memory: the store opens,
+    // the outbox is delivered, reports are refused and counted until space is freed. The
+    // price: no second process (campusctl --local) can read the store until the agent
+    // restarts with room (docs/store.md "Size cap").
+    if (!options.read_only) {
+      struct statvfs fs {};
+      auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+      if (::statvfs(dir.c_str(), &fs) == 0) {
+        auto free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+        if (free_bytes < kMinFreeBytes) {
+          db->exec("PRAGMA locking_mode = EXCLUSIVE");
+          spdlog::warn("{}: the data directory's file system is full ({} KiB free): the store opens in exclusive "
+                       "mode; new reports are refused until space is freed, and campusctl --local cannot read "
+                       "the store until the agent restarts with space (fix: free space on {})",
+                       path, free_bytes / 1024, dir.string());
+        }
+      }
+    }
     std::string check;
     try {
       check = db->scalar_text("PRAGMA quick_check");
     } catch (const Failure& f) {
-      if (f.code() == SQLITE_NOTADB) return broken(std::string("is not a campus-agent store (") + f.what() + ")");
+      if (f.code() == SQLITE_NOTADB)
+        return broken(std::string("the file is not a campus-agent store (") + f.what() + ")", "not_a_store");
       if (f.code() == SQLITE_CORRUPT) return broken(std::string("the store is corrupt (") + f.what() + ")");
       throw;
     }
-    if (check != "ok") return broken("the store is corrupt (PRAGMA quick_check: " + check + ")");
+    if (check != "ok") {
+      // quick_check lists one problem per row (and scalar_text returns only the first row,
+      // which may be a header): ask for the first few and put them on one line for the log.
+      std::string problems;
+      auto q = db->prepare("PRAGMA quick_check(4)");
+      while (q.step()) {
+        auto row = q.text(0);
+        const std::string header = "*** in database main ***";  // SQLite's prefix of the first row
+        if (row.rfind(header, 0) == 0) row.erase(0, header.size());
+        for (auto& c : row)
+          if (c == '\n' || c == '\r') c = ' ';
+        if (auto b = row.find_first_not_of(' '); b != std::string::npos)
+          problems += (problems.empty() ? "" : "; ") + row.substr(b);
+      }
+      return broken("the store is corrupt (PRAGMA quick_check: " + (problems.empty() ? check : problems) + ")");
+    }
 
     std::int64_t tables = db->scalar_int("SELECT count(*) FROM sqlite_master WHERE type = 'table'");
     std::int64_t version = 0;
     if (tables > 0) {
       bool has_meta = db->scalar_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'") > 0;
       if (!has_meta || db->scalar_text("SELECT value FROM meta WHERE key = 'application'") != kApplication)
-        return broken("is an SQLite database but not a campus-agent store (no campus-agent meta table)");
+        return broken("the file is an SQLite database but not a campus-agent store (no campus-agent meta table)", "not_a_store");
       version = db->scalar_int("SELECT value FROM meta WHERE key = 'schema_version'");
     } else if (options.read_only) {
       return Error{path, "the store is empty", "start the agent once so it creates the store"};
@@ -864,6 +1003,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file, St
         return Error{path, "cannot switch the store to WAL mode", "put the data directory on a local file system"};
       db->exec("PRAGMA synchronous = FULL");
       db->exec("PRAGMA journal_size_limit = 4194304");
+      // 512 KiB of page cache instead of SQLite's 2 MiB default: the daemon's steady RSS
+      // (docs/performance.md, Footprint); misses are reads from the OS page cache.
+      db->exec("PRAGMA cache_size = -512");
       for (auto v = version; v < kSchemaVersion; ++v) {
         Transaction tx(*db);
         db->exec(kMigrations[v]);
@@ -874,12 +1016,146 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file, St
         tx.commit();
       }
     }
-    return std::unique_ptr<Store>(std::make_unique<SqliteStore>(file, options, std::move(db)));
+    return std::make_unique<SqliteStore>(file, options, std::move(db));
   } catch (const Failure& f) {
     if (f.code() == SQLITE_CORRUPT || f.code() == SQLITE_NOTADB) return broken(std::string("the store is unreadable (") + f.what() + ")");
     return Error{path, std::string("cannot open the store: ") + f.what(),
                  "check the file's owner and permissions and the data directory's free space"};
   }
+}
+
+
+// The identity file beside the database (`agent.db.id`): {"store_id","created"}. It outlives
+// the database it names, which is how a deleted database is told from a first start.
+std::optional<StoreIdentity> read_identity_file(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto j = Json::parse(ss.str(), nullptr, false);
+  if (!j.is_object() || !j.contains("store_id") || !j["store_id"].is_string()) {
+    spdlog::warn("{}: not a store identity file (ignored; rewritten when the store opens)", file.string());
+    return std::nullopt;
+  }
+  return StoreIdentity{j["store_id"].get<std::string>(), j.value("created", ""), std::nullopt};
+}
+
+// Atomic (temporary file, fsync, rename). Failing is not fatal: it only weakens the detection
+// of a deleted database, so it is logged.
+void write_identity_file(const std::filesystem::path& file, const StoreIdentity& id) {
+  const std::string text = Json{{"store_id", id.id}, {"created", id.created}}.dump() + "\n";
+  const std::string tmp = file.string() + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  int err = errno;
+  if (fd >= 0) ::close(fd);
+  if (ok && ::rename(tmp.c_str(), file.c_str()) != 0) {
+    ok = false;
+    err = errno;
+  }
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    spdlog::warn("{}: cannot write the store identity file: {} (a deleted database would not be recognised as such)",
+                 file.string(), std::strerror(err));
+  }
+}
+
+std::string compact_utc(SystemTime t) {
+  auto s = rfc3339(t, "+00:00");  // 2026-11-29T01:02:03+00:00
+  std::string out;
+  for (char c : s.substr(0, 19))
+    if (c != '-' && c != ':') out += c;
+  return out + "Z";  // 20261129T010203Z
+}
+
+// Moves `file` and its -wal and -shm to `<file>.<reason>-<time>` (+ -wal/-shm, SQLite's own
+// naming, so `sqlite3 <moved>` opens it with its WAL). Returns the new name of the database
+// file ("" when there was none), or an Error when a rename fails; `leftovers` gets the new
+// base name when only a -wal or -shm moved.
+Result<std::string> move_aside(const std::filesystem::path& file, const std::string& reason, SystemTime now,
+                               std::string& leftovers) {
+  std::string base = file.string() + "." + reason + "-" + compact_utc(now);
+  std::string target = base;
+  for (int i = 1; std::filesystem::exists(target) || std::filesystem::exists(target + "-wal"); ++i)
+    target = base + "-" + std::to_string(i);
+  std::string moved;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::string from = file.string() + suffix;
+    if (::access(from.c_str(), F_OK) != 0) continue;
+    if (::rename(from.c_str(), (target + suffix).c_str()) != 0)
+      return Error{from, std::string("cannot move the broken store aside to ") + target + suffix + ": " + std::strerror(errno),
+                   "check that the data directory is writable by the agent's user, or move the file aside by hand"};
+    if (*suffix == '\0') moved = target;
+    else if (moved.empty()) leftovers = target;
+  }
+  return moved;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file, StoreOptions options) {
+  auto s = open_checked(file, options, nullptr);
+  if (!s) return s.error();
+  return std::unique_ptr<Store>(std::move(s).value());
+}
+
+Result<std::unique_ptr<Store>> Store::open_or_recover(const std::filesystem::path& file, StoreOptions options,
+                                                      SystemTime now, std::string* recovery_log) {
+  if (options.read_only) return open(file, options);
+  const std::filesystem::path id_file = file.string() + ".id";
+  const auto previous = read_identity_file(id_file);
+  const std::string known = previous ? " (store " + previous->id + ", created " + previous->created + ", named by " +
+                                           id_file.string() + ")"
+                                     : "";
+  std::optional<StoreRecovery> rec;
+  std::error_code ec;
+  bool exists = std::filesystem::exists(file, ec);
+  if (!exists && previous) {
+    rec = StoreRecovery{{}, "missing", "the store database is gone" + known, {}, {}};
+  } else if (exists && previous && std::filesystem::file_size(file, ec) == 0 && !ec) {
+    // SQLite takes an empty file for an empty database: without this check a truncated store
+    // would silently become a fresh one.
+    rec = StoreRecovery{{}, "emptied", "the store database is empty (0 bytes)" + known, {}, {}};
+  } else {
+    std::string reason;
+    auto s = open_checked(file, options, &reason);
+    if (s.ok()) {
+      auto id = (*s)->identity();
+      if (previous && previous->id != id.id)
+        spdlog::warn("{}: the database is store {}, the identity file named store {}: another store was put in its "
+                     "place (a backup?); the county sees its id in the birth",
+                     file.string(), id.id, previous->id);
+      if (!previous || previous->id != id.id) write_identity_file(id_file, id);
+      return std::unique_ptr<Store>(std::move(s).value());
+    }
+    if (reason.empty()) return s.error();
+    rec = StoreRecovery{{}, reason, s.error().what + known, {}, {}};
+  }
+  rec->at = rfc3339(now, "+00:00");
+  if (previous) rec->previous_id = previous->id;
+  // A database that is gone may have left its -wal and -shm: SQLite must never replay a WAL
+  // of the old store into the new one, so they move aside too.
+  std::string leftovers;
+  auto moved = move_aside(file, rec->reason, now, leftovers);
+  if (!moved) return moved.error();
+  rec->moved_to = *moved;
+  if (!leftovers.empty()) rec->what += "; its leftover -wal/-shm were moved to " + leftovers + "-wal/-shm";
+  auto s = open_checked(file, options, nullptr);
+  if (!s) return s.error();
+  try {
+    (*s)->set_recovered(*rec);
+  } catch (const sqlite::Failure& f) {
+    return Error{file.string(), std::string("cannot record the recovery in the fresh store: ") + f.what(),
+                 "check the data directory's free space"};
+  }
+  auto id = (*s)->identity();
+  write_identity_file(id_file, id);
+  if (recovery_log)
+    *recovery_log = file.string() + ": STORE RECOVERED: " + rec->what +
+                    (rec->moved_to.empty() ? std::string("") : "; the old file was moved to " + rec->moved_to) +
+                    "; a fresh store " + id.id + " was started: seq starts again at 1, messages the county had not " +
+                    "received from the old store are lost (see docs/store.md \"Recovery\")";
+  return std::unique_ptr<Store>(std::move(s).value());
 }
 
 }  // namespace campus

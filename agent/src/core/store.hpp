@@ -51,6 +51,28 @@ struct OutboxStats {
   std::uint64_t db_bytes = 0;
 };
 
+// Why this store was started fresh over a broken or missing one (Store::open_or_recover).
+// Kept in the new store for its whole life: health and the birth say it every time.
+struct StoreRecovery {
+  std::string at;           // RFC 3339 (UTC): when the fresh store was started
+  std::string reason;       // "corrupt" | "not_a_store" | "emptied" | "missing"
+  std::string what;         // what was wrong, as the open error said it
+  std::string moved_to;     // where the old file went ("" when there was none)
+  std::string previous_id;  // the lost store's id, from the identity file ("" if unknown)
+};
+
+// Which store this is: a random id made when the store is created. The county sees it in the
+// birth and in health; a new id with seq starting at 1 again is a new store, never a replay.
+struct StoreIdentity {
+  std::string id;
+  std::string created;  // RFC 3339 (UTC)
+  std::optional<StoreRecovery> recovered;
+};
+
+void to_json(Json& j, const StoreRecovery& r);
+// {"id","created","recovered": null | {"at","reason","what","moved_to","previous_id"}}
+void to_json(Json& j, const StoreIdentity& id);
+
 struct CaseFilter {
   std::string audit;             // empty: every audit
   std::string state = "open";    // open | closed | all
@@ -68,6 +90,15 @@ class Store {
   // A file that is not a campus-agent database, or is corrupt, is an Error (never a silent
   // reset): the message says how to move it aside.
   static Result<std::unique_ptr<Store>> open(const std::filesystem::path& file, StoreOptions options);
+  // The daemon's open (docs/store.md "Recovery"): like open(), but a file that is corrupt, not
+  // a campus-agent store, emptied, or gone while its identity file (`<file>.id`) says a store
+  // existed, is moved aside as `<file>.<reason>-<UTC time>` (with its -wal and -shm) and a
+  // fresh store is started that records why (identity().recovered). Nobody watches a school
+  // server: it recovers by itself, and says so loudly (log, health, birth). Errors moving
+  // aside cannot fix (permissions, a newer schema, a full disk) stay Errors. `recovery_log`
+  // gets the one line to log when it recovered.
+  static Result<std::unique_ptr<Store>> open_or_recover(const std::filesystem::path& file, StoreOptions options,
+                                                        SystemTime now, std::string* recovery_log = nullptr);
   virtual ~Store() = default;
 
   // ONE transaction: stores the report, compares each finding's state with the subject's
@@ -101,10 +132,14 @@ class Store {
 
   // The latest committed report body of an audit (the envelope's body), if any.
   virtual std::optional<Json> latest_report(const std::string& audit) = 0;
+  // Only its summary, without parsing the findings (the agent reads it before every run).
+  virtual std::optional<Json> latest_summary(const std::string& audit) = 0;
 
   // MQTT session counter: raised and returned at every new connection.
   virtual std::int64_t next_session() = 0;
   virtual std::int64_t last_seq() = 0;
+  // Which store this is (fixed once open; cheap, never waits for the store's lock).
+  virtual StoreIdentity identity() = 0;
 
   virtual const RecordReader& records(const std::string& plugin) = 0;
 };

@@ -1,4 +1,6 @@
 // campus-agent: audits a school and reports to the county (see README.md).
+#include <malloc.h>
+
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +16,10 @@
 #endif
 
 int main(int argc, char** argv) {
+  // At most 2 malloc arenas instead of glibc's 8 per core: each thread that allocates would
+  // otherwise keep an arena of its own, with its own free pages, for the daemon's whole life
+  // (docs/performance.md, Footprint).
+  mallopt(M_ARENA_MAX, 2);
   CLI::App app{"campus-agent: audits fiber coverage, recording classrooms and attendance, and reports to the county"};
   std::string config_path = "/etc/campus-agent/agent.toml";
   bool once = false, dry_run = false, json = false, check = false, version = false;

@@ -192,7 +192,9 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
   summary["today"] = format_day(today);
 
   // The months this run's imports changed, as store writes (committed with this report).
-  for (auto& w : book_.take_writes()) report.records.push_back(std::move(w));
+  // The first writes of the run, so the vector is taken over whole (a term's backfill for
+  // 60,000 students is 180,000 month records; pushing them one by one regrew the vector).
+  report.records = book_.take_writes();
 
   Evaluation ev;
   if (calendar_) ev = evaluate(book_, *calendar_, settings_.rule, today);
@@ -302,7 +304,12 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
       continue;
     }
     still_open.insert(student);
-    bool overdue = c.stage == "open" && today > m->deadline_day;
+    // "today" is the school's clock at the run (ctx.now). A clock set back across midnight
+    // would make an overdue case look in time again, and set right it would be overdue once
+    // more: two contradictory events for the county. Real time never goes back, so once an
+    // open case was said to be overdue it stays so until it is handled (docs/reliability.md
+    // "Clock jumps").
+    bool overdue = c.stage == "open" && (today > m->deadline_day || c.details.value("overdue", false));
     Json details = c.details;
     AbsenceRun r;
     r.first = m->first;

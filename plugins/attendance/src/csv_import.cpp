@@ -21,9 +21,13 @@ namespace {
 
 constexpr std::size_t kWindow = 4u << 20;  // pages behind the reader are released per window
 
+// isspace() of the "C" locale, inline: it runs on both ends of every cell (a library call
+// per character showed in the import's profile).
+constexpr bool is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
   return s;
 }
 

@@ -371,5 +371,65 @@ TEST_F(AttendanceAuditTest, StudentChangingClassKeepsCaseUnderNewClass) {
   EXPECT_EQ(finding(r, "class:3-2")->state, "ok");
 }
 
+// Clock jumps (docs/reliability.md "Clock jumps"). "today" is the school's clock when the audit
+// runs (ctx.now, the system clock); a deadline is a school day. Correct means: overdue is that
+// day compared with the deadline day, and once said it is not taken back while the case stays
+// open (real time never goes back), so a clock set back across midnight and set right again
+// sends the county no pair of contradictory overdue events.
+class AttendanceClockTest : public AttendanceAuditTest {
+ protected:
+  void SetUp() override {
+    AttendanceAuditTest::SetUp();
+    day("2026-11-04", 'A');
+    day("2026-11-05", 'A');
+    AuditReport r = day("2026-11-06", 'A');  // opened Friday: deadline Monday 11-09
+    ASSERT_EQ(count(r, CaseAction::Kind::Open), 1);
+  }
+  AuditReport at(const std::string& local) {
+    AuditReport r = run_audit(audit, store, http, io, local);
+    store.commit(r, local + "+08:00");
+    return r;
+  }
+  static bool says_in_time_again(const AuditReport& r) {
+    for (const auto& a : r.case_actions)
+      if (a.kind == CaseAction::Kind::Update && !a.details.value("overdue", false)) return true;
+    return false;
+  }
+};
+
+TEST_F(AttendanceClockTest, ClockSetBackAcrossMidnightDoesNotTakeBackOverdue) {
+  AuditReport r = at("2026-11-10T00:30:00");
+  EXPECT_EQ(r.summary["overdue"], 1);
+  ASSERT_EQ(store.open_case("S1")->details["overdue"], true);
+  r = at("2026-11-09T23:30:00");  // the clock is set back an hour: "today" is Monday again
+  EXPECT_EQ(r.summary["overdue"], 1);
+  EXPECT_FALSE(says_in_time_again(r));
+  EXPECT_EQ(store.open_case("S1")->details["overdue"], true);
+  r = at("2026-11-10T00:35:00");  // and set right
+  EXPECT_EQ(r.summary["overdue"], 1);
+  // Details may follow "today" (data gap days), but overdue never flipped, so the store sent
+  // the county no overdue event (it sends one only when details.overdue changes).
+  EXPECT_FALSE(says_in_time_again(r));
+  EXPECT_EQ(store.open_case("S1")->details["overdue"], true);
+}
+
+TEST_F(AttendanceClockTest, ClockSetForwardAcrossMidnightDecidesByTheSchoolsClockAndSticks) {
+  AuditReport r = at("2026-11-09T23:30:00");
+  EXPECT_EQ(r.summary["overdue"], 0);  // Monday is the deadline day itself: in time
+  r = at("2026-11-10T00:30:00");       // an hour ahead: the school's clock says Tuesday
+  EXPECT_EQ(r.summary["overdue"], 1);
+  r = at("2026-11-09T23:45:00");       // set right: Monday again, but overdue was said
+  EXPECT_EQ(r.summary["overdue"], 1);
+  EXPECT_FALSE(says_in_time_again(r));
+}
+
+TEST_F(AttendanceClockTest, ACaseContactedAfterAnOverdueSaidIsNoLongerOverdue) {
+  // Stickiness ends where it should: handling the case (stage leaves "open").
+  at("2026-11-10T00:30:00");
+  store.open_case("S1")->stage = "contacted";
+  AuditReport r = at("2026-11-10T09:00:00");
+  EXPECT_EQ(r.summary["overdue"], 0);
+}
+
 }  // namespace
 }  // namespace campus::attendance

@@ -185,7 +185,17 @@ asio::awaitable<void> run(std::shared_ptr<ProbeState> st, RtspUrl u) {
     st->result.error = f.what;
   };
   boost::system::error_code ec;
-  auto endpoints = co_await st->resolver.async_resolve(u.host, u.port, asio::redirect_error(asio::use_awaitable, ec));
+  // A camera given by IP address (the usual case) is not resolved: Asio runs async_resolve on
+  // a thread of its own that then lives as long as the daemon (one thread more, for nothing).
+  tcp::resolver::results_type endpoints;
+  auto address = asio::ip::make_address(u.host, ec);
+  if (!ec && std::stoul(u.port) <= 65535) {
+    endpoints = tcp::resolver::results_type::create(
+        tcp::endpoint(address, static_cast<unsigned short>(std::stoul(u.port))), u.host, u.port);
+  } else {
+    ec.clear();
+    endpoints = co_await st->resolver.async_resolve(u.host, u.port, asio::redirect_error(asio::use_awaitable, ec));
+  }
   if (ec) {
     fail({st->timed_out || st->cancelled ? describe_ec(*st, ec, "resolve") : "cannot resolve " + u.host + ": " + ec.message()});
     co_return;
