@@ -23,6 +23,7 @@ import subprocess
 import sys
 import uuid
 
+import harness
 from county import COUNTY, county_subscriber, make_certs, start_county_broker, tls_args
 from harness import LOOPBACK, PLUGINS, SIM, IntegrationTest, Proc, agent_bin, attendance_sim, wait_until, write_file
 
@@ -108,7 +109,11 @@ class Security(IntegrationTest):
         d = self.recording_demo
         d.CAMERA_PASS = self.secrets["rtsp camera password"] = secret_value("campass")
         d.RECORDER_PASS = self.secrets["recorder/onvif password"] = secret_value("recpass")
-        return d.start(work)
+        before = list(harness._live)
+        table = d.start(work)
+        for proc in [p for p in harness._live if p not in before]:  # cameras, recorders: stopped with the test
+            self.addCleanup(proc.stop, 5)
+        return table
 
     def attendance(self):
         work = os.path.join(self.dir, "attendance")
