@@ -211,6 +211,13 @@ TEST(Commands, BadRequestsGetPreciseErrorCodes) {
       {R"({"cmd":"resend","from_seq":0,"to_seq":1})", "bad_argument"},
       {R"({"cmd":"case.update","case":"x","action":"contacted","by":"me"})", "unknown_case"},
       {std::string(R"({"cmd":"ping","pad":")") + std::string(70000, 'x') + "\"}", "payload_too_large"},
+      // The parser's message quoted these bytes, which are not UTF-8, and serialising the
+      // reply threw type_error out of the handler: the agent aborted (seen writing fuzz_command).
+      {"{\"cmd\":\"\xff", "not_json"},
+      {"\xc3\x28", "not_json"},
+      // Found by fuzz_command: out_of_range, not parse_error, escaped and stopped the agent.
+      {R"({"cmd":"ping","x":1e999})", "not_json"},
+      {"91e991", "not_json"},
   };
   for (std::size_t i = 0; i < cases.size(); ++i) {
     f.request(cases[i].first, "c" + std::to_string(i));
@@ -249,4 +256,45 @@ TEST(Commands, ResendFlagsCopiesAndNamesTheSeqsNoLongerHeld) {
   ASSERT_EQ(f.publisher.copies.size(), static_cast<std::size_t>(last - 2));
   for (const auto& c : f.publisher.copies) EXPECT_EQ(c.env["resent"], true);
   EXPECT_EQ(f.publisher.copies.front().env["seq"], 3);
+}
+
+TEST(Commands, ParseRequestTypesEveryArgumentBeforeAnythingRuns) {
+  CommandLimits limits;
+  limits.max_resend = 100;
+  auto code = [&](const std::string& payload) {
+    auto p = parse_request(payload, limits);
+    return p.error ? (*p.error)["error"]["code"].get<std::string>() : std::string("ok");
+  };
+  auto ok = parse_request(R"({"cmd":"cases","state":"all","since":"2026-11-28T08:00:00+08:00","audit":"attendance"})", limits);
+  ASSERT_FALSE(ok.error) << ok.error->dump();
+  EXPECT_EQ(ok.request.cmd, "cases");
+  EXPECT_EQ(ok.request.state, "all");
+  EXPECT_EQ(ok.request.audit, "attendance");
+  EXPECT_TRUE(ok.request.since);
+  auto resend = parse_request(R"({"cmd":"resend","from_seq":5,"to_seq":104})", limits);
+  ASSERT_FALSE(resend.error);
+  EXPECT_EQ(resend.request.from_seq, 5);
+  EXPECT_EQ(resend.request.to_seq, 104);
+  EXPECT_EQ(code(R"({"cmd":"resend","from_seq":5,"to_seq":105})"), "range_too_large");
+  EXPECT_EQ(code(R"({"cmd":"resend","from_seq":1,"to_seq":9223372036854775807})"), "range_too_large");
+  EXPECT_EQ(code(R"({"cmd":"resend","from_seq":9,"to_seq":8})"), "bad_argument");
+  EXPECT_EQ(code(R"({"cmd":"resend","from_seq":[1],"to_seq":8})"), "bad_argument");
+  EXPECT_EQ(code(R"({"cmd":"cases","since":"yesterday"})"), "bad_argument");
+  // Found by fuzz_command: year 1 overflowed the nanosecond clock (undefined behaviour).
+  EXPECT_EQ(code(R"({"cmd":"cases","since":"0001-01-01T00:00:00Z"})"), "bad_argument");
+  EXPECT_EQ(code(R"({"cmd":"case.update","case":"c","action":"note","by":"me"})"), "missing_argument");
+  EXPECT_EQ(code(R"({"cmd":"case.update","case":"c","action":"fly","by":"me"})"), "bad_argument");
+  EXPECT_EQ(code(R"({"cmd":"audit","audit":7})"), "bad_argument");
+  EXPECT_EQ(code(R"({"cmd":"report","audit":""})"), "bad_argument");
+  // An unknown command is named in the reply, cut at a character boundary.
+  std::string long_cmd;
+  for (int i = 0; i < 40; ++i) long_cmd += "\xe6\x97\xa5";  // 日 x 40: 120 bytes
+  auto unknown = parse_request(R"({"cmd":")" + long_cmd + "\"}", limits);
+  ASSERT_TRUE(unknown.error);
+  EXPECT_EQ(unknown.request.cmd, long_cmd.substr(0, 63));
+  EXPECT_NO_THROW((void)unknown.error->dump());
+  // Not JSON: where it broke, never the bytes themselves.
+  auto bad = parse_request("{\"cmd\":\"\xff\"}", limits);
+  ASSERT_TRUE(bad.error);
+  EXPECT_EQ((*bad.error)["error"]["message"], "the request is not JSON (syntax error at byte 9 of 11)");
 }

@@ -27,12 +27,12 @@ std::string joined(const std::vector<std::string>& v) {
 }
 
 // Unknown keys are refused so a typo ("form_seq") is an error, not a silently ignored argument.
-std::optional<Json> unknown_key(const Json& request, const std::set<std::string>& allowed) {
+std::optional<Json> unknown_key(const Json& request, const std::string& cmd, const std::set<std::string>& allowed) {
   for (auto it = request.begin(); it != request.end(); ++it) {
     if (it.key() == "cmd" || allowed.count(it.key())) continue;
     std::vector<std::string> names(allowed.begin(), allowed.end());
-    return fail("unknown_argument", "unknown argument \"" + it.key() + "\" for \"" + request["cmd"].get<std::string>() +
-                                        "\"" + (names.empty() ? " (it takes none)" : " (it takes: " + joined(names) + ")"));
+    return fail("unknown_argument", "unknown argument \"" + it.key() + "\" for \"" + cmd + "\"" +
+                                        (names.empty() ? " (it takes none)" : " (it takes: " + joined(names) + ")"));
   }
   return std::nullopt;
 }
@@ -58,13 +58,114 @@ std::optional<Json> seq_arg(const Json& request, const std::string& key, std::in
   if (!request.contains(key)) return fail("missing_argument", "\"" + key + "\" is required");
   const Json& v = request[key];
   if (!v.is_number_integer())
-    return fail("bad_argument", "\"" + key + "\" must be an integer seq, got " + v.dump());
+    return fail("bad_argument", "\"" + key + "\" must be an integer seq, got " +
+                                    (v.is_primitive() && !v.is_string() ? v.dump() : std::string(v.type_name())));
   out = v.get<std::int64_t>();
   if (out < 1) return fail("bad_argument", "\"" + key + "\" must be >= 1 (seqs start at 1), got " + v.dump());
   return std::nullopt;
 }
 
+// At most `n` bytes of valid UTF-8 `s`, never cutting a character in two.
+std::string utf8_prefix(const std::string& s, std::size_t n) {
+  if (s.size() <= n) return s;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+// The arguments each command takes (anything else is unknown_argument).
+const std::map<std::string, std::set<std::string>> kArguments = {
+    {"ping", {}},          {"status", {}},
+    {"config", {}},        {"audit", {"audit"}},
+    {"report", {"audit"}}, {"cases", {"state", "since", "audit"}},
+    {"resend", {"from_seq", "to_seq"}}, {"case.update", {"case", "action", "note", "by"}}};
+
+// The typed arguments of a known command, in the order their errors are reported.
+std::optional<Json> parse_arguments(const Json& j, const CommandLimits& limits, CommandRequest& r) {
+  if (auto e = unknown_key(j, r.cmd, kArguments.at(r.cmd))) return e;
+  std::string s;
+  if (r.cmd == "audit" || r.cmd == "report") {
+    if (auto e = string_arg(j, "audit", r.cmd == "report", s)) return e;
+    if (j.contains("audit")) r.audit = s;
+  } else if (r.cmd == "cases") {
+    if (auto e = string_arg(j, "state", false, r.state)) return e;
+    if (r.state != "open" && r.state != "closed" && r.state != "all")
+      return fail("bad_argument", "\"state\" must be open, closed or all, got \"" + r.state + "\"");
+    if (auto e = string_arg(j, "audit", false, s)) return e;
+    if (j.contains("audit")) r.audit = s;
+    std::string since;
+    if (auto e = string_arg(j, "since", false, since)) return e;
+    if (j.contains("since")) {
+      r.since = parse_rfc3339(since);
+      if (!r.since)
+        return fail("bad_argument", "\"since\" must be an RFC 3339 time like 2026-11-28T08:00:00+08:00, got \"" +
+                                        since + "\"");
+    }
+  } else if (r.cmd == "case.update") {
+    if (auto e = string_arg(j, "case", true, r.case_id)) return e;
+    if (auto e = string_arg(j, "action", true, r.action)) return e;
+    if (!kCaseActions.count(r.action))
+      return fail("bad_argument", "\"action\" must be one of " + joined({kCaseActions.begin(), kCaseActions.end()}) +
+                                      ", got \"" + r.action + "\"");
+    if (auto e = string_arg(j, "note", false, r.note, 4096)) return e;
+    if (r.action == "note" && r.note.empty()) return fail("missing_argument", "\"note\" is required with action \"note\"");
+    if (auto e = string_arg(j, "by", true, r.by, 128)) return e;
+  } else if (r.cmd == "resend") {
+    if (auto e = seq_arg(j, "from_seq", r.from_seq)) return e;
+    if (auto e = seq_arg(j, "to_seq", r.to_seq)) return e;
+    if (r.from_seq > r.to_seq)
+      return fail("bad_argument", "\"from_seq\" " + std::to_string(r.from_seq) + " is after \"to_seq\" " +
+                                      std::to_string(r.to_seq));
+    // to - from cannot overflow: both are >= 1.
+    if (r.to_seq - r.from_seq >= limits.max_resend)
+      return fail("range_too_large", "at most " + std::to_string(limits.max_resend) + " seqs per resend; ask for " +
+                                         std::to_string(r.from_seq) + ".." +
+                                         std::to_string(r.from_seq + (limits.max_resend - 1)) + " first");
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+ParsedRequest parse_request(std::string_view payload, const CommandLimits& limits) {
+  ParsedRequest out;
+  auto& error = out.error;
+  if (payload.size() > limits.max_payload) {
+    error = fail("payload_too_large", "the request is " + std::to_string(payload.size()) + " bytes; at most " +
+                                          std::to_string(limits.max_payload) + " are accepted");
+    return out;
+  }
+  Json request;
+  try {
+    request = Json::parse(payload);
+  } catch (const Json::parse_error& e) {
+    // Not the parser's own message: it quotes the bytes it choked on, which need not be UTF-8
+    // (the reply could then not be serialised). Where it broke is enough to fix the request.
+    error = fail("not_json", "the request is not JSON (syntax error at byte " + std::to_string(e.byte) + " of " +
+                                 std::to_string(payload.size()) + ")");
+    return out;
+  } catch (const Json::exception&) {
+    // Found by fuzz_command: a number beyond a double (1e999) throws out_of_range, not
+    // parse_error; it escaped the handler and would have stopped the agent.
+    error = fail("not_json", "the request is not usable JSON: a number in it is out of range");
+    return out;
+  }
+  std::string& cmd = out.request.cmd;
+  if (!request.is_object())
+    error = fail("bad_request", "the request must be a JSON object like {\"cmd\":\"ping\"}, got " +
+                                    std::string(request.type_name()));
+  else if (!request.contains("cmd"))
+    error = fail("missing_argument", "\"cmd\" is required (one of: " + joined({kCommands.begin(), kCommands.end()}) + ")");
+  else if (!request["cmd"].is_string())
+    error = fail("bad_argument", "\"cmd\" must be a string, got " + std::string(request["cmd"].type_name()));
+  else if (cmd = request["cmd"].get<std::string>(); !kCommands.count(cmd)) {
+    error = fail("unknown_command", "unknown command \"" + utf8_prefix(cmd, 64) + (cmd.size() > 64 ? "...\"" : "\"") +
+                                        " (known: " + joined({kCommands.begin(), kCommands.end()}) + ")");
+    cmd = utf8_prefix(cmd, 64);  // named in the reply and the log, bounded
+  } else {
+    error = parse_arguments(request, limits, out.request);
+  }
+  return out;
+}
 
 std::optional<std::string> reply_topic_for(const Identity& who, const std::string& response_topic) {
   const std::string own = subtree(who) + "reply/";
@@ -97,32 +198,9 @@ void CommandHandler::handle(IncomingRequest req) {
     to = Reply{*t, req.correlation_data};
   }
 
-  std::string cmd;
-  Json request;
-  std::optional<Json> error;
-  if (req.payload.size() > limits_.max_payload) {
-    error = fail("payload_too_large", "the request is " + std::to_string(req.payload.size()) + " bytes; at most " +
-                                          std::to_string(limits_.max_payload) + " are accepted");
-  } else {
-    try {
-      request = Json::parse(req.payload);
-    } catch (const Json::parse_error& e) {
-      error = fail("not_json", std::string("the request is not JSON: ") + e.what());
-    }
-    if (!error) {
-      if (!request.is_object())
-        error = fail("bad_request", "the request must be a JSON object like {\"cmd\":\"ping\"}, got " +
-                                        std::string(request.type_name()));
-      else if (!request.contains("cmd"))
-        error = fail("missing_argument", "\"cmd\" is required (one of: " +
-                                             joined({kCommands.begin(), kCommands.end()}) + ")");
-      else if (!request["cmd"].is_string())
-        error = fail("bad_argument", "\"cmd\" must be a string, got " + request["cmd"].dump());
-      else if (cmd = request["cmd"].get<std::string>(); !kCommands.count(cmd))
-        error = fail("unknown_command", "unknown command \"" + cmd + "\" (known: " +
-                                            joined({kCommands.begin(), kCommands.end()}) + ")");
-    }
-  }
+  ParsedRequest parsed = parse_request(req.payload, limits_);
+  const std::string& cmd = parsed.request.cmd;
+  std::optional<Json>& error = parsed.error;
 
   if (!to) {
     if (error) {
@@ -132,7 +210,7 @@ void CommandHandler::handle(IncomingRequest req) {
                  cmd, req.topic);
     } else {
       log_->info("request \"{}\" on {} has no Response Topic: executed, nobody gets the answer", cmd, req.topic);
-      execute(cmd, request, [](Json) {});
+      execute(parsed.request, [](Json) {});
     }
     return;
   }
@@ -161,18 +239,13 @@ void CommandHandler::handle(IncomingRequest req) {
     remembered_bytes_ += key->size();
   }
   std::weak_ptr<CommandHandler> weak = weak_from_this();
-  execute(cmd, request, [weak, key, to = *to, cmd, started](Json body) {
+  execute(parsed.request, [weak, key, to = *to, cmd, started](Json body) {
     if (auto self = weak.lock()) self->finish(key, to, cmd, started, std::move(body));
   });
 }
 
-void CommandHandler::execute(const std::string& cmd, const Json& request, Done done) {
-  static const std::map<std::string, std::set<std::string>> args = {
-      {"ping", {}},          {"status", {}},
-      {"config", {}},        {"audit", {"audit"}},
-      {"report", {"audit"}}, {"cases", {"state", "since", "audit"}},
-      {"resend", {"from_seq", "to_seq"}}, {"case.update", {"case", "action", "note", "by"}}};
-  if (auto e = unknown_key(request, args.at(cmd))) return done(std::move(*e));
+void CommandHandler::execute(const CommandRequest& request, Done done) {
+  const std::string& cmd = request.cmd;
   if (cmd == "ping") {
     auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_).count();
     return done(ok({{"version", std::string("campus-agent/") + kAgentVersion}, {"uptime_s", up},
@@ -292,12 +365,11 @@ void CommandHandler::on_committed(const std::string& audit, SystemTime started, 
   for (auto& d : ready) d(outcome);
 }
 
-void CommandHandler::cmd_audit(const Json& request, Done done) {
-  std::string audit;
-  if (auto e = string_arg(request, "audit", false, audit)) return done(std::move(*e));
+void CommandHandler::cmd_audit(const CommandRequest& request, Done done) {
   auto names = s_.scheduler.audit_names();
   if (names.empty()) return done(fail("unknown_audit", "no audit is enabled on this school"));
-  if (request.contains("audit")) {
+  if (request.audit) {
+    const std::string& audit = *request.audit;
     if (std::find(names.begin(), names.end(), audit) == names.end())
       return done(fail("unknown_audit", "no enabled audit named \"" + audit + "\" (enabled: " + joined(names) + ")"));
     return run_audit(audit, [done](Json result, std::optional<Json> error) {
@@ -333,9 +405,8 @@ void CommandHandler::cmd_audit(const Json& request, Done done) {
   }
 }
 
-void CommandHandler::cmd_report(const Json& request, Done done) {
-  std::string audit;
-  if (auto e = string_arg(request, "audit", true, audit)) return done(std::move(*e));
+void CommandHandler::cmd_report(const CommandRequest& request, Done done) {
+  const std::string audit = request.audit.value_or("");
   auto names = s_.scheduler.audit_names();
   bool enabled = std::find(names.begin(), names.end(), audit) != names.end();
   Store& store = s_.store;
@@ -350,20 +421,11 @@ void CommandHandler::cmd_report(const Json& request, Done done) {
            });
 }
 
-void CommandHandler::cmd_cases(const Json& request, Done done) {
+void CommandHandler::cmd_cases(const CommandRequest& request, Done done) {
   CaseFilter f;
-  std::string since;
-  if (auto e = string_arg(request, "state", false, f.state)) return done(std::move(*e));
-  if (f.state != "open" && f.state != "closed" && f.state != "all")
-    return done(fail("bad_argument", "\"state\" must be open, closed or all, got \"" + f.state + "\""));
-  if (auto e = string_arg(request, "audit", false, f.audit)) return done(std::move(*e));
-  if (auto e = string_arg(request, "since", false, since)) return done(std::move(*e));
-  if (request.contains("since")) {
-    f.since = parse_rfc3339(since);
-    if (!f.since)
-      return done(fail("bad_argument", "\"since\" must be an RFC 3339 time like 2026-11-28T08:00:00+08:00, got \"" +
-                                           since + "\""));
-  }
+  f.state = request.state;
+  f.audit = request.audit.value_or("");
+  f.since = request.since;
   Store& store = s_.store;
   on_store(
       [&store, f] {
@@ -377,16 +439,8 @@ void CommandHandler::cmd_cases(const Json& request, Done done) {
       });
 }
 
-void CommandHandler::cmd_case_update(const Json& request, Done done) {
-  std::string id, action, note, by;
-  if (auto e = string_arg(request, "case", true, id)) return done(std::move(*e));
-  if (auto e = string_arg(request, "action", true, action)) return done(std::move(*e));
-  if (!kCaseActions.count(action))
-    return done(fail("bad_argument", "\"action\" must be one of " + joined({kCaseActions.begin(), kCaseActions.end()}) +
-                                         ", got \"" + action + "\""));
-  if (auto e = string_arg(request, "note", false, note, 4096)) return done(std::move(*e));
-  if (action == "note" && note.empty()) return done(fail("missing_argument", "\"note\" is required with action \"note\""));
-  if (auto e = string_arg(request, "by", true, by, 128)) return done(std::move(*e));
+void CommandHandler::cmd_case_update(const CommandRequest& request, Done done) {
+  const std::string id = request.case_id, action = request.action, note = request.note, by = request.by;
   Store& store = s_.store;
   const Identity who = s_.who;
   std::weak_ptr<CommandHandler> weak = weak_from_this();
@@ -407,16 +461,8 @@ void CommandHandler::cmd_case_update(const Json& request, Done done) {
       });
 }
 
-void CommandHandler::cmd_resend(const Json& request, Done done) {
-  std::int64_t from = 0, to = 0;
-  if (auto e = seq_arg(request, "from_seq", from)) return done(std::move(*e));
-  if (auto e = seq_arg(request, "to_seq", to)) return done(std::move(*e));
-  if (from > to)
-    return done(fail("bad_argument", "\"from_seq\" " + std::to_string(from) + " is after \"to_seq\" " + std::to_string(to)));
-  if (to - from + 1 > limits_.max_resend)
-    return done(fail("range_too_large", "at most " + std::to_string(limits_.max_resend) + " seqs per resend; ask for " +
-                                            std::to_string(from) + ".." + std::to_string(from + limits_.max_resend - 1) +
-                                            " first"));
+void CommandHandler::cmd_resend(const CommandRequest& request, Done done) {
+  const std::int64_t from = request.from_seq, to = request.to_seq;
   if (!s_.publisher.stats().connected) return done(fail("not_connected", "the agent is not connected to the broker"));
 
   struct Job {
@@ -514,7 +560,8 @@ void CommandHandler::finish(const std::optional<std::string>& key, const Reply& 
   else
     log_->info("request \"{}\" refused on {} in {} ms: {} ({})", cmd.empty() ? "?" : cmd, to.topic, ms,
                env["body"]["error"]["code"].get<std::string>(), env["body"]["error"]["message"].get<std::string>());
-  const std::string text = env.dump();
+  // Replace, not throw: a reply quoting bytes that are not UTF-8 must still go out.
+  const std::string text = env.dump(-1, ' ', false, Json::error_handler_t::replace);
   send(to, text);
   if (!key) return;
   for (auto& r : remembered_) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "campus/asio.hpp"
@@ -49,6 +50,27 @@ struct CommandLimits {
 // audit_timed_out, not_stored, unknown_case, case_closed, case_update_refused,
 // range_too_large, not_connected, stopping.
 
+// A county request after validation: the command and its arguments, typed and range-checked,
+// before anything runs. What needs the running agent (is the audit enabled, does the case
+// exist) is checked when it runs.
+struct CommandRequest {
+  std::string cmd;
+  std::optional<std::string> audit;        // audit (optional), report (required), cases
+  std::string state = "open";              // cases: open | closed | all
+  std::optional<SystemTime> since;         // cases
+  std::string case_id, action, note, by;   // case.update
+  std::int64_t from_seq = 0, to_seq = 0;   // resend
+};
+
+// Parses and validates a request payload (pure: no agent state). On error, `error` is the
+// reply body {"ok":false,"error":{"code","message"}} and `request.cmd` is the command when it
+// was recognised. Every message is valid UTF-8 whatever the payload's bytes were.
+struct ParsedRequest {
+  CommandRequest request;
+  std::optional<Json> error;
+};
+ParsedRequest parse_request(std::string_view payload, const CommandLimits& limits);
+
 // Where a reply to `request` may go: the Response Topic itself when it is
 // campus/v1/{county}/{school}/reply/{requester} for this school, or, for the county-wide form
 // campus/v1/{county}/all/reply/{requester}, this school's own reply/{requester}. nullopt when
@@ -82,13 +104,13 @@ class CommandHandler : public std::enable_shared_from_this<CommandHandler> {
   };
   using Done = std::function<void(Json body)>;  // {"ok":..., ...}
 
-  void execute(const std::string& cmd, const Json& request, Done done);
+  void execute(const CommandRequest& request, Done done);
   void cmd_status(Done done);
-  void cmd_audit(const Json& request, Done done);
-  void cmd_report(const Json& request, Done done);
-  void cmd_cases(const Json& request, Done done);
-  void cmd_case_update(const Json& request, Done done);
-  void cmd_resend(const Json& request, Done done);
+  void cmd_audit(const CommandRequest& request, Done done);
+  void cmd_report(const CommandRequest& request, Done done);
+  void cmd_cases(const CommandRequest& request, Done done);
+  void cmd_case_update(const CommandRequest& request, Done done);
+  void cmd_resend(const CommandRequest& request, Done done);
   void run_audit(const std::string& audit, std::function<void(Json result, std::optional<Json> error)> done);
   void finish(const std::optional<std::string>& key, const Reply& to, const std::string& cmd, SteadyTime started,
               Json body);

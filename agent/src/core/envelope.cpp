@@ -72,6 +72,9 @@ std::optional<SystemTime> parse_rfc3339(const std::string& s) {
                      day(static_cast<unsigned>(number(s, 8, 2)))};
   int hh = number(s, 11, 2), mm = number(s, 14, 2), ss = number(s, 17, 2);
   if (!ymd.ok() || hh > 23 || mm > 59 || ss > 60) return std::nullopt;
+  // SystemTime counts nanoseconds in 64 bits: 1678..2262 only. Found by fuzz_command: year
+  // 0001 in a `cases` request's "since" overflowed (undefined behaviour) in the conversion.
+  if (ymd.year() < year(1900) || ymd.year() > year(2200)) return std::nullopt;
   std::size_t i = 19;
   nanoseconds frac{0};
   if (s[i] == '.') {

@@ -3,32 +3,15 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
+#include "json_page.hpp"
 
 #include "campus/units.hpp"
 
 namespace campus::attendance {
 namespace {
 
-using Json = nlohmann::json;
-
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
   for (std::size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
-}
-
-// scheme://host[:port] of an absolute URL.
-std::string origin_of(const std::string& url) {
-  auto scheme = url.find("://");
-  if (scheme == std::string::npos) return {};
-  auto slash = url.find('/', scheme + 3);
-  return url.substr(0, slash);
-}
-
-std::string field_text(const Json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
-  if (v.is_number()) return v.dump();
-  return {};
 }
 
 struct Pager : std::enable_shared_from_this<Pager> {
@@ -90,55 +73,16 @@ struct Pager : std::enable_shared_from_this<Pager> {
       fail(where, "HTTP status " + std::to_string(r->status) + (r->status == 401 || r->status == 403 ? " (check token_file)" : ""));
       return;
     }
-    Json body = Json::parse(r->body, nullptr, false);
-    if (body.is_discarded()) { fail(where, "the response is not JSON"); return; }
-    const Json* items = nullptr;
-    if (body.is_array()) items = &body;
-    else if (body.is_object() && body.contains(settings.records_field) && body[settings.records_field].is_array())
-      items = &body[settings.records_field];
-    if (!items) { fail(where, "the response has no \"" + settings.records_field + "\" array"); return; }
+    JsonPageFormat format{settings.records_field, settings.next_field, settings.fields, keep_names,
+                          settings.url.find("{page}") != std::string::npos};
+    JsonPage parsed = parse_json_page(r->body, format, where, url, page);
+    if (parsed.failure) { fail(where, *parsed.failure); return; }
     ++result.pages;
-    std::size_t index = 0;
-    for (const auto& item : *items) {
-      ++index;
-      if (!item.is_object()) {
-        result.row_errors.push_back({where + " record " + std::to_string(index), "not a JSON object", ""});
-        continue;
-      }
-      auto rec = make_record(
-          [&](const std::string& f) { auto it = item.find(f); return it == item.end() ? std::string{} : field_text(*it); },
-          settings.fields, keep_names);
-      if (!rec) {
-        result.row_errors.push_back({where + " record " + std::to_string(index) + " field " + rec.error().where,
-                                     rec.error().what, rec.error().fix});
-        continue;
-      }
-      result.records.push_back(std::move(rec.value()));
-    }
-    // Next page: a `next` member, when the API has one, is authoritative (null or empty = last
-    // page); otherwise page numbers while the URL has {page}, up to `pages` when given, else
-    // until an empty page.
-    if (body.is_object()) {
-      if (auto nx = body.find(settings.next_field); nx != body.end()) {
-        if (nx->is_string() && !nx->get<std::string>().empty()) {
-          std::string next = nx->get<std::string>();
-          if (next.front() == '/') next = origin_of(url) + next;
-          fetch(next);
-          return;
-        }
-      } else if (settings.url.find("{page}") != std::string::npos) {
-        auto cur = body.find("page");
-        if (cur != body.end() && cur->is_number_integer()) page = cur->get<int>();
-        auto pages = body.find("pages");
-        bool more = pages != body.end() && pages->is_number_integer() ? page < pages->get<int>() : !items->empty();
-        if (more) {
-          ++page;
-          fetch(expand_url(settings.url, from, to, page));
-          return;
-        }
-      }
-    } else if (settings.url.find("{page}") != std::string::npos && !items->empty()) {
-      ++page;  // a bare array: page numbers until an empty page
+    for (auto& rec : parsed.records) result.records.push_back(std::move(rec));
+    for (auto& e : parsed.row_errors) result.row_errors.push_back(std::move(e));
+    if (parsed.next_url) { fetch(*parsed.next_url); return; }
+    if (parsed.next_page) {
+      page = *parsed.next_page;
       fetch(expand_url(settings.url, from, to, page));
       return;
     }

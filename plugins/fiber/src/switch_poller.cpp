@@ -3,6 +3,8 @@
 // knows where optical power lives, map ports to entity indexes (if needed) and GET the power.
 #include "switch_poller.hpp"
 
+#include "varbinds.hpp"
+
 #include <poll.h>
 
 #include <algorithm>
@@ -16,56 +18,9 @@
 namespace campus::fiber {
 namespace {
 
-using Oid = std::vector<oid>;
 using Clock = std::chrono::steady_clock;
 
-Oid parse_oid(const std::string& s) {
-  Oid out;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    std::size_t j = s.find('.', i);
-    if (j == std::string::npos) j = s.size();
-    if (j > i) out.push_back(std::strtoul(s.substr(i, j - i).c_str(), nullptr, 10));
-    i = j + 1;
-  }
-  return out;
-}
-
-Oid append(Oid base, std::initializer_list<oid> tail) {
-  base.insert(base.end(), tail);
-  return base;
-}
-
-bool has_prefix(const oid* name, std::size_t len, const Oid& prefix) {
-  return len > prefix.size() && std::equal(prefix.begin(), prefix.end(), name);
-}
-
-// GETBULK non-repeaters are GETNEXTs: ask for the column to get sysUpTime.0.
-const Oid kSysUpTimeColumn = parse_oid("1.3.6.1.2.1.1.3");
-const Oid kIfEntry = parse_oid("1.3.6.1.2.1.2.2.1");
-const Oid kIfXEntry = parse_oid("1.3.6.1.2.1.31.1.1.1");
-const Oid kEntAliasMappingIdentifier = parse_oid("1.3.6.1.2.1.47.1.3.2.1.2");
-const Oid kIfIndexColumn = parse_oid("1.3.6.1.2.1.2.2.1.1");
-
-enum class Field { Admin, Oper, LastChange, Name, HighSpeed, Alias };
-
 std::string describe(Millis d) { return format_duration(d); }
-
-std::optional<long> as_long(const netsnmp_variable_list* v) {
-  switch (v->type) {
-    case ASN_INTEGER: case ASN_GAUGE: case ASN_TIMETICKS: case ASN_COUNTER: return *v->val.integer;
-    default: return std::nullopt;
-  }
-}
-
-std::string as_string(const netsnmp_variable_list* v) {
-  if (v->type != ASN_OCTET_STR || !v->val.string) return {};
-  return std::string(reinterpret_cast<const char*>(v->val.string), v->val_len);
-}
-
-bool is_exception(const netsnmp_variable_list* v) {
-  return v->type == SNMP_NOSUCHOBJECT || v->type == SNMP_NOSUCHINSTANCE || v->type == SNMP_ENDOFMIBVIEW;
-}
 
 // Names the USM report counters an agent sends back for SNMPv3 failures.
 std::string report_reason(const netsnmp_pdu* pdu) {
@@ -83,13 +38,6 @@ std::string report_reason(const netsnmp_pdu* pdu) {
   }
   return "SNMPv3 report";
 }
-
-struct Column {
-  Oid base;
-  Oid cur;
-  Field field;
-  bool done = false;
-};
 
 class SwitchJob {
  public:
@@ -136,10 +84,7 @@ class SwitchJob {
   }
   void begin() {
     if (phase == Phase::Discover) return send_discovery();
-    columns = {{append(kIfEntry, {7}), {}, Field::Admin},      {append(kIfEntry, {8}), {}, Field::Oper},
-               {append(kIfEntry, {9}), {}, Field::LastChange}, {append(kIfXEntry, {1}), {}, Field::Name},
-               {append(kIfXEntry, {15}), {}, Field::HighSpeed}, {append(kIfXEntry, {18}), {}, Field::Alias}};
-    for (auto& c : columns) c.cur = c.base;
+    columns = interface_columns();
     phase = Phase::Walk;
     send_walk(true);
   }
@@ -182,7 +127,7 @@ class SwitchJob {
     phase = Phase::Walk;
     begin();
   }
-  std::vector<Column> columns;
+  std::vector<WalkColumn> columns;
   int pending_reqid = 0;  // net-snmp may deliver one answer twice (SEC_ERROR, then RECEIVED)
   std::vector<std::size_t> in_request;  // column indexes in the last GETBULK
   bool request_has_uptime = false;
@@ -320,38 +265,8 @@ void SwitchJob::send_walk(bool first) {
 
 void SwitchJob::handle_walk(netsnmp_pdu* pdu) {
   status.answered = true;
-  netsnmp_variable_list* v = pdu->variables;
-  if (request_has_uptime && v) {
-    if (auto t = as_long(v); t && v->type == ASN_TIMETICKS && has_prefix(v->name, v->name_length, kSysUpTimeColumn))
-      status.sys_uptime = static_cast<unsigned long>(*t);
-    v = v->next_variable;
-  }
-  std::vector<bool> ended(in_request.size(), false);
-  for (std::size_t i = 0; v; v = v->next_variable, ++i) {
-    std::size_t slot = i % in_request.size();
-    if (ended[slot]) continue;
-    Column& c = columns[in_request[slot]];
-    bool progressed = snmp_oid_compare(v->name, v->name_length, c.cur.data(), c.cur.size()) > 0;
-    if (is_exception(v) || !progressed || v->name_length != c.base.size() + 1 ||
-        !has_prefix(v->name, v->name_length, c.base)) {
-      ended[slot] = true;
-      c.done = true;
-      continue;
-    }
-    c.cur.assign(v->name, v->name + v->name_length);
-    int if_index = static_cast<int>(v->name[c.base.size()]);
-    PortStatus& p = status.ports[if_index];
-    p.if_index = if_index;
-    switch (c.field) {
-      case Field::Admin: p.admin = as_long(v); break;
-      case Field::Oper: p.oper = as_long(v); break;
-      case Field::LastChange: if (auto x = as_long(v)) p.last_change = static_cast<unsigned long>(*x); break;
-      case Field::Name: p.name = as_string(v); break;
-      case Field::HighSpeed: if (auto x = as_long(v)) p.high_speed = static_cast<unsigned long>(*x); break;
-      case Field::Alias: p.alias = as_string(v); break;
-    }
-  }
-  if (std::any_of(columns.begin(), columns.end(), [](const Column& c) { return !c.done; })) {
+  apply_walk(pdu->variables, request_has_uptime, in_request, columns, status);
+  if (std::any_of(columns.begin(), columns.end(), [](const WalkColumn& c) { return !c.done; })) {
     if (status.requests > 10000) return fail("the switch's interface table does not end (agent bug?)");
     send_walk(false);
   } else {
@@ -384,22 +299,7 @@ void SwitchJob::send_alias() {
 }
 
 void SwitchJob::handle_alias(netsnmp_pdu* pdu) {
-  bool more = pdu->variables != nullptr;
-  for (auto* v = pdu->variables; v; v = v->next_variable) {
-    // Index: entPhysicalIndex.entLogicalIndexOrZero; value: OID of ifIndex.<n>.
-    if (is_exception(v) || !has_prefix(v->name, v->name_length, kEntAliasMappingIdentifier) ||
-        snmp_oid_compare(v->name, v->name_length, alias_cur.data(), alias_cur.size()) <= 0) {
-      more = false;
-      break;
-    }
-    alias_cur.assign(v->name, v->name + v->name_length);
-    if (v->type == ASN_OBJECT_ID) {
-      std::size_t n = v->val_len / sizeof(oid);
-      const oid* val = v->val.objid;
-      if (n == kIfIndexColumn.size() + 1 && std::equal(kIfIndexColumn.begin(), kIfIndexColumn.end(), val))
-        ent_of_if.emplace(static_cast<int>(val[n - 1]), static_cast<long>(v->name[kEntAliasMappingIdentifier.size()]));
-    }
-  }
+  bool more = apply_alias(pdu->variables, alias_cur, ent_of_if);
   if (more && status.requests < 10000) return send_alias();
   std::vector<int> mapped;
   for (int idx : rx_ports) {
@@ -431,27 +331,7 @@ void SwitchJob::send_rx() {
 }
 
 void SwitchJob::handle_rx(netsnmp_pdu* pdu) {
-  const bool with_precision = !target.profile.precision_oid.empty();
-  if (pdu->errstat != SNMP_ERR_NOERROR) {
-    for (int idx : rx_batch) status.ports[idx].rx_note = std::string("switch refused the optical power request: ") + snmp_errstring(pdu->errstat);
-  } else {
-    auto* v = pdu->variables;
-    for (int idx : rx_batch) {
-      PortStatus& p = status.ports[idx];
-      auto* value = v;
-      auto* precision = (with_precision && v) ? v->next_variable : nullptr;
-      v = v ? v->next_variable : nullptr;
-      if (with_precision && v) v = v->next_variable;
-      if (!value || is_exception(value) || !as_long(value)) {
-        p.rx_note = "the switch has no optical power reading for this port (no transceiver, or copper)";
-        continue;
-      }
-      std::optional<long> prec;
-      if (precision && !is_exception(precision)) prec = as_long(precision);
-      p.rx_dbm = target.profile.to_dbm(*as_long(value), prec);
-      if (!p.rx_dbm) p.rx_note = "the switch reports no optical power for this port";
-    }
-  }
+  apply_rx(pdu->errstat, pdu->variables, rx_batch, target.profile, status.ports);
   if (!rx_ports.empty()) return send_rx();
   finish();
 }

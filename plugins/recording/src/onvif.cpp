@@ -149,7 +149,8 @@ std::optional<WallClock::time_point> parse_system_date_and_time(const std::strin
   tm.tm_min = to_int(xml_text(time->inner, "Minute"), ok);
   tm.tm_sec = to_int(xml_text(time->inner, "Second"), ok);
   if (!ok || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-      tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 70) {
+      tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 70 || tm.tm_year > 2200 - 1900) {
+    // Years past 2200 overflowed the nanosecond clock (found by fuzz_onvif: year 8092).
     error = "UTCDateTime has missing or invalid fields";
     return std::nullopt;
   }

@@ -72,6 +72,14 @@ TEST(Onvif, MissingTimeFieldsAreAnError) {
   EXPECT_EQ(err, "UTCDateTime without Date or Time");
 }
 
+TEST(Onvif, AYearBeyondTheClockIsInvalidNotAnOverflow) {
+  // Found by fuzz_onvif: year 8092 overflowed the nanosecond clock (undefined behaviour).
+  std::string reply = kTimeReply, err;
+  reply.replace(reply.find("<tt:Year>2010"), 13, "<tt:Year>8092");
+  EXPECT_FALSE(parse_system_date_and_time(reply, err));
+  EXPECT_EQ(err, "UTCDateTime has missing or invalid fields");
+}
+
 TEST(Xml, TextDecodesEntitiesAndCdata) {
   EXPECT_EQ(xml_text("<a><x:b>1 &lt; 2 &amp; 3</x:b></a>", "b"), "1 < 2 & 3");
   EXPECT_EQ(xml_text("<a><b><![CDATA[<raw>]]></b></a>", "b"), "<raw>");
