@@ -37,6 +37,17 @@ def run(*args, timeout=60):
     return subprocess.run([agent_bin(), *args], capture_output=True, text=True, timeout=timeout)
 
 
+def notify_reader(sock, got):
+    """Returns drain(): appends every sd_notify datagram waiting on sock to got, returns got."""
+    def drain():
+        try:
+            while True:
+                got.append(sock.recv(4096).decode())
+        except OSError:
+            pass
+        return got
+    return drain
+
 class AgentCore(IntegrationTest):
     def setUp(self):
         super().setUp()
@@ -153,26 +164,24 @@ class AgentCore(IntegrationTest):
         p.kill(signal.SIGTERM)
         self.assertEqual(p.wait(10), 0)
 
-    def test_sd_notify_ready_status_watchdog_reloading_stopping(self):
-        path = os.path.join(self.dir, "notify.sock")
+    def notify_socket(self, address):
+        """A datagram socket where the agent's sd_notify messages arrive, as systemd's would."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(path)
+        sock.bind(address)
         sock.settimeout(0.2)
         self.addCleanup(sock.close)
+        return sock
+
+    def test_sd_notify_ready_status_watchdog_reloading_stopping(self):
+        path = os.path.join(self.dir, "notify.sock")
+        sock = self.notify_socket(path)
         with open(self.conf) as f:
             text = f.read()
         conf = write_file(self.conf, text.replace("enabled = false", 'enabled = false\nhealth_interval = "1s"'))
         p = self.track(Proc("agent", [agent_bin(), "--config", conf], self.dir,
                             env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}))
         got = []
-
-        def drain():
-            try:
-                while True:
-                    got.append(sock.recv(4096).decode())
-            except OSError:
-                pass
-            return got
+        drain = notify_reader(sock, got)
 
         wait_until(lambda: any("READY=1" in m for m in drain()), 10, what="READY=1")
         ready = next(m for m in got if "READY=1" in m)
@@ -189,21 +198,11 @@ class AgentCore(IntegrationTest):
         # The agent speaks the sd_notify protocol itself (no libsystemd): systemd may hand it an
         # abstract socket ("@name"), and WATCHDOG_USEC counts only when WATCHDOG_PID is ours.
         name = f"campus-notify-test-{os.getpid()}"
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind("\0" + name)
-        sock.settimeout(0.2)
-        self.addCleanup(sock.close)
+        sock = self.notify_socket("\0" + name)
         p = self.track(Proc("agent", [agent_bin(), "--config", self.conf], self.dir,
                             env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}))
         got = []
-
-        def drain():
-            try:
-                while True:
-                    got.append(sock.recv(4096).decode())
-            except OSError:
-                pass
-            return got
+        drain = notify_reader(sock, got)
 
         wait_until(lambda: any("READY=1" in m for m in drain()), 10, what="READY=1 on the abstract socket")
         time.sleep(1)  # five watchdog periods

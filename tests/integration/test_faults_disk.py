@@ -82,6 +82,21 @@ class DiskFull(IntegrationTest):
         v = sqlite_scalar(self.db, query)
         return int(v) if v.lstrip("-").isdigit() else -1
 
+    def assert_recovers_and_delivers_everything(self):
+        """Once space is back: buffer_full clears, the outbox empties, and the county has every
+        seq (no gap, no seq reused) in schema-valid messages. Returns the highest seq."""
+        wait_until(lambda: (self.latest_health() or {}).get("buffer_full") is False
+                   and self.latest_health()["outbox"]["depth"] == 0, 30,
+                   what="health with buffer_full false and an empty outbox")
+        last = self.sql("SELECT coalesce(max(seq), 0) FROM outbox")
+        wait_until(lambda: delivery_report(self.county.messages())["last"] >= last, 20, what=f"seq {last} at the county")
+        r = delivery_report(self.county.messages())
+        self.assertEqual(r["gaps"], [], "accepted messages were lost")
+        self.assertEqual(r["id_conflicts"], [], "a seq was reused for different content")
+        bad = [(m["topic"], e) for m in self.county.messages() for e in schema_errors(m["payload"])]
+        self.assertEqual(bad, [], "schema-invalid messages")
+        return last
+
     def test_disk_full_is_survived_reported_and_recovered(self):
         conf = agent_config(self.dir, SCHOOL, self.broker.port, self.certs, audits=("fiber",))
         flip = FindingsFlipper([os.path.join(self.dir, "findings-fiber.json")], 0.5)
@@ -119,17 +134,8 @@ class DiskFull(IntegrationTest):
             # Space again: the next report is stored, buffer_full clears, everything drains.
             os.unlink(filler)
             flip.stop()
-            wait_until(lambda: (self.latest_health() or {}).get("buffer_full") is False
-                       and self.latest_health()["outbox"]["depth"] == 0, 30,
-                       what="health with buffer_full false and an empty outbox")
-            last = self.sql("SELECT coalesce(max(seq), 0) FROM outbox")
+            last = self.assert_recovers_and_delivers_everything()
             self.assertGreater(last, accepted, "no report was stored after the space came back")
-            wait_until(lambda: delivery_report(self.county.messages())["last"] >= last, 20, what=f"seq {last} at the county")
-            r = delivery_report(self.county.messages())
-            self.assertEqual(r["gaps"], [], "accepted messages were lost")
-            self.assertEqual(r["id_conflicts"], [], "a seq was reused for different content")
-            bad = [(m["topic"], e) for m in self.county.messages() for e in schema_errors(m["payload"])]
-            self.assertEqual(bad, [], "schema-invalid messages")
             final = self.latest_health()
             self.assertEqual(final["outbox"]["refused_commits"], refusals(),
                              "every refused report is counted, and only those")
@@ -161,15 +167,7 @@ class DiskFull(IntegrationTest):
                        what="health with buffer_full from the agent started on the full disk")
             os.unlink(filler)
             flip.stop()
-            wait_until(lambda: (self.latest_health() or {}).get("buffer_full") is False
-                       and self.latest_health()["outbox"]["depth"] == 0, 30,
-                       what="health with buffer_full false and an empty outbox")
-            last = self.sql("SELECT coalesce(max(seq), 0) FROM outbox")
-            wait_until(lambda: delivery_report(self.county.messages())["last"] >= last, 20, what=f"seq {last} at the county")
-            r = delivery_report(self.county.messages())
-            self.assertEqual(r["gaps"], [], "accepted messages were lost")
-            bad = [(m["topic"], e) for m in self.county.messages() for e in schema_errors(m["payload"])]
-            self.assertEqual(bad, [], "schema-invalid messages")
+            self.assert_recovers_and_delivers_everything()
             self.assertEqual(agent.stop(10), 0)
             self.assertEqual(sqlite_scalar(self.db, "PRAGMA integrity_check"), "ok")
         finally:
