@@ -133,7 +133,8 @@ CountyClient::CountyClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 CountyClient::~CountyClient() {
   if (!impl_ || !impl_->client) return;
   try {
-    if (impl_->client->is_connected()) impl_->client->disconnect()->wait_for(std::chrono::seconds(2));
+    // Waits for Paho to close the connection (its TLS objects go with it); returns as soon as it has.
+    if (impl_->client->is_connected()) impl_->client->disconnect()->wait_for(std::chrono::seconds(5));
   } catch (const std::exception&) {
   }
 }
