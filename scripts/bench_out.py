@@ -38,9 +38,9 @@ def _num(x):
     if x is None or x == "":
         return ""
     x = float(x)
-    if x == int(x) and abs(x) >= 100:
-        return str(int(x))
-    return f"{x:.4g}" if abs(x) < 1e6 else f"{x:.0f}"
+    if (x == int(x) and abs(x) >= 100) or abs(x) >= 1000:
+        return f"{x:.0f}"  # never exponent form (".4g" wrote 16739.5 as 1.674e+04)
+    return f"{x:.4g}"
 
 
 def machine_note():
