@@ -64,7 +64,10 @@ struct Pager : std::enable_shared_from_this<Pager> {
   void on_page(const std::string& url, Result<HttpResponse> r) {
     std::string where = "attendance API page " + std::to_string(result.pages + 1);
     if (!r) {
-      bool by_deadline = cut_by_deadline && std::chrono::steady_clock::now() >= deadline;
+      // libcurl's timer for this page started a moment after `left` was measured, but its
+      // callback can still land a few ms before `deadline`: a failure that close to the
+      // deadline, on a page whose timeout the deadline shortened, was cut by it.
+      bool by_deadline = cut_by_deadline && std::chrono::steady_clock::now() + Millis(250) >= deadline;
       fail(where, r.error().message() + (by_deadline ? " (cut by the audit deadline, before the page timeout of " +
                                                            format_duration(settings.timeout) + ")" : ""));
       return;
