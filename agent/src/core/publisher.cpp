@@ -453,8 +453,25 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       return true;
     } catch (const mqtt::exception& e) {
       log_->warn("mqtt: publish to {} failed: {}", t, describe(e.get_return_code(), e.get_reason_code()));
+      lost_without_callback(e);
       return false;
     }
+  }
+
+  // Paho C can drop a connection without calling the connection-lost handler, or call it
+  // before our connect-success handler has run (then on_connection_lost() saw connected_ false
+  // and returned). Either way every publish then fails with MQTTASYNC_DISCONNECTED while we
+  // still think we are connected, and nothing would ever reconnect: found by
+  // test_faults_broker in CI (the outbox stuck for minutes, "deferred: disconnected" every
+  // 100 ms). Such a failure is treated as the lost connection it is.
+  void lost_without_callback(const mqtt::exception& e) {
+    if (!connected_ || e.get_return_code() != MQTTASYNC_DISCONNECTED) return;
+    asio::post(io_, [self = weak_from_this()] {
+      auto s = self.lock();
+      if (!s || !s->connected_) return;
+      s->log_->warn("mqtt: Paho reports the connection closed without telling us; reconnecting");
+      s->on_connection_lost("closed without a connection-lost callback");
+    });
   }
 
   void on_message(mqtt::const_message_ptr msg) {
@@ -539,6 +556,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
         // Disconnected or Paho's queue full: the row stays unsent; connection loss or a short
         // retry brings it back.
         log_->debug("mqtt: publish of seq {} deferred: {}", m.seq, describe(e.get_return_code(), e.get_reason_code()));
+        lost_without_callback(e);
         if (connected_) schedule_retry(Millis(100));
         break;
       }
