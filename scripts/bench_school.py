@@ -1,4 +1,4 @@
-"""What scripts/bench-footprint and scripts/bench-startup run the agent against, on 127.0.0.1:
+"""What scripts/bench-footprint, scripts/bench-startup and scripts/soak run the agent against, on 127.0.0.1:
 the county broker (Mosquitto with the shipped TLS settings and ACL, tests/integration/harness.py)
 and the demo school (tests/sim/school.py, exactly what scripts/demo audits), plus the agent's
 config: the demo school's [audits.*] tables with the shipped [mqtt]/[buffer] defaults."""

@@ -63,10 +63,15 @@ class Security(IntegrationTest):
         self.secrets = {}
 
     # ---- the demo school with random secrets ------------------------------------------------
-    def fiber(self):
-        work = os.path.join(self.dir, "fiber")
+    def simulator_dir(self, name):
+        """A directory for one audit's simulators, readable by the processes they start (0755)."""
+        work = os.path.join(self.dir, name)
         os.makedirs(work)
         os.chmod(work, 0o755)
+        return work
+
+    def fiber(self):
+        work = self.simulator_dir("fiber")
         table = self.fiber_demo.start(work)
         self.addCleanup(self.fiber_demo._stop_all)
         # Three more switches, each with its own secrets: v2c with a random community, v2c where
@@ -103,9 +108,7 @@ class Security(IntegrationTest):
         return table
 
     def recording(self):
-        work = os.path.join(self.dir, "recording")
-        os.makedirs(work)
-        os.chmod(work, 0o755)
+        work = self.simulator_dir("recording")
         d = self.recording_demo
         d.CAMERA_PASS = self.secrets["rtsp camera password"] = secret_value("campass")
         d.RECORDER_PASS = self.secrets["recorder/onvif password"] = secret_value("recpass")
@@ -116,9 +119,7 @@ class Security(IntegrationTest):
         return table
 
     def attendance(self):
-        work = os.path.join(self.dir, "attendance")
-        os.makedirs(work)
-        os.chmod(work, 0o755)
+        work = self.simulator_dir("attendance")
         d = self.attendance_demo
         d.prepare(work, students=120)
         self.secrets["attendance bearer token"] = secret_value("bearer")

@@ -212,6 +212,24 @@ TEST_F(StoreRecoveryTest, ErrorsThatMovingAsideCannotFixStayErrors) {
   EXPECT_TRUE(std::filesystem::exists(file()));  // untouched
 }
 
+TEST_F(StoreRecoveryTest, AStoreOfANewerAgentIsAnErrorAndStaysInPlace) {
+  // The other error moving aside cannot fix, and one that runs as root too (CI): a downgrade.
+  // The store is whole; starting fresh over it would throw its undelivered messages away.
+  make_store();
+  {
+    sqlite::Connection db(file().string(), SQLITE_OPEN_READWRITE);
+    db.exec("UPDATE meta SET value = 99 WHERE key = 'schema_version'");
+  }
+  auto s = Store::open_or_recover(file(), {}, kT0);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().what.find("schema version 99"), std::string::npos) << s.error().message();
+  EXPECT_TRUE(std::filesystem::exists(file()));
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {  // nothing moved aside
+    const auto name = e.path().filename().string();
+    EXPECT_TRUE(name.rfind("agent.db.", 0) != 0 || name == "agent.db.id") << name;
+  }
+}
+
 TEST_F(StoreRecoveryTest, ReadOnlyOpenNeverRecovers) {
   make_store();
   overwrite(0, "this is not SQLite at all");
