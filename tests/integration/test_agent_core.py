@@ -81,6 +81,37 @@ class AgentCore(IntegrationTest):
                 self.assertTrue("does not exist" in line or "cannot" in line or "not found" in line
                                 or "secret file" in line, line)
 
+    def test_every_key_the_agent_reads_is_in_the_shipped_config(self):
+        """config/agent.toml is the reference of every key (set or commented out): each key a
+        TableReader getter is asked for in the core or a plugin must appear there, a plugin's
+        keys inside its own [audits.<plugin>...] part."""
+        import re
+        import glob
+        with open(os.path.join(SOURCE, "config", "agent.toml")) as f:
+            shipped = f.read()
+        getter = re.compile(r'\.(?:string|optional_string|required_string|boolean|integer|number|duration|size|'
+                            r'choice|path|optional_path|secret_file|string_array|table|known)\(\s*"(\w+)"')
+
+        def documented(key, text):
+            return re.search(rf"^\s*#?\s*{key}\s*=|^\s*#?\s*\[(?:\w+\.)*{key}(?:\.\w+)*\]", text, re.M)
+
+        missing = []
+        sources = glob.glob(os.path.join(SOURCE, "agent", "src", "core", "*.cpp")) + \
+            glob.glob(os.path.join(SOURCE, "plugins", "*", "src", "*.cpp"))
+        self.assertGreater(len(sources), 10)
+        for src in sources:
+            part = shipped
+            plugin = re.search(r"plugins/(\w+)/src/", src)
+            if plugin:  # from its [audits.<plugin>] header to the next plugin's
+                start = shipped.index(f"[audits.{plugin.group(1)}]")
+                nxt = re.search(r"^\s*#?\s*\[audits\.(?!" + plugin.group(1) + r"\b)", shipped[start:], re.M)
+                part = shipped[start:start + nxt.start()] if nxt else shipped[start:]
+            with open(src) as f:
+                for key in getter.findall(f.read()):
+                    if not documented(key, part):
+                        missing.append(f"{os.path.relpath(src, SOURCE)}: {key}")
+        self.assertEqual(missing, [], "keys read but not in config/agent.toml (add them with their default)")
+
     def test_check_config_names_every_problem_and_exits_1(self):
         bad = write_file(os.path.join(self.dir, "bad.toml"),
                          config(self.data, self.findings, extra_audit='bogus = 1\ndelay = "soon"'))

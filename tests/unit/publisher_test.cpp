@@ -340,7 +340,8 @@ TEST_F(PublisherTest, ReconnectsBackOffWithoutAStorm) {
 
 TEST_F(PublisherTest, RefusedPublishIsRecordedAndLoggedOnceWithTheFix) {
   fs::path acl = dir_ / "acl";
-  std::ofstream(acl) << "topic readwrite campus/v1/zhenkang/nansan/state\ntopic write campus/v1/zhenkang/nansan/event/#\n";
+  std::ofstream(acl) << "topic readwrite campus/v1/zhenkang/nansan/state\ntopic write campus/v1/zhenkang/nansan/event/#\n"
+                         "topic readwrite campus/v1/zhenkang/nansan/health\n";
   fs::permissions(acl, fs::perms(0644));
   start_broker("acl_file " + acl.string() + "\n");
   commit(10);
@@ -356,6 +357,27 @@ TEST_F(PublisherTest, RefusedPublishIsRecordedAndLoggedOnceWithTheFix) {
   ASSERT_NE(first, std::string::npos) << log;
   EXPECT_EQ(log.find("not authorized (0x87)", first + 1), std::string::npos) << "logged more than once per topic";
   EXPECT_NE(log.find("pattern write campus/v1/zhenkang/%u/#"), std::string::npos);
+
+  // Health with a backlog the broker refuses: the county sees the depth, the age of the oldest
+  // unsent row and the refusals (what it needs to call the school about its certificate).
+  run_until([] { return false; }, 1100ms);  // the oldest unsent row is now over a second old
+  HealthInputs in{store_->stats(), publisher_->stats(), {}, std::chrono::steady_clock::now() - 5s,
+                  std::chrono::system_clock::now(), "+08:00"};
+  publisher_->publish_health(health_body(in));
+  run_until([] { return false; }, 300ms);
+  subscribe("county");
+  wait_for_lines("county", 2);
+  bool seen = false;
+  for (const auto& m : received("county"))
+    if (m.topic.ends_with("/health")) {
+      const auto& b = m.env["body"];
+      seen = true;
+      EXPECT_EQ(b["outbox"]["depth"], 10) << b.dump();
+      EXPECT_GE(b["outbox"]["oldest_unsent_age_s"].get<double>(), 1.0) << b.dump();
+      EXPECT_GE(b["mqtt"]["refused"].get<int>(), 10) << b.dump();
+      EXPECT_EQ(b["mqtt"]["published"], 9) << b.dump();  // the events (the first report has none)
+    }
+  EXPECT_TRUE(seen) << slurp(dir_ / "county.out");
   stop_publisher();
 }
 
@@ -429,6 +451,34 @@ TEST_F(PublisherTest, ForwardsRequestsWithResponseTopicAndRepliesWithCorrelation
   EXPECT_EQ(got[0].topic, "campus/v1/zhenkang/all/cmd");
   EXPECT_EQ(got[0].payload, R"({"cmd":"ping"})");
   EXPECT_NE(slurp(dir_ / "rr.out").find("\"ok\":true"), std::string::npos) << slurp(dir_ / "rr.out");
+  stop_publisher();
+}
+
+// The session (clean start false, session expiry set on the finished connect options: the Paho
+// 1.2.0 trap of DEPENDENCIES.md) outlives a connection: a county request sent while the agent is
+// away waits at the broker and arrives when it comes back. Re-subscribing alone would lose it.
+TEST_F(PublisherTest, RequestSentWhileTheAgentWasAwayArrivesWhenItReturns) {
+  start_broker("");
+  std::vector<IncomingRequest> got;
+  auto keep = [&](IncomingRequest r) { got.push_back(std::move(r)); };
+  make_publisher();
+  publisher_->on_request(keep);
+  publisher_->start();
+  ASSERT_TRUE(run_until([&] { return publisher_->stats().connected; }, 10s));
+  run_until([] { return false; }, 300ms);  // subscribed
+  stop_publisher();
+  publisher_.reset();
+  Child pub({"mosquitto_pub", "-V", "mqttv5", "-h", "127.0.0.1", "-p", std::to_string(port_), "-q", "1", "-t",
+             "campus/v1/zhenkang/nansan/cmd", "-m", R"({"cmd":"ping","while":"away"})"},
+            dir_ / "pub.log");
+  run_until([] { return false; }, 700ms);
+  EXPECT_TRUE(got.empty());
+  make_publisher();
+  publisher_->on_request(keep);
+  publisher_->start();
+  ASSERT_TRUE(run_until([&] { return !got.empty(); }, 10s)) << log_text_.str();
+  EXPECT_EQ(got[0].topic, "campus/v1/zhenkang/nansan/cmd");
+  EXPECT_EQ(got[0].payload, R"({"cmd":"ping","while":"away"})");
   stop_publisher();
 }
 
