@@ -157,6 +157,15 @@ class AgentCore(IntegrationTest):
         self.assertEqual(seen, [False, True])  # the second run was given the first one's summary
         self.assertEqual(rows[0][1], "campus/v1/zhenkang/core-test/report/t")
 
+    def test_log_level_from_the_config_and_from_the_command_line(self):
+        stored = "report seq"
+        self.assertIn(stored, run("--once", "--config", self.conf).stderr)  # info by default
+        self.assertNotIn(stored, run("--once", "--log-level", "warn", "--config", self.conf).stderr)
+        quiet = write_file(os.path.join(self.dir, "quiet.toml"),
+                           config(self.data, self.findings).replace("[agent]", '[agent]\nlog_level = "warn"'))
+        self.assertNotIn(stored, run("--once", "--config", quiet).stderr)
+        self.assertIn(stored, run("--once", "--log-level", "info", "--config", quiet).stderr)  # the flag wins
+
     def test_state_change_between_runs_becomes_an_event(self):
         self.assertEqual(run("--once", "--config", self.conf).returncode, 0)
         write_file(self.findings, json.dumps({"findings": [{"subject": "R1", "state": "down", "reason": "cut"},
@@ -174,6 +183,22 @@ class AgentCore(IntegrationTest):
         p.kill(signal.SIGTERM)
         self.assertEqual(p.wait(10), 0)
         self.assertIn("stopped", p.output())
+
+    def test_sigterm_and_sigint_cancel_a_running_audit_and_close_the_store(self):
+        slow = write_file(os.path.join(self.dir, "slow.toml"),
+                          config(self.data, self.findings, extra_audit='delay = "30s"\ntimeout = "60s"'))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            p = self.track(Proc(f"agent-{sig.name}", [agent_bin(), "--config", slow], self.dir))
+            p.wait_for_output("campus-agent", timeout=15)
+            time.sleep(1)  # the audit is running (first_delay 0s) and will not answer for 30 s
+            t0 = time.monotonic()
+            p.kill(sig)
+            self.assertEqual(p.wait(10), 0, p.output())
+            self.assertLess(time.monotonic() - t0, 5, "waited for the audit instead of cancelling it")
+            self.assertIn(f"{sig.name}: stopping", p.output())
+            self.assertNotIn("report seq", p.output())
+            # The store was closed: SQLite removes the WAL file when the last connection closes.
+            self.assertFalse(os.path.exists(os.path.join(self.data, "agent.db-wal")), p.output())
 
     def test_sighup_applies_a_good_config_and_rejects_a_bad_one(self):
         p = self.track(Proc("agent", [agent_bin(), "--config", self.conf], self.dir))

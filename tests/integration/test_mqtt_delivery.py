@@ -4,6 +4,7 @@ health. The county side is mosquitto_sub logged in with the county certificate."
 import os
 import random
 import signal
+import subprocess
 import time
 
 from harness import IntegrationTest, Proc, agent_bin, failed_connect_attempts, max_failed_attempts, wait_until
@@ -96,6 +97,25 @@ class MqttDelivery(IntegrationTest):
         flip.stop()
         last = self.wait_delivered(40)
         self.assert_complete(last)
+
+    def test_once_delivers_what_it_stored_or_keeps_it_and_exits_2(self):
+        conf = agent_config(self.dir, SCHOOL, self.broker.port, self.certs, audits=("fiber", "recording"))
+        once = lambda: subprocess.run([agent_bin(), "--once", "--config", conf], capture_output=True, text=True,
+                                      timeout=60)
+        r = once()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.unsent(), 0, "--once exited before every message was acknowledged")
+        last = self.last_seq()
+        self.assertEqual(last, 2)  # one report per audit
+        wait_until(lambda: delivery_report(self.county.messages())["last"] >= last, 10, what="both reports")
+        self.assert_complete(last)
+        # The broker is gone: the audits still run and commit; the rows stay for the daemon.
+        self.broker.stop(10)
+        self.procs.remove(self.broker)
+        r = once()
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("2 message(s) are still in the outbox", r.stderr)
+        self.assertEqual((self.last_seq(), self.unsent()), (4, 2))
 
     def test_sigkill_at_random_moments_loses_nothing(self):
         kills = int(os.environ.get("CAMPUS_KILLS", "24"))

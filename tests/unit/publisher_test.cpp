@@ -273,6 +273,8 @@ TEST_F(PublisherTest, BirthIsRetainedAndCleanStopPublishesOffline) {
   make_publisher();
   publisher_->start();
   ASSERT_TRUE(run_until([&] { return publisher_->stats().connected && store_->stats().unsent == 0; }, 10s));
+  // insecure = true (these tests' broker speaks plain TCP) is warned about at every start.
+  EXPECT_NE(log_text_.str().find("over PLAIN TCP without TLS"), std::string::npos) << log_text_.str();
   // A late subscriber sees the retained birth and the retained report.
   subscribe("late");
   wait_for_lines("late", 2);
