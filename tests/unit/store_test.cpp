@@ -502,6 +502,9 @@ TEST_F(StoreTest, SizeCapPrunesSentRowsThenSupersededReportsNeverEventsThenRefus
   int i = 0;
   {
     auto s = open(o);
+    // Another audit's only report is superseded by nothing: newer fiber reports must not count.
+    auto lone = s->commit(kSchool, "recording", kT0, make(0));
+    ASSERT_TRUE(lone.ok());
     for (; i < 200 && !refused; ++i) {
       auto c = s->commit(kSchool, "fiber", kT0 + std::chrono::minutes(i), make(i));
       if (!c.ok()) {
@@ -523,6 +526,7 @@ TEST_F(StoreTest, SizeCapPrunesSentRowsThenSupersededReportsNeverEventsThenRefus
           ASSERT_TRUE(held.count(e)) << "unsent event " << e << " was pruned after run " << i;
         }
       ASSERT_TRUE(held.count(c->report_seq));
+      ASSERT_TRUE(held.count(lone->report_seq)) << "the recording report was pruned as if a fiber report superseded it";
       bool any_sent_held = false;
       for (auto seq : sent) any_sent_held |= held.count(seq) > 0;
       sent_pruned |= !any_sent_held;
