@@ -727,32 +727,3 @@ TEST_F(StoreTest, SigkillAtRandomMomentsLeavesWholeReportsAndGapFreeSeq) {
               static_cast<long long>(s->last_seq()));
 }
 
-// ---- figures for docs/store.md (printed, not asserted) ----
-
-TEST_F(StoreTest, PrintsCommitAndAckRates) {
-  auto s = open();
-  using Clock = std::chrono::steady_clock;
-  int commits = 0;
-  auto start = Clock::now();
-  while (Clock::now() - start < 1500ms) {
-    AuditReport r;
-    r.summary = Json{{"run", commits}};
-    for (int i = 0; i < 10; ++i)
-      r.findings.push_back(Finding{"room-" + std::to_string(i), commits % 2 ? "down" : "up", "", Json{{"i", i}}});
-    ASSERT_TRUE(s->commit(kSchool, "bench", kT0, r).ok());
-    ++commits;
-  }
-  double commit_s = std::chrono::duration<double>(Clock::now() - start).count();
-  auto unsent = s->unsent(0, 1'000'000);
-  int batches = 0;
-  start = Clock::now();
-  for (std::size_t i = 0; i < unsent.size(); i += 100, ++batches) {
-    std::vector<std::int64_t> b;
-    for (std::size_t j = i; j < std::min(unsent.size(), i + 100); ++j) b.push_back(unsent[j].seq);
-    s->mark_sent(b, kT0);
-  }
-  double ack_s = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("[ figures  ] synchronous=FULL: %.0f commits/s (report + 10 events each), %.0f mark_sent batches/s "
-              "(100 seqs each, %d batches)\n",
-              commits / commit_s, batches / ack_s, batches);
-}
