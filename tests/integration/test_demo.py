@@ -1,0 +1,48 @@
+"""scripts/demo, the README's first command, end to end on the build under test: the county
+broker, the simulated school, the agent, and what the county sees. Asserts what each issue
+says the demo must show, so the demo cannot rot unnoticed."""
+import os
+import re
+import subprocess
+import unittest
+
+from harness import BUILD, SOURCE
+
+
+class Demo(unittest.TestCase):
+    def test_the_demo_shows_what_the_county_receives(self):
+        env = dict(os.environ, BUILD_DIR=os.path.abspath(BUILD), DEMO_SKIP_BUILD="1")
+        r = subprocess.run([os.path.join(SOURCE, "scripts", "demo")], cwd=SOURCE, env=env, capture_output=True,
+                           text=True, timeout=300)
+        out = r.stdout
+        self.assertEqual(r.returncode, 0, out[-3000:] + r.stderr[-3000:])
+        self.assertRegex(out, r"agent\.toml: OK \(3 audit\(s\) enabled: attendance fiber recording\)")
+        # Fiber: coverage per room type, rooms of all three types in a realistic mix of states.
+        for kind in ("classroom", "function_room", "office"):
+            self.assertRegex(out, rf"{kind}\.coverage=0\.\d+")
+        for state in ("covered", "degraded", "down", "not_planned", "unknown"):
+            self.assertRegex(out, rf"\n\s+[CFOA]\d+\s+{state}\b")
+        rooms = int(re.search(r"overall\.rooms=(\d+)", out).group(1))
+        self.assertGreaterEqual(rooms, 55)
+        # Recording: six classrooms, one failing for a visible reason.
+        self.assertIn("classrooms=6 compliant=5", out)
+        self.assertRegex(out, r"R106\s+noncompliant\s+\S+")
+        # Attendance: about 600 students with open cases, one overdue, one closed by return.
+        self.assertIn("students=600", out)
+        self.assertRegex(out, r"overdue=1\b")
+        self.assertIn("open -> closed present again", out)
+        # The county side: birth, every report, the case events, the clean stop.
+        received = out[out.index("What the county received"):]
+        for topic in ("report/fiber", "report/recording", "report/attendance", "event/attendance"):
+            self.assertIn(topic, received)
+        self.assertIn("online=True", received)
+        self.assertIn("online=False", received)
+        # campusctl: the status table and the HTML report.
+        self.assertRegex(out, r"nansan-central-primary\s+yes\s+\S+\s+yes\s+\d+%\s+\d+%\s+\d+%\s+5/6\s+\d+/1")
+        html = re.search(r"HTML report: (\S+)", out).group(1)
+        self.assertTrue(os.path.getsize(html) > 1000, html)
+        self.assertIn("Done; stopping everything the demo started", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
