@@ -680,10 +680,16 @@ class SchoolBox(CountyFixture):
     schools = ["school-b"]
 
     def db_snapshot(self):
-        db = os.path.join(self.tmp, "school-b", "data", "agent.db")
-        st = os.stat(db)
-        with open(db, "rb") as f:
-            return st.st_mtime_ns, st.st_size, hashlib.sha256(f.read()).hexdigest()
+        """mtime, size and hash of agent.db and of its write-ahead log (where a write would land
+        first); the -shm index is not data and changes with every reader."""
+        out = []
+        for name in ("agent.db", "agent.db-wal"):
+            path = os.path.join(self.tmp, "school-b", "data", name)
+            if os.path.exists(path):
+                st = os.stat(path)
+                with open(path, "rb") as f:
+                    out.append((name, st.st_mtime_ns, st.st_size, hashlib.sha256(f.read()).hexdigest()))
+        return out
 
     def test_local_case_update_is_recorded_and_reaches_the_county(self):
         r = self.local_ctl("school-b", "--json", "cases")
@@ -710,7 +716,12 @@ class SchoolBox(CountyFixture):
         self.assertEqual(schema_errors(env), [])
 
     def test_local_status_leaves_the_database_unchanged(self):
-        before = self.db_snapshot()
+        # The agent is idle (audits run hourly); wait out its last delivery bookkeeping.
+        def still():
+            first = self.db_snapshot()
+            time.sleep(0.5)
+            return first == self.db_snapshot() and first
+        before = wait_until(still, 20, what="the agent's database to be still")
         for opts_before in (True, False):
             r = self.local_ctl("school-b", "status", before=opts_before)
             self.assertEqual(r.returncode, 0, r.stderr)
