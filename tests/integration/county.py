@@ -166,6 +166,15 @@ def schema_errors(envelope):
     return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator(envelope["kind"]).iter_errors(envelope)]
 
 
+def reply_body_errors(body):
+    """[] when `body` is a valid reply body (the `body` of docs/schemas/reply.json: what campusctl
+    --json prints for a single-school request), else the messages."""
+    import jsonschema
+    schema = validator("reply").schema["properties"]["body"]
+    return [f"{'/'.join(map(str, e.path))}: {e.message}"
+            for e in jsonschema.Draft202012Validator(schema).iter_errors(body)]
+
+
 def delivery_report(messages):
     """Analyses report/event envelopes as the county would: returns a dict with
     seqs (set), last (max seq), gaps (missing seqs in 1..last), copies (extra deliveries),

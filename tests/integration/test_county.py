@@ -3,8 +3,10 @@ Mosquitto with TLS, client certificates and the shipped ACL: every command, the 
 `all` answered by 3 agents, every bad request's error code, duplicate requests, case.update
 through its stages with the events, and campusctl (status, cases, case update, resend, audit,
 watch, --json, report --html rendered in headless Chromium)."""
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -12,7 +14,7 @@ import time
 import unittest
 import uuid
 
-from county import schema_errors
+from county import reply_body_errors, schema_errors
 from harness import (BIN, LOOPBACK, PLUGINS, Proc, agent_bin, make_certs, start_tls_mosquitto, tls_client_args,
                      wait_until, write_file)
 
@@ -112,7 +114,9 @@ class Replies:
 
 
 class CountyFixture(unittest.TestCase):
-    """One broker, three agents per class (starting them is the slow part)."""
+    """One broker, three agents per class (starting them is the slow part); a class may run fewer
+    (`schools`)."""
+    schools = SCHOOLS
 
     @classmethod
     def setUpClass(cls):
@@ -127,13 +131,13 @@ class CountyFixture(unittest.TestCase):
         cls.replies = Replies(cls.tmp, cls.certs, cls.port, "t1")
         cls.agents = {}
         # Started together: each agent is its own process, so they connect in parallel.
-        for s in SCHOOLS:
+        for s in cls.schools:
             write_findings(cls.tmp, s, with_cases=True)
             conf = write_file(os.path.join(cls.tmp, s, "agent.toml"),
                               agent_config(cls.tmp, cls.certs, cls.port, s,
                                            recording_delay="3s" if s == "school-c" else "0s"))
             cls.agents[s] = Proc(f"agent-{s}", [agent_bin(), "--config", conf], cls.tmp)
-        for s in SCHOOLS:
+        for s in cls.schools:
             wait_until(lambda s=s: "connected to" in cls.agents[s].output() or not cls.agents[s].alive(), 30,
                        what=f"{s} to connect")
             wait_until(lambda s=s: cls.agents[s].output().count("stored with") >= 3 or not cls.agents[s].alive(), 30,
@@ -196,18 +200,41 @@ class CountyFixture(unittest.TestCase):
                     pass
         return out
 
-    def ctl(self, *args, timeout=90):
-        # campusctl waits 5 s per school by default; a sanitizer build on a busy 2-core CI
-        # machine can need longer, so the tests give every school 30 s unless they set it.
-        if "--timeout" not in args and "audit" not in args:
-            args = ("--timeout", "30s", *args)
+    def case_events(self, school, case_id):
+        """Bodies of the case's stage-change events the county received (not resent copies)."""
+        out = []
+        for m in self.county_messages():
+            if m["topic"] == f"campus/v1/{COUNTY}/{school}/event/attendance" and not m["env"].get("resent"):
+                b = m["env"]["body"]
+                if json.dumps(b).find(case_id) >= 0:
+                    out.append(b)
+        return [b for b in out if b.get("from") is not None]
+
+    def local_ctl(self, school, *args, before=True):
+        """campusctl --local on `school`'s box, reading its agent's database; with before=False the
+        global options follow the subcommand's own arguments."""
+        opts = ["--local", "--agent-config", os.path.join(self.tmp, school, "agent.toml")]
+        argv = [*opts, *args] if before else [*args, *opts]
+        return subprocess.run([os.path.join(BIN, "campusctl"), *argv], capture_output=True, text=True, timeout=30)
+
+    def ctl_config(self):
+        """campusctl.toml for the county account (written once per class)."""
         conf = os.path.join(self.tmp, "campusctl.toml")
         if not os.path.exists(conf):
             write_file(conf, f'[county]\ncode = "{COUNTY}"\n\n[mqtt]\nhost = "{LOOPBACK}"\nport = {self.port}\n'
                              f'ca_file = "{self.certs}/ca.crt"\ncert_file = "{self.certs}/county.crt"\n'
                              f'key_file = "{self.certs}/county.key"\n')
-        return subprocess.run([os.path.join(BIN, "campusctl"), "--config", conf, *args], capture_output=True,
-                              text=True, timeout=timeout)
+        return conf
+
+    def ctl_argv(self, *args):
+        # campusctl waits 5 s per school by default; a sanitizer build on a busy 2-core CI
+        # machine can need longer, so the tests give every school 30 s unless they set it.
+        if "--timeout" not in args and "audit" not in args:
+            args = ("--timeout", "30s", *args)
+        return [os.path.join(BIN, "campusctl"), "--config", self.ctl_config(), *args]
+
+    def ctl(self, *args, timeout=90):
+        return subprocess.run(self.ctl_argv(*args), capture_output=True, text=True, timeout=timeout)
 
 
 
@@ -387,8 +414,8 @@ class CountyRequests(CountyFixture):
             self.assertEqual(body["result"]["stage"], stage)
             self.assertEqual(body["result"]["steps"][-1]["actor"], "county:li.wei")
         self.assertEqual(body["result"]["outcome"], "returned")
-        events = wait_until(lambda: len(self._case_events(case["id"])) >= 3 and self._case_events(case["id"]), 10,
-                            what="3 case events")
+        events = wait_until(lambda: len(self.case_events("school-b", case["id"])) >= 3
+                            and self.case_events("school-b", case["id"]), 10, what="3 case events")
         self.assertEqual([(e["from"], e["to"]) for e in events[-3:]],
                          [("open", "contacted"), ("contacted", "visited"), ("visited", "closed")])
         self.assertError(self.request("school-b", {"cmd": "case.update", "case": case["id"], "action": "note",
@@ -399,15 +426,6 @@ class CountyRequests(CountyFixture):
                                                    "by": "li.wei"}), "missing_argument")
         self.assertError(self.request("school-b", {"cmd": "case.update", "case": case["id"], "action": "visited"}),
                          "missing_argument")
-
-    def _case_events(self, case_id):
-        out = []
-        for m in self.county_messages():
-            if m["topic"] == f"campus/v1/{COUNTY}/school-b/event/attendance" and not m["env"].get("resent"):
-                b = m["env"]["body"]
-                if json.dumps(b).find(case_id) >= 0:
-                    out.append(b)
-        return [b for b in out if b.get("from") is not None]
 
 
 
@@ -518,6 +536,58 @@ class Campusctl(CountyFixture):
         self.assertEqual(r.returncode, 1)
         self.assertIn("unknown_audit", r.stderr)
 
+    def test_global_options_before_or_after_the_subcommand(self):
+        """--json, --timeout, --config (and --local, see SchoolBox) work on either side of the
+        subcommand; the JSON of ping, audit and resend is a schema-valid reply body."""
+        def run(where, *cmd):
+            opts = ["--json", "--timeout", "60s", "--config", self.ctl_config()]
+            argv = [*opts, *cmd] if where == "before" else [*cmd, *opts]
+            r = subprocess.run([os.path.join(BIN, "campusctl"), *argv], capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, f"campusctl {' '.join(argv)}: {r.stderr}")
+            return json.loads(r.stdout)
+
+        for where in ("before", "after"):
+            with self.subTest(where=where):
+                body = run(where, "ping", "school-a")
+                self.assertEqual(reply_body_errors(body), [])
+                self.assertEqual(body["result"]["school"], "school-a")
+                body = run(where, "audit", "school-a", "fiber")
+                self.assertEqual(reply_body_errors(body), [])
+                self.assertEqual(schema_errors(body["result"]["report"]), [])  # the published report envelope
+                self.assertEqual(body["result"]["audit"], "fiber")
+                body = run(where, "resend", "school-a", "1", "2")
+                self.assertEqual(reply_body_errors(body), [])
+                self.assertEqual((body["result"]["resent"], body["result"]["missing"]), (2, []))
+                out = os.path.join(self.tmp, f"report-json-{where}.html")
+                doc = run(where, "report", "--html", out, "--year", "2024")
+                import jsonschema
+                jsonschema.validate(doc, STATUS_SCHEMA)
+                self.assertEqual(doc["file"], out)
+                self.assertEqual(doc["summary"]["targets"]["digital_campus"]["met"], 1)
+        missing = os.path.join(self.tmp, "nosuch.toml")
+        r = subprocess.run([os.path.join(BIN, "campusctl"), "ping", "school-a", "--config", missing],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"{missing}: no such file (fix: pass the county's campusctl.toml with --config", r.stderr)
+
+    def test_report_compares_with_the_plan_of_the_chosen_year(self):
+        # The plan: 20% / 60% / 100% of schools are digital campuses in 2023 / 2024 / 2025
+        # (2024 is in test_html_report_renders_in_chromium_with_charts_and_numbers).
+        for year, plan, share, on_track in ((2023, "20%", 0.2, True), (2025, "100%", 1.0, False)):
+            with self.subTest(year=year):
+                out = os.path.join(self.tmp, f"report-{year}.html")
+                r = self.ctl("report", "--html", out, "--year", str(year))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn(f"wrote {out}: 3 school(s), digital campus 33% (plan {year}: {plan})", r.stdout)
+                with open(out, encoding="utf-8") as f:
+                    html = f.read()
+                row = html.split('<tr data-target="digital_campus">')[1].split("</tr>")[0]
+                self.assertIn(f"<td>1/3</td><td>33%</td><td>{plan}</td>", row)
+                r = self.ctl("--json", "report", "--html", out, "--year", str(year))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                target = json.loads(r.stdout)["summary"]["targets"]["digital_campus"]
+                self.assertEqual((target["plan"], target["on_track"]), (share, on_track))
+
     def test_cases_and_case_update(self):
         r = self.ctl("cases", "--all")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -543,23 +613,33 @@ class Campusctl(CountyFixture):
         self.assertIn("case_update_refused", r.stderr)
 
     def test_local_mode_reads_the_schools_database(self):
-        conf = os.path.join(self.tmp, "school-b", "agent.toml")
-        r = subprocess.run([os.path.join(BIN, "campusctl"), "--local", "--agent-config", conf, "status"],
-                           capture_output=True, text=True, timeout=30)
+        r = self.local_ctl("school-b", "status")
         self.assertEqual(r.returncode, 0, r.stderr)
         row = table(r.stdout)["school-b"]
         self.assertEqual(row[3:8], ["local", "90%", "100%", "100%", "3/4"])
-        r = subprocess.run([os.path.join(BIN, "campusctl"), "--local", "--agent-config", conf, "--json", "cases"],
-                           capture_output=True, text=True, timeout=30)
+        r = self.local_ctl("school-b", "--json", "cases")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("S2002", [c["subject"] for c in json.loads(r.stdout)["cases"]])
 
     def test_watch_shows_the_county_live(self):
-        r = self.ctl("watch", "--for", "3s")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("campusctl watch: zhenkang, 3 school(s)", r.stdout)
-        for s in SCHOOLS:
-            self.assertIn(s, r.stdout)
+        watch = Proc("watch", self.ctl_argv("watch", "--for", "60s"), self.tmp)
+        self.addCleanup(watch.stop, 5)
+        watch.wait_for_output("campusctl watch: zhenkang, 3 school(s)", 20)
+        wait_until(lambda: all(s in watch.output() for s in SCHOOLS), 10, what="every school in the watch")
+        # A change while it watches: school-a's room R102 loses its fiber (the summary stays, so the
+        # other tests' numbers do not move), and an audit publishes the event.
+        path = os.path.join(self.tmp, "school-a", "fiber.json")
+        with open(path) as f:
+            original = f.read()
+        doc = json.loads(original)
+        doc["findings"][1].update(state="down", reason="patch cord pulled")
+        write_file(path, json.dumps(doc))
+        self.addCleanup(lambda: (write_file(path, original), self.request("school-a", {"cmd": "audit", "audit": "fiber"})))
+        self.assertNotIn("patch cord pulled", watch.output())
+        self.assertTrue(self.request("school-a", {"cmd": "audit", "audit": "fiber"})["ok"])
+        wait_until(lambda: re.search(r"(?m)^recent events:\n(  .*\n)*  \S+  school-a  fiber  R102: covered -> down "
+                                     r"\(patch cord pulled\)$", watch.output()), 20, what="the event in the watch")
+        self.assertTrue(watch.alive(), watch.output())
 
     def test_html_report_renders_in_chromium_with_charts_and_numbers(self):
         for lang in ("en", "zh"):
@@ -592,6 +672,77 @@ class Campusctl(CountyFixture):
             shot = chromium(f"--screenshot={png}", "--window-size=1100,1800", "file://" + out)
             self.assertEqual(shot.returncode, 0, shot.stderr)
             self.assertGreater(os.path.getsize(png), 20000)
+
+
+class SchoolBox(CountyFixture):
+    """One school with open cases: campusctl --local on the school's own server next to its
+    running agent, and the agent's command subscriptions after a broker restart."""
+    schools = ["school-b"]
+
+    def db_snapshot(self):
+        """mtime, size and hash of agent.db and of its write-ahead log (where a write would land
+        first); the -shm index is not data and changes with every reader."""
+        out = []
+        for name in ("agent.db", "agent.db-wal"):
+            path = os.path.join(self.tmp, "school-b", "data", name)
+            if os.path.exists(path):
+                st = os.stat(path)
+                with open(path, "rb") as f:
+                    out.append((name, st.st_mtime_ns, st.st_size, hashlib.sha256(f.read()).hexdigest()))
+        return out
+
+    def test_local_case_update_is_recorded_and_reaches_the_county(self):
+        r = self.local_ctl("school-b", "--json", "cases")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        case = next(c for c in json.loads(r.stdout)["cases"] if c["subject"] == "S2001")
+        self.assertEqual(case["stage"], "open")
+        r = self.local_ctl("school-b", "case", "update", case["id"], "--action", "contacted",
+                           "--note", "phoned the father", "--by", "zhao")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(),
+                         f"case {case['id']}: stage contacted; the agent delivers the event with its next messages")
+        r = self.local_ctl("school-b", "cases", "--json", before=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = next(c for c in json.loads(r.stdout)["cases"] if c["id"] == case["id"])
+        self.assertEqual(got["stage"], "contacted")
+        step = got["steps"][-1]
+        self.assertEqual((step["action"], step["actor"], step["note"]), ("contacted", "school:zhao", "phoned the father"))
+        # campusctl appended the event to the agent's outbox; the agent sends it with its next commit.
+        self.assertTrue(self.request("school-b", {"cmd": "audit", "audit": "fiber"})["ok"])
+        events = wait_until(lambda: self.case_events("school-b", case["id"]), 15, what="the case event at the county")
+        self.assertEqual((events[-1]["from"], events[-1]["to"]), ("open", "contacted"))
+        self.assertEqual(events[-1]["case"]["steps"][-1]["actor"], "school:zhao")
+        env = next(m["env"] for m in self.county_messages() if m["env"].get("body") == events[-1])
+        self.assertEqual(schema_errors(env), [])
+
+    def test_local_status_leaves_the_database_unchanged(self):
+        # The agent is idle (audits run hourly); wait out its last delivery bookkeeping.
+        def still():
+            first = self.db_snapshot()
+            time.sleep(0.5)
+            return first == self.db_snapshot() and first
+        before = wait_until(still, 20, what="the agent's database to be still")
+        for opts_before in (True, False):
+            r = self.local_ctl("school-b", "status", before=opts_before)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(table(r.stdout)["school-b"][3], "local")
+        self.assertEqual(self.db_snapshot(), before)
+
+    def test_requests_are_answered_after_a_broker_restart(self):
+        # The broker keeps nothing (persistence false): the restarted one has no session for the
+        # agent, so its command subscriptions exist only if it subscribes again on connect.
+        agent = self.agents["school-b"]
+        connects = agent.output().count("mqtt: connected to")
+        self.broker.stop(5)
+        type(self).broker = start_tls_mosquitto(self.tmp, self.certs, port=self.port)
+        wait_until(lambda: agent.output().count("mqtt: connected to") > connects, 30, what="the agent to reconnect")
+
+        def answered():  # the SUBACK may follow the connect by a moment: ask until answered, bounded
+            r = self.ctl("--timeout", "5s", "ping", "school-b")
+            return r.returncode == 0 and r
+
+        r = wait_until(answered, 45, interval=0.5, what="an answer to ping after the broker restart")
+        self.assertRegex(r.stdout, r"^school-b: campus-agent/\S+, up \d+ s")
 
 
 if __name__ == "__main__":

@@ -317,6 +317,10 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   CLI::App app{"campusctl: the county's and the school's view of campus-agent"};
   app.require_subcommand(1);
+  // The global options (--json, --timeout, --config, --local, --agent-config) are accepted after
+  // the subcommand too (`campusctl ping SCHOOL --json`): an option a subcommand does not know falls
+  // through to its parent. Inherited by every subcommand created below.
+  app.fallthrough();
   Options o;
   app.add_option("-c,--config", o.config, "county connection file (broker, CA, certificate, key)")->capture_default_str();
   app.add_flag("--json", o.json, "machine-readable JSON on stdout");

@@ -37,6 +37,9 @@ bool valid_code(const std::string& s) {
 Result<CtlConfig> load_ctl_config(const std::filesystem::path& file) {
   CtlConfig c;
   c.file = file;
+  // toml++ reports a missing file as a parse error; say what is actually wrong.
+  if (std::error_code ec; !std::filesystem::is_regular_file(file, ec))
+    return Error{file.string(), "no such file", "pass the county's campusctl.toml with --config (docs/campusctl.md)"};
   toml::table t;
   try {
     t = toml::parse_file(file.string());
