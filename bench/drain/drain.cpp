@@ -58,23 +58,25 @@ int main(int argc, char** argv) {
   }
   auto& store = *opened.value();
   const Identity who{"zhenkang", "bench", "+08:00"};
+  // Commit number c of a fiber report of `rooms` rooms that all change state every commit: one
+  // report and (after the first) `rooms` events.
+  auto commit_flipped = [&](int c, int rooms) {
+    AuditReport r;
+    r.summary = {{"rooms", rooms}};
+    for (int i = 0; i < rooms; ++i)
+      r.findings.push_back({"room-" + std::to_string(i), (c % 2) ? "down" : "covered", (c % 2) ? "link down" : "", {}});
+    auto out = store.commit(who, "fiber", std::chrono::system_clock::now(), r);
+    if (!out) std::cerr << out.error().message() << "\n";
+    return out.ok();
+  };
 
   if (commit_reports > 0) {
     // What an audit run costs the store: the report, the state comparison with the previous
     // report, and 11 outbox rows, in one transaction with synchronous=FULL.
     const int events = 10;
     auto t0 = std::chrono::steady_clock::now();
-    for (int c = 0; c < commit_reports; ++c) {
-      AuditReport r;
-      r.summary = {{"rooms", events}};
-      for (int i = 0; i < events; ++i)
-        r.findings.push_back({"room-" + std::to_string(i), (c % 2) ? "down" : "covered", (c % 2) ? "link down" : "", {}});
-      auto out = store.commit(who, "fiber", std::chrono::system_clock::now(), r);
-      if (!out) {
-        std::cerr << out.error().message() << "\n";
-        return 1;
-      }
-    }
+    for (int c = 0; c < commit_reports; ++c)
+      if (!commit_flipped(c, events)) return 1;
     auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // The first commit has no previous report, so it derives no events.
     std::printf("store commit: %d reports (%d events each) in %.3f s = %.0f reports/s (%.0f outbox rows/s; outbox seq %lld)\n",
@@ -120,17 +122,8 @@ int main(int argc, char** argv) {
   // Fill: reports of 1000 rooms whose state flips each time: 1 report + 1000 events per commit.
   auto t0 = std::chrono::steady_clock::now();
   const int per = 1000;
-  for (int c = 0; store.last_seq() < rows; ++c) {
-    AuditReport r;
-    r.summary = {{"rooms", per}};
-    for (int i = 0; i < per; ++i)
-      r.findings.push_back({"room-" + std::to_string(i), (c % 2) ? "down" : "covered", (c % 2) ? "link down" : "", {}});
-    auto out = store.commit(who, "fiber", std::chrono::system_clock::now(), r);
-    if (!out) {
-      std::cerr << out.error().message() << "\n";
-      return 1;
-    }
-  }
+  for (int c = 0; store.last_seq() < rows; ++c)
+    if (!commit_flipped(c, per)) return 1;
   auto fill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // Only the first `rows` rows are drained: mark the surplus sent.
   std::vector<std::int64_t> surplus;
