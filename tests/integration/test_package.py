@@ -44,6 +44,7 @@ def mode(path):
 
 UNIT = "/lib/systemd/system/campus-agent.service"
 CONFIG = "/etc/campus-agent/agent.toml"
+WANTS = "/etc/systemd/system/*.wants/campus-agent.service"
 
 
 def run_exec_condition():
@@ -89,7 +90,8 @@ class DebianPackage(unittest.TestCase):
         # Files, owners, modes, the user.
         for f in ("/usr/sbin/campus-agent", "/usr/lib/campus-agent/libcampus-core.so.0",
                   "/lib/systemd/system/campus-agent.service", "/usr/lib/sysusers.d/campus-agent.conf",
-                  "/usr/lib/tmpfiles.d/campus-agent.conf", "/usr/share/doc/campus-agent/README.md"):
+                  "/usr/lib/tmpfiles.d/campus-agent.conf", "/usr/share/doc/campus-agent/README.md",
+                  "/usr/share/doc/campus-agent/install.md", "/usr/bin/campusctl"):
             self.assertTrue(os.path.exists(f), f)
         user = pwd.getpwnam("campus-agent")
         self.assertIn(user.pw_shell, ("/usr/sbin/nologin", "/sbin/nologin"))
@@ -98,11 +100,16 @@ class DebianPackage(unittest.TestCase):
         self.assertEqual(data.st_uid, user.pw_uid)
         self.assertEqual(mode("/etc/campus-agent/agent.toml"), 0o640)
         self.assertEqual(grp.getgrgid(os.stat("/etc/campus-agent/agent.toml").st_gid).gr_name, "campus-agent")
+        # The config may name secret files: root writes it, only the agent's group reads it.
+        self.assertEqual(mode("/etc/campus-agent"), 0o750)
+        self.assertEqual(os.stat("/etc/campus-agent").st_uid, 0)
+        self.assertEqual(grp.getgrgid(os.stat("/etc/campus-agent").st_gid).gr_name, "campus-agent")
         self.assertTrue(os.path.islink("/etc/systemd/system/multi-user.target.wants/campus-agent.service"),
                         "the service is enabled")
 
         # The installed binaries work from their installed paths.
         self.assertIn("campus-agent 0.1.0", sh("/usr/sbin/campus-agent", "--version").stdout)
+        self.assertIn("status", sh("/usr/bin/campusctl", "--help").stdout)
         r = sh("/usr/sbin/campus-agent", "--check-config", "--config", "/etc/campus-agent/agent.toml")
         self.assertIn("OK", r.stdout)
         for plugin in glob.glob(os.path.join(BUILD, "plugins", "campus-*.so")):
@@ -149,6 +156,9 @@ class DebianPackage(unittest.TestCase):
         self.assertFalse(os.path.exists("/var/lib/campus-agent"))
         with self.assertRaises(KeyError):
             pwd.getpwnam("campus-agent")
+        # Nothing of the enabled service is left behind: no enable symlink, no helper state.
+        self.assertEqual(glob.glob(WANTS), [])
+        self.assertEqual(glob.glob("/var/lib/systemd/deb-systemd-*/**/campus-agent*", recursive=True), [])
 
 
 if __name__ == "__main__":
