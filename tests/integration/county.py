@@ -26,8 +26,11 @@ def make_certs(workdir, schools, *extra):
 
 
 def start_county_broker(workdir, certs, port=None, broker_cert="broker", name="broker", persistence=True):
-    """The shipped config/county-broker/mosquitto.conf + acl, with paths and the port rewritten
-    for a test directory (nothing else changed)."""
+    """Mosquitto the way docs/county.md installs it: a main file like Debian's stock
+    /etc/mosquitto/mosquitto.conf (persistence, persistence_location, log_dest, include_dir) and
+    the shipped config/county-broker/mosquitto.conf as the drop-in in its conf.d, with the acl
+    (as shipped), the certificate paths and the port rewritten for a test directory (nothing
+    else changed)."""
     port = port or free_port()
     with open(os.path.join(SOURCE, "config", "county-broker", "mosquitto.conf")) as f:
         conf = f.read()
@@ -42,10 +45,14 @@ def start_county_broker(workdir, certs, port=None, broker_cert="broker", name="b
     conf = re.sub(r"(?m)^certfile .*$", f"certfile {certs}/{broker_cert}.crt", conf)
     conf = re.sub(r"(?m)^keyfile .*$", f"keyfile {certs}/{broker_cert}.key", conf)
     conf = re.sub(r"(?m)^acl_file .*$", f"acl_file {acl}", conf)
-    conf = re.sub(r"(?m)^persistence_location .*$", f"persistence_location {pdir}/", conf)
-    conf = re.sub(r"(?m)^persistence true$", f"persistence {'true' if persistence else 'false'}", conf)
-    conf = re.sub(r"(?m)^log_dest syslog$", "log_dest stdout", conf)
-    path = write_file(os.path.join(workdir, f"{name}.conf"), conf)
+    on = "true" if persistence else "false"
+    conf = re.sub(r"(?m)^persistence true$", f"persistence {on}", conf)
+    confd = os.path.join(workdir, f"{name}.conf.d")
+    write_file(os.path.join(confd, "campus.conf"), conf)
+    os.chmod(confd, 0o755)
+    # Debian's stock file with the test's paths (its pid_file is left out: no /run/mosquitto here).
+    path = write_file(os.path.join(workdir, f"{name}.conf"),
+                      f"persistence {on}\npersistence_location {pdir}/\nlog_dest stdout\ninclude_dir {confd}\n")
     os.chmod(workdir, 0o755)
     return start_listening(name, ["mosquitto", "-c", path], workdir, port)
 

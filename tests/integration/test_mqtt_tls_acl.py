@@ -1,6 +1,8 @@
 """TLS refusals (wrong CA, wrong host, expired broker certificate, no client certificate) with
-the real agent, and the shipped county ACL: a school can neither publish into another school's
-subtree nor read it; the county reads everything and sends commands."""
+the real agent, and the shipped county broker config installed as docs/county.md says (a drop-in
+beside Debian's stock mosquitto.conf) with its ACL: a school can publish into its own subtree
+but neither publish into another school's subtree nor read it; the county reads everything and
+sends commands."""
 import os
 import subprocess
 import time
@@ -66,6 +68,21 @@ class MqttAcl(IntegrationTest):
         self.track(p)
         time.sleep(0.5)
         return p
+
+    def test_the_broker_installed_as_documented_accepts_a_school(self):
+        # docs/county.md: the shipped file is a drop-in beside Debian's stock mosquitto.conf,
+        # which sets persistence_location and log_dest itself; a drop-in setting them again
+        # stops Mosquitto from starting at all ("Duplicate persistence_location value").
+        with open(os.path.join(self.dir, "broker.conf")) as f:
+            main = f.read()
+        for directive in ("persistence true", "persistence_location ", "log_dest ", "include_dir "):
+            self.assertIn(directive, main, "the main file is like Debian's stock one")
+        county = county_subscriber(self.dir, self.broker.port, self.certs, persistent=False)
+        self.procs.append(county.proc)
+        own = f"campus/v1/{COUNTY}/school-a/report/fiber"
+        r = self.pub("school-a", own, '{"school": "a"}')
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        wait_until(lambda: any(m["topic"] == own for m in county.messages()), 5, what="school-a's message")
 
     def test_a_school_cannot_write_into_or_read_another_schools_subtree(self):
         county = county_subscriber(self.dir, self.broker.port, self.certs, persistent=False)

@@ -42,6 +42,22 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+UNIT = "/lib/systemd/system/campus-agent.service"
+CONFIG = "/etc/campus-agent/agent.toml"
+WANTS = "/etc/systemd/system/*.wants/campus-agent.service"
+
+
+def run_exec_condition():
+    """Runs the installed unit's ExecCondition= the way systemd would for the service: as the
+    campus-agent user and group, no new privileges (CI has no systemd as PID 1 to start it)."""
+    with open(UNIT) as f:
+        lines = [l for l in f.read().splitlines() if l.startswith("ExecCondition=")]
+    assert len(lines) == 1, f"one ExecCondition= in {UNIT}: {lines}"
+    argv = lines[0].split("=", 1)[1].split()
+    return sh("setpriv", "--reuid=campus-agent", "--regid=campus-agent", "--clear-groups", "--no-new-privs",
+              *argv, check=False)
+
+
 @unittest.skipUnless(os.geteuid() == 0, "installing a package needs root (CI runs as root)")
 @unittest.skipUnless(shutil.which("dpkg") and shutil.which("cpack"), "needs dpkg and cpack")
 class DebianPackage(unittest.TestCase):
@@ -68,12 +84,14 @@ class DebianPackage(unittest.TestCase):
 
         r = sh("dpkg", "-i", deb1)
         self.assertIn("enabled, but not started", r.stdout + r.stderr)
+        self.assertIn("not even at boot", r.stdout + r.stderr)
         self.assertEqual(installed_version(), "0.1.0")
 
         # Files, owners, modes, the user.
         for f in ("/usr/sbin/campus-agent", "/usr/lib/campus-agent/libcampus-core.so.0",
                   "/lib/systemd/system/campus-agent.service", "/usr/lib/sysusers.d/campus-agent.conf",
-                  "/usr/lib/tmpfiles.d/campus-agent.conf", "/usr/share/doc/campus-agent/README.md"):
+                  "/usr/lib/tmpfiles.d/campus-agent.conf", "/usr/share/doc/campus-agent/README.md",
+                  "/usr/share/doc/campus-agent/install.md", "/usr/bin/campusctl"):
             self.assertTrue(os.path.exists(f), f)
         user = pwd.getpwnam("campus-agent")
         self.assertIn(user.pw_shell, ("/usr/sbin/nologin", "/sbin/nologin"))
@@ -82,11 +100,16 @@ class DebianPackage(unittest.TestCase):
         self.assertEqual(data.st_uid, user.pw_uid)
         self.assertEqual(mode("/etc/campus-agent/agent.toml"), 0o640)
         self.assertEqual(grp.getgrgid(os.stat("/etc/campus-agent/agent.toml").st_gid).gr_name, "campus-agent")
+        # The config may name secret files: root writes it, only the agent's group reads it.
+        self.assertEqual(mode("/etc/campus-agent"), 0o750)
+        self.assertEqual(os.stat("/etc/campus-agent").st_uid, 0)
+        self.assertEqual(grp.getgrgid(os.stat("/etc/campus-agent").st_gid).gr_name, "campus-agent")
         self.assertTrue(os.path.islink("/etc/systemd/system/multi-user.target.wants/campus-agent.service"),
                         "the service is enabled")
 
         # The installed binaries work from their installed paths.
         self.assertIn("campus-agent 0.1.0", sh("/usr/sbin/campus-agent", "--version").stdout)
+        self.assertIn("status", sh("/usr/bin/campusctl", "--help").stdout)
         r = sh("/usr/sbin/campus-agent", "--check-config", "--config", "/etc/campus-agent/agent.toml")
         self.assertIn("OK", r.stdout)
         for plugin in glob.glob(os.path.join(BUILD, "plugins", "campus-*.so")):
@@ -94,12 +117,24 @@ class DebianPackage(unittest.TestCase):
             if name in ("campus-testaudit.so", "campus-badversion.so", "campus-nosymbol.so"):
                 continue
             self.assertTrue(os.path.exists(f"/usr/lib/campus-agent/plugins/{name}"), name)
-        r = sh("systemd-analyze", "verify", "/lib/systemd/system/campus-agent.service", check=False)
+        r = sh("systemd-analyze", "verify", UNIT, check=False)
         self.assertEqual(r.returncode, 0, r.stderr)
+
+        # Enabled, but the shipped default (valid as it is) must not start, not even at boot:
+        # the ExecCondition skips the start (exit 1, not a failure) and says what to do.
+        r = run_exec_condition()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        said = r.stdout + r.stderr
+        print(f"\nExecCondition with the shipped config: exit 1\n  {said.strip()}", flush=True)
+        for text in (f"{CONFIG} is still the shipped default", "Edit it",
+                     f"campus-agent --check-config --config {CONFIG}", "systemctl start campus-agent"):
+            self.assertIn(text, said)
 
         # Upgrade: the school's edits and data survive.
         with open("/etc/campus-agent/agent.toml", "a") as f:
             f.write("\n# edited by the school\n")
+        r = run_exec_condition()
+        self.assertEqual(r.returncode, 0, "an edited config starts: " + r.stdout + r.stderr)
         with open("/var/lib/campus-agent/agent.db", "w") as f:
             f.write("school data")
         sh("dpkg", "--force-confdef", "--force-confold", "-i", deb2)
@@ -108,6 +143,7 @@ class DebianPackage(unittest.TestCase):
             self.assertIn("# edited by the school", f.read())
         with open("/var/lib/campus-agent/agent.db") as f:
             self.assertEqual(f.read(), "school data")
+        self.assertEqual(run_exec_condition().returncode, 0, "the kept edited config still starts")
 
         # Remove keeps config, data and the user; purge removes them.
         sh("dpkg", "-r", PKG)
@@ -120,6 +156,9 @@ class DebianPackage(unittest.TestCase):
         self.assertFalse(os.path.exists("/var/lib/campus-agent"))
         with self.assertRaises(KeyError):
             pwd.getpwnam("campus-agent")
+        # Nothing of the enabled service is left behind: no enable symlink, no helper state.
+        self.assertEqual(glob.glob(WANTS), [])
+        self.assertEqual(glob.glob("/var/lib/systemd/deb-systemd-*/**/campus-agent*", recursive=True), [])
 
 
 if __name__ == "__main__":
