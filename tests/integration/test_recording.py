@@ -115,6 +115,10 @@ class RecordingAuditTest(harness.IntegrationTest):
             ["BADCRED", "", status_ok, onvif_ok, good, "missing.cred", "", ""],
         ]
         reg = self.register(rows)
+        # Line 25: a name that is not text (bytes neither UTF-8 nor GBK, so the file is read as
+        # UTF-8 and only this row is bad).
+        with open(reg, "ab") as fh:
+            fh.write(f"BADUTF,\xff\xfe,{status_ok},{onvif_ok},\"{good}\",recorder.cred,,\n".encode("latin-1"))
         t0 = time.monotonic()
         report = harness.run_recording_probe(reg, "--rtsp-timeout", "2s", "--http-timeout", "2s",
                                              "--max-rtsp-response", 262144)
@@ -156,20 +160,35 @@ class RecordingAuditTest(harness.IntegrationTest):
                unknown=["clock"])
         expect("BADXML", "noncompliant", ["recorder"], "GetSystemDateAndTime: HTTP 200, malformed XML")
         expect("DRIFT", "noncompliant", ["clock"], "exceeds 5s")
-        self.assertGreater(f["DRIFT"]["details"]["onvif"]["clock_drift_s"], 115)
-        # WS-Security with the wrong password: the device answers (clock known) but says NotAuthorized.
-        expect("NOTAUTH", "compliant", [])
+        drift = f["DRIFT"]["details"]["onvif"]
+        self.assertGreater(drift["clock_drift_s"], 115)
+        # The simulator refuses WS-Security tokens whose created is more than 5 s off its own
+        # clock: GetDeviceInformation succeeds only because created is corrected by the drift.
+        self.assertEqual(drift.get("model"), "LR-4000 Recorder", drift)
+        self.assertNotIn("info_error", drift)
+        self.assertEqual(drift["auth"], "ws-security")
+        # WS-Security with the wrong password: the device answers (clock known) but says
+        # NotAuthorized, so it could not be checked with the register's credentials.
+        expect("NOTAUTH", "unknown", [], "ONVIF " + onvif_ok + " refused the credentials in "
+               + os.path.join(self.dir, "wrong.cred") + " (GetDeviceInformation: SOAP fault ter:NotAuthorized",
+               "write the device's ONVIF user and password into", unknown=["onvif_credentials"])
         self.assertIn("ter:NotAuthorized", f["NOTAUTH"]["details"]["onvif"]["info_error"])
-        # Bad register rows: named by file:line and column, left out, the rest audited.
-        self.assertNotIn("BADROW", f)
-        self.assertNotIn("BADCRED", f)
+        # Bad register rows: named by file:line and column, the classroom reported unknown with
+        # the error (where, what, fix) as the reason, the rest audited.
+        expect("BADROW", "unknown", [], f"bad register row {reg}:23 column recorder_url: "
+               "\"ftp://x/\" must start with http:// or https:// (fix: ", unknown=["register"])
+        expect("BADCRED", "unknown", [], f"bad register row {reg}:24 column credentials: "
+               + os.path.join(self.dir, "missing.cred"), "(fix: ", unknown=["register"])
+        expect("BADUTF", "unknown", [], f"bad register row {reg}:25 column name: not valid UTF-8 text (fix: ",
+               unknown=["register"])
         errors = "\n".join(report["errors"])
         self.assertIn("classrooms.csv:23 column recorder_url: \"ftp://x/\" must start with http:// or https://", errors)
         self.assertIn("classrooms.csv:24 column credentials:", errors)
+        self.assertIn("classrooms.csv:25 column name: not valid UTF-8 text", errors)
         s = report["summary"]
-        self.assertEqual(s["classrooms"], 21)
-        self.assertEqual(s["register_errors"], 2)
-        self.assertEqual(s["compliant"] + s["noncompliant"] + s["unknown"], 21)
+        self.assertEqual(s["classrooms"], 24)
+        self.assertEqual(s["register_errors"], 3)
+        self.assertEqual(s["compliant"] + s["noncompliant"] + s["unknown"], 24)
 
     def test_cameras_by_host_name_are_resolved(self):
         # Cameras given by IP address skip the resolver (Asio would keep a thread for it for the

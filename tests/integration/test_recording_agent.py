@@ -82,8 +82,11 @@ http_timeout = "3s"
         line = next(json.loads(l) for l in r.stdout.splitlines() if l.startswith("{"))
         self.assertEqual(line["audit"], "recording")
         states = {f["subject"]: f["state"] for f in line["findings"]}
-        self.assertEqual(states, {"R1": "compliant", "R2": "compliant"}, line)
-        self.assertEqual(line["summary"]["compliant_ratio"], 1.0)
+        # The bad row is still reported: unknown, its register error as the reason.
+        self.assertEqual(states, {"R1": "compliant", "R2": "compliant", "BAD": "unknown"}, line)
+        bad = next(f for f in line["findings"] if f["subject"] == "BAD")
+        self.assertIn(f"bad register row {self.register}:4 column recorder_url: classroom BAD has neither", bad["reason"])
+        self.assertEqual(line["summary"]["compliant_ratio"], round(2 / 3, 4))
         self.assertEqual(line["summary"]["register_errors"], 1)
         self.assertTrue(any("classrooms.csv:4" in e for e in map(str, line["errors"])), line["errors"])
 

@@ -1,7 +1,9 @@
 // CSV registers a school exports from a spreadsheet (rooms, recording classrooms, calendar,
 // attendance). RFC 4180 quoting, UTF-8 with or without BOM, CRLF or LF. Rows are addressed by
 // header name, so column order is free. Bad rows are reported with file:line and column and
-// skipped; the rest of the file is still read.
+// skipped; the rest of the file is still read. A bad row's subject (its id) is kept when it can
+// be read, so a register can still report that room or classroom (as unknown, with the error)
+// instead of losing it.
 #pragma once
 #include <cstddef>
 #include <filesystem>
@@ -29,10 +31,20 @@ struct CsvRow {
   std::string where(std::string_view column = {}) const;
 };
 
+// A row that could not be read (bad UTF-8, more cells than the header, an unclosed quote).
+struct CsvBadRow {
+  std::string where;  // "rooms.csv:7": file and the line where the record starts
+  // The row's `id` cell (the first cell when the header has no `id`), trimmed; empty when that
+  // cell is empty or is itself what is bad (not UTF-8, swallowed by an unclosed quote).
+  std::string subject;
+  Error error;
+};
+
 struct CsvTable {
   std::vector<std::string> header;  // lower-cased, trimmed names
   std::vector<CsvRow> rows;         // only rows that parsed (valid UTF-8, balanced quotes)
-  Errors errors;                    // rows that did not, with file:line and why
+  Errors errors;                    // everything wrong with the file, with file:line and why
+  std::vector<CsvBadRow> bad_rows;  // the row-level errors among `errors`, with their subjects
 };
 
 enum class CsvEncoding { Utf8, Gbk };

@@ -159,25 +159,44 @@ CsvTable parse_csv(std::string_view text, const std::string& name, const std::ve
     }
   }
   if (!table.errors.empty()) return table;
+  // The subject of a bad row: its id cell when that cell itself is readable, so a register can
+  // still name the room it cannot read instead of losing it from the report.
+  auto id_at = static_cast<std::size_t>(
+      std::find(table.header.begin(), table.header.end(), "id") - table.header.begin());
+  if (id_at == table.header.size()) id_at = 0;
+  auto bad_row = [&](const Raw& rec, Error e, bool id_cell_swallowed) {
+    CsvBadRow bad{name + ":" + std::to_string(rec.line), {}, std::move(e)};
+    if (!id_cell_swallowed && id_at < rec.cells.size() && is_valid_utf8(rec.cells[id_at]))
+      bad.subject = trim(rec.cells[id_at]);
+    table.errors.push_back(bad.error);
+    table.bad_rows.push_back(std::move(bad));
+  };
   for (std::size_t k = 1; k < records.size(); ++k) {
     auto& rec = records[k];
     std::string where = name + ":" + std::to_string(rec.line);
-    if (!rec.error.empty()) { table.errors.push_back({where, rec.error, ""}); continue; }
+    if (!rec.error.empty()) {
+      // The open quote swallowed the rest of the file into the last cell: not a subject.
+      bad_row(rec, {where, rec.error, "close the quote, or double a \" inside a quoted cell (\"\")"},
+              id_at + 1 >= rec.cells.size());
+      continue;
+    }
     bool utf8_ok = true;
     for (std::size_t c = 0; c < rec.cells.size(); ++c) {
       if (!is_valid_utf8(rec.cells[c])) {
         std::string col = c < table.header.size() ? table.header[c] : std::to_string(c + 1);
-        table.errors.push_back({where + " column " + col, "not valid UTF-8 text",
-                                "save the file as \"CSV UTF-8\" in the spreadsheet program"});
+        bad_row(rec, {where + " column " + col, "not valid UTF-8 text",
+                      "save the file as \"CSV UTF-8\" in the spreadsheet program"},
+                false);
         utf8_ok = false;
         break;
       }
     }
     if (!utf8_ok) continue;
     if (rec.cells.size() > table.header.size()) {
-      table.errors.push_back({where, "the row has " + std::to_string(rec.cells.size()) + " cells but the header has " +
-                                         std::to_string(table.header.size()),
-                              "quote cells that contain commas"});
+      bad_row(rec, {where, "the row has " + std::to_string(rec.cells.size()) + " cells but the header has " +
+                               std::to_string(table.header.size()),
+                    "quote cells that contain commas"},
+              false);
       continue;
     }
     CsvRow row;

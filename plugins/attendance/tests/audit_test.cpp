@@ -330,6 +330,23 @@ TEST_F(AttendanceAuditTest, GbkCsvWithChineseHeadersIsConverted) {
   EXPECT_TRUE(fs::exists(dir.path / "spool/done/gbk.csv"));
 }
 
+TEST_F(AttendanceAuditTest, Utf8CsvWithBomIsImportedAndMovedToDone) {
+  // Excel's "CSV UTF-8" starts the file with a BOM (EF BB BF) before the header: without
+  // skipping it the first column would be "\xEF\xBB\xBFstudent_id", not student_id.
+  std::string csv = std::string("\xEF\xBB\xBF") + kHeader +
+                    "S1,三年级二班,3,2026-11-02,absent,no,张三\r\n"
+                    "S2,三年级二班,3,2026-11-02,present,no,李四\r\n";
+  dir.write("spool/bom.csv", csv);
+  AuditReport r = run("2026-11-02");
+  EXPECT_TRUE(r.input_errors.empty()) << r.input_errors[0].message();
+  EXPECT_EQ(r.summary["imports"]["rows_rejected"], 0) << r.summary.dump();
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "absent 三年级二班");
+  EXPECT_EQ(stored(store, "S2", "2026-11-02"), "present 三年级二班");
+  EXPECT_TRUE(fs::exists(dir.path / "spool/done/bom.csv"));
+  EXPECT_FALSE(fs::exists(dir.path / "spool/rejected/bom.csv"));
+  EXPECT_FALSE(fs::exists(dir.path / "spool/bom.csv"));
+}
+
 TEST_F(AttendanceAuditTest, FileThatIsNeitherUtf8NorGbkIsRejectedWithTheFix) {
   dir.write("spool/bad.csv", std::string(kHeader) + "S1,\xff\xfe\xff,3,2026-11-02,absent,no,\n");
   AuditReport r = run("2026-11-02");

@@ -36,6 +36,10 @@ struct FiberSettings {
 // The built-in profile directory: the installed one, or the source tree's in a build tree.
 std::filesystem::path builtin_profile_dir();
 
+// [audits.fiber] of agent.toml (every key is in README "Options"); bad values are the
+// reader's errors. profile_dirs: the built-in directory, then `profiles_dir` when given.
+FiberSettings read_fiber_settings(TableReader& r);
+
 // What the probes found, by room and switch, ready to classify.
 struct Observations {
   std::vector<SwitchStatus> switches;             // same order as Registers::switches

@@ -9,31 +9,8 @@ namespace campus::fiber {
 class FiberAudit : public AuditPlugin {
  public:
   void configure(TableReader& r, const PluginEnv& env) override {
-    FiberSettings s;
-    auto rooms = r.optional_path("rooms", true);
-    if (rooms) s.rooms_file = *rooms;
-    else if (!r.has("rooms")) r.error("rooms", "missing: the room register (CSV)", "rooms = \"rooms.csv\"");
-    auto switches = r.optional_path("switches", true);
-    if (switches) s.switches_file = *switches;
-    else if (!r.has("switches")) r.error("switches", "missing: the switch list (CSV)", "switches = \"switches.csv\"");
-    s.community = r.secret_file("community_file", false);
-    s.profile_dirs.push_back(builtin_profile_dir());
-    if (auto extra = r.optional_path("profiles_dir", true)) s.profile_dirs.push_back(*extra);
-    s.default_profile = r.string("default_profile", "generic");
-    s.limits.min_speed_mbps = r.integer("min_speed_mbps", 1000, 1, 10'000'000);
-    s.limits.rx_min_dbm = r.number("rx_min_dbm", -20.0, -60.0, 20.0);
-    s.limits.rx_max_dbm = r.number("rx_max_dbm", -1.0, -60.0, 20.0);
-    if (s.limits.rx_min_dbm >= s.limits.rx_max_dbm)
-      r.error("rx_max_dbm", "must be above rx_min_dbm", "e.g. rx_min_dbm = -20, rx_max_dbm = -1");
-    s.limits.rx_margin_db = r.number("rx_margin_db", 3.0, 0.0, 20.0);
-    s.limits.flap_window = r.duration("flap_window", std::chrono::minutes(15));
-    s.snmp_timeout = r.duration("snmp_timeout", Millis(1000), Millis(50), Millis(60000));
-    s.snmp_retries = static_cast<int>(r.integer("snmp_retries", 1, 0, 10));
-    s.snmp_max_repetitions = static_cast<int>(r.integer("snmp_max_repetitions", 10, 1, 200));
-    s.endpoint_timeout = r.duration("endpoint_timeout", Millis(2000), Millis(50), Millis(60000));
-    s.max_parallel_probes = static_cast<int>(r.integer("max_parallel_probes", 256, 1, 10000));
+    FiberSettings s = read_fiber_settings(r);
     r.finish();
-    s.read_secret = [](const std::filesystem::path& f) { return read_secret_file(f); };
     init_netsnmp();
     log_ = env.log;
     std::lock_guard lock(mu_);

@@ -29,6 +29,41 @@ std::string fmt_seconds(double v) {
   return b;
 }
 
+// The classroom's state from its checks: noncompliant when one failed, else unknown when one
+// could not be checked, else compliant; the reason joins those checks' reasons.
+Finding verdict(const std::string& subject, const std::vector<Check>& checks, Json details) {
+  Finding f;
+  f.subject = subject;
+  Json checks_json = Json::object();
+  std::vector<std::string> failed, unknown;
+  std::string fail_reason, unknown_reason;
+  for (const auto& k : checks) {
+    checks_json[k.name] = k.reason.empty() ? Json{{"status", k.status}} : Json{{"status", k.status}, {"reason", k.reason}};
+    if (k.status == "fail") {
+      failed.push_back(k.name);
+      fail_reason += (fail_reason.empty() ? "" : "; ") + k.reason;
+    } else if (k.status == "unknown") {
+      unknown.push_back(k.name);
+      unknown_reason += (unknown_reason.empty() ? "" : "; ") + k.reason;
+    }
+  }
+  if (!failed.empty()) {
+    f.state = "noncompliant";
+    f.reason = fail_reason;
+  } else if (!unknown.empty()) {
+    f.state = "unknown";
+    f.reason = unknown_reason;
+  } else {
+    f.state = "compliant";
+  }
+  details["compliant"] = f.state == "compliant";
+  details["failed_checks"] = failed;
+  details["unknown_checks"] = unknown;
+  details["checks"] = checks_json;
+  f.details = std::move(details);
+  return f;
+}
+
 }  // namespace
 
 Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation& o, const RecordingSettings& s) {
@@ -36,6 +71,13 @@ Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation&
   int min_cameras = c.min_cameras.value_or(s.min_cameras);
   Json details = Json::object();
   details["name"] = c.name;
+  // A bad register row is not probed: what it would be checked against is not known.
+  if (!c.invalid.empty()) {
+    details["register_row"] = c.where;
+    details["live_cameras"] = 0;
+    details["min_cameras"] = min_cameras;
+    return verdict(c.id, {{"register", "unknown", c.invalid}}, std::move(details));
+  }
 
   // The recorder answers (status URL and/or ONVIF device service).
   {
@@ -122,45 +164,28 @@ Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation&
     }
     checks.push_back(k);
   }
+  // The register's credentials, refused by the device (ONVIF NotAuthorized, or HTTP 401 after
+  // Digest): nothing is known to be broken, but the device could not be checked as the
+  // register says it can be, so the classroom is not reported healthy.
+  if (!c.onvif_url.empty() && o.onvif && o.onvif->info_unauthorized) {
+    std::string file = c.credentials_file.empty() ? std::string("the credentials file") : c.credentials_file.string();
+    checks.push_back({"onvif_credentials", "unknown",
+                      "ONVIF " + c.onvif_url + " refused the credentials in " + file + " (" + o.onvif->info_error +
+                          "): write the device's ONVIF user and password into " + file + " as username:password"});
+  }
 
-  Finding f;
-  f.subject = c.id;
-  Json checks_json = Json::object();
-  std::vector<std::string> failed, unknown;
-  std::string fail_reason, unknown_reason;
-  for (const auto& k : checks) {
-    checks_json[k.name] = k.reason.empty() ? Json{{"status", k.status}} : Json{{"status", k.status}, {"reason", k.reason}};
-    if (k.status == "fail") {
-      failed.push_back(k.name);
-      fail_reason += (fail_reason.empty() ? "" : "; ") + k.reason;
-    } else if (k.status == "unknown") {
-      unknown.push_back(k.name);
-      unknown_reason += (unknown_reason.empty() ? "" : "; ") + k.reason;
-    }
-  }
-  if (!failed.empty()) {
-    f.state = "noncompliant";
-    f.reason = fail_reason;
-  } else if (!unknown.empty()) {
-    f.state = "unknown";
-    f.reason = unknown_reason;
-  } else {
-    f.state = "compliant";
-  }
-  details["compliant"] = f.state == "compliant";
-  details["failed_checks"] = failed;
-  details["unknown_checks"] = unknown;
-  details["checks"] = checks_json;
-  details["live_cameras"] = live;
-  details["min_cameras"] = min_cameras;
-  details["streams"] = streams;
+  Finding f = verdict(c.id, checks, std::move(details));
+  Json& d = f.details;
+  d["live_cameras"] = live;
+  d["min_cameras"] = min_cameras;
+  d["streams"] = streams;
   if (o.recorder) {
     Json r = {{"url", c.recorder_url}, {"answered", o.recorder->answered}};
     if (!o.recorder->error.empty()) r["error"] = o.recorder->error;
     if (o.recorder->recording) r["recording"] = *o.recorder->recording;
     if (o.recorder->free_percent) r["storage_free_percent"] = std::round(*o.recorder->free_percent * 10) / 10;
     if (!o.recorder->raw_fields.empty()) r["fields"] = o.recorder->raw_fields;
-    details["recorder"] = r;
+    d["recorder"] = r;
   }
   if (o.onvif) {
     Json v = {{"url", c.onvif_url}, {"reachable", o.onvif->reachable}};
@@ -174,9 +199,8 @@ Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation&
       v["auth"] = o.onvif->auth_used;
     }
     if (!o.onvif->info_error.empty()) v["info_error"] = o.onvif->info_error;
-    details["onvif"] = v;
+    d["onvif"] = v;
   }
-  f.details = std::move(details);
   return f;
 }
 
@@ -212,6 +236,7 @@ class Run final : public RecordingRun, public std::enable_shared_from_this<Run> 
     observations_.resize(classrooms_.size());
     for (std::size_t i = 0; i < classrooms_.size(); ++i) {
       const auto& c = classrooms_[i];
+      if (!c.invalid.empty()) continue;  // reported unknown with its register error, not probed
       observations_[i].streams.resize(c.streams.size());
       pending_ += c.streams.size() + (c.recorder_url.empty() ? 0 : 1) + (c.onvif_url.empty() ? 0 : 1);
     }
@@ -222,6 +247,7 @@ class Run final : public RecordingRun, public std::enable_shared_from_this<Run> 
     auto self = shared_from_this();
     for (std::size_t i = 0; i < classrooms_.size(); ++i) {
       const auto& c = classrooms_[i];
+      if (!c.invalid.empty()) continue;
       if (!c.recorder_url.empty()) fetch_recorder(i);
       if (!c.onvif_url.empty()) {
         OnvifTarget t;

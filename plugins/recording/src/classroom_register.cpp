@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <map>
 #include <set>
 
 namespace campus::recording {
@@ -97,79 +98,99 @@ std::optional<Credentials> parse_credentials(const std::string& text) {
 std::vector<RecordingClassroom> parse_register(const CsvTable& table, const std::filesystem::path& base_dir,
                                                const SecretReader& read_secret, Errors& errors) {
   std::vector<RecordingClassroom> out;
-  std::set<std::string> ids;
+  std::map<std::string, std::size_t> index;  // id -> out position
   for (const auto& e : table.errors) errors.push_back(e);
-  auto credentials_from = [&](const CsvRow& row, const std::string& column, bool& bad) -> std::optional<Credentials> {
+  // An error of classroom `c`: listed with the others, and the classroom's reason.
+  auto bad = [&](RecordingClassroom& c, Error e) {
+    c.invalid += (c.invalid.empty() ? "bad register row " : "; ") + e.message();
+    errors.push_back(std::move(e));
+  };
+  auto credentials_from = [&](RecordingClassroom& c, const CsvRow& row, const std::string& column,
+                              std::filesystem::path* path) -> std::optional<Credentials> {
     std::string file = trim(row.get(column));
     if (file.empty()) return std::nullopt;
     std::filesystem::path p(file);
     if (p.is_relative()) p = base_dir / p;
+    if (path) *path = p;
     auto secret = read_secret(p);
     if (!secret.ok()) {
-      errors.push_back(Error{row.where(column), secret.error().message(), {}});
-      bad = true;
+      bad(c, Error{row.where(column), secret.error().where + ": " + secret.error().what,
+                   secret.error().fix.empty() ? "create the file with one line username:password (chmod 600), or fix the path"
+                                              : secret.error().fix});
       return std::nullopt;
     }
-    auto c = parse_credentials(*secret);
-    if (!c) {
-      errors.push_back(Error{row.where(column), "credentials file " + p.string() + " must hold one line username:password", {}});
-      bad = true;
-    }
-    return c;
+    auto cred = parse_credentials(*secret);
+    if (!cred) bad(c, Error{row.where(column), "credentials file " + p.string() + " must hold one line username:password",
+                            "write the device's user and password as username:password"});
+    return cred;
   };
   for (const auto& row : table.rows) {
     RecordingClassroom c;
     c.where = row.where();
     c.id = trim(row.get("id"));
     c.name = trim(row.get("name"));
-    bool bad = false;
     if (c.id.empty()) {
-      errors.push_back(Error{row.where("id"), "classroom id is empty", {}});
+      // Nothing to name in the report: the error list is all there is.
+      errors.push_back(Error{row.where("id"), "classroom id is empty", "give every classroom an id"});
       continue;
     }
-    if (!ids.insert(c.id).second) {
-      errors.push_back(Error{row.where("id"), "classroom id \"" + c.id + "\" appears twice", "give every classroom its own id"});
+    if (auto it = index.find(c.id); it != index.end()) {
+      // Which of the two rows is right cannot be known: the first is not trusted either.
+      RecordingClassroom& first = out[it->second];
+      bad(first, Error{row.where("id"), "classroom id \"" + c.id + "\" appears twice (also at " + first.where + ")",
+                       "give every classroom its own id"});
       continue;
     }
     c.recorder_url = trim(row.get("recorder_url"));
     c.onvif_url = trim(row.get("onvif_url"));
     if (!c.recorder_url.empty()) {
-      if (auto why = check_url(c.recorder_url, {"http", "https"}); !why.empty()) {
-        errors.push_back(Error{row.where("recorder_url"), why, {}});
-        bad = true;
-      }
+      if (auto why = check_url(c.recorder_url, {"http", "https"}); !why.empty())
+        bad(c, Error{row.where("recorder_url"), why,
+                     "write the recorder's JSON status URL, e.g. http://10.0.1.10/api/status (credentials go in the credentials file)"});
     }
     if (!c.onvif_url.empty()) {
-      if (auto why = check_url(c.onvif_url, {"http", "https"}); !why.empty()) {
-        errors.push_back(Error{row.where("onvif_url"), why, {}});
-        bad = true;
-      }
+      if (auto why = check_url(c.onvif_url, {"http", "https"}); !why.empty())
+        bad(c, Error{row.where("onvif_url"), why,
+                     "write the ONVIF device service, e.g. http://10.0.1.10/onvif/device_service (credentials go in the credentials file)"});
     }
     if (c.recorder_url.empty() && c.onvif_url.empty()) {
-      errors.push_back(Error{row.where("recorder_url"), "classroom " + c.id + " has neither recorder_url nor onvif_url",
-                             "give the recorder's status URL, its ONVIF device service address, or both"});
-      bad = true;
+      bad(c, Error{row.where("recorder_url"), "classroom " + c.id + " has neither recorder_url nor onvif_url",
+                   "give the recorder's status URL, its ONVIF device service address, or both"});
     }
     std::string why;
     c.streams = parse_streams(row.get("streams"), why);
-    if (!why.empty()) {
-      errors.push_back(Error{row.where("streams"), why, {}});
-      bad = true;
-    }
-    c.credentials = credentials_from(row, "credentials", bad);
-    c.camera_credentials = credentials_from(row, "camera_credentials", bad);
+    if (!why.empty())
+      bad(c, Error{row.where("streams"), why,
+                   "write role=rtsp://ADDRESS[:PORT]/PATH separated by ';' (credentials go in camera_credentials)"});
+    c.credentials = credentials_from(c, row, "credentials", &c.credentials_file);
+    c.camera_credentials = credentials_from(c, row, "camera_credentials", nullptr);
     if (!c.camera_credentials) c.camera_credentials = c.credentials;
     if (std::string m = trim(row.get("min_cameras")); !m.empty()) {
       int n = 0;
       auto [p, ec] = std::from_chars(m.data(), m.data() + m.size(), n);
-      if (ec != std::errc() || p != m.data() + m.size() || n < 0 || n > 64) {
-        errors.push_back(Error{row.where("min_cameras"), "expected a whole number 0..64, got \"" + m + "\"", {}});
-        bad = true;
-      } else {
+      if (ec != std::errc() || p != m.data() + m.size() || n < 0 || n > 64)
+        bad(c, Error{row.where("min_cameras"), "expected a whole number 0..64, got \"" + m + "\"",
+                     "e.g. 2, or leave it empty for the audit's min_cameras"});
+      else
         c.min_cameras = n;
-      }
     }
-    if (!bad) out.push_back(std::move(c));
+    index[c.id] = out.size();
+    out.push_back(std::move(c));
+  }
+  // Rows the CSV reader could not read (bad UTF-8, too many cells) but whose id it could.
+  for (const auto& b : table.bad_rows) {
+    if (b.subject.empty()) continue;
+    if (auto it = index.find(b.subject); it != index.end()) {
+      RecordingClassroom& other = out[it->second];
+      other.invalid += (other.invalid.empty() ? "bad register row " : "; ") + b.error.message();
+      continue;
+    }
+    RecordingClassroom c;
+    c.id = b.subject;
+    c.where = b.where;
+    c.invalid = "bad register row " + b.error.message();
+    index[c.id] = out.size();
+    out.push_back(std::move(c));
   }
   return out;
 }

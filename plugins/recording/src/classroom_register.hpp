@@ -35,7 +35,11 @@ struct RecordingClassroom {
   std::optional<Credentials> credentials;         // recorder + ONVIF
   std::optional<Credentials> camera_credentials;  // RTSP (defaults to credentials)
   std::optional<int> min_cameras;                 // overrides the audit's default
+  std::filesystem::path credentials_file;         // where `credentials` came from (for reasons)
   std::string where;                              // "classrooms.csv:4"
+  // Non-empty: the row is bad (every error of the row, "where: what (fix: ...)", joined by
+  // "; "). The classroom is not probed and is reported unknown with this as the reason.
+  std::string invalid;
 };
 
 using SecretReader = std::function<Result<std::string>(const std::filesystem::path&)>;
@@ -45,7 +49,9 @@ std::vector<StreamSpec> parse_streams(const std::string& cell, std::string& erro
 // "user:password" -> Credentials; nullopt when there is no ':' or no user.
 std::optional<Credentials> parse_credentials(const std::string& text);
 
-// Reads the register. Bad rows are reported with file:line and column and skipped.
+// Reads the register. Every problem is an Error with file:line and column in `errors`; a bad
+// row whose id can be read is still returned, marked `invalid`, so the report names it
+// (unknown) instead of losing it. A duplicated id marks the first row with it invalid too.
 std::vector<RecordingClassroom> parse_register(const CsvTable& table, const std::filesystem::path& base_dir,
                                                const SecretReader& read_secret, Errors& errors);
 std::vector<RecordingClassroom> load_register(const std::filesystem::path& file, const SecretReader& read_secret,

@@ -136,3 +136,38 @@ TEST(Summary, TotalsAndRatio) {
   EXPECT_DOUBLE_EQ(s["compliant_ratio"].get<double>(), 0.5);
   EXPECT_TRUE(summarize({}, 0)["compliant_ratio"].is_null());
 }
+
+TEST(Judge, BadRegisterRowIsUnknownWithTheErrorAsReason) {
+  auto c = room();
+  c.where = "classrooms.csv:23";
+  c.invalid = "bad register row classrooms.csv:23 column recorder_url: \"ftp://x/\" must start with http:// or https://"
+              " (fix: write the recorder's JSON status URL)";
+  auto f = judge_classroom(c, {}, {});
+  EXPECT_EQ(f.state, "unknown");
+  EXPECT_EQ(f.reason, c.invalid);
+  EXPECT_EQ(f.details["unknown_checks"], Json({"register"}));
+  EXPECT_EQ(f.details["register_row"], "classrooms.csv:23");
+  EXPECT_EQ(f.details["compliant"], false);
+  EXPECT_EQ(summarize({f}, 1)["unknown"], 1);
+}
+
+TEST(Judge, OnvifRefusingTheRegisterCredentialsIsUnknownNamingTheFile) {
+  auto c = room();
+  c.credentials_file = "/etc/campus-agent/r101.cred";
+  auto o = healthy();
+  o.onvif->info_unauthorized = true;
+  o.onvif->info_error = "GetDeviceInformation: SOAP fault ter:NotAuthorized: Sender not Authorized";
+  auto f = judge_classroom(c, o, {});
+  EXPECT_EQ(f.state, "unknown");
+  EXPECT_EQ(f.details["unknown_checks"], Json({"onvif_credentials"}));
+  EXPECT_NE(f.reason.find("refused the credentials in /etc/campus-agent/r101.cred (GetDeviceInformation: SOAP fault "
+                          "ter:NotAuthorized"),
+            std::string::npos)
+      << f.reason;
+  EXPECT_NE(f.reason.find("write the device's ONVIF user and password into /etc/campus-agent/r101.cred"), std::string::npos)
+      << f.reason;
+  // Another GetDeviceInformation problem (not about credentials) does not change the state.
+  o.onvif->info_unauthorized = false;
+  o.onvif->info_error = "GetDeviceInformation: reply is not a GetDeviceInformationResponse";
+  EXPECT_EQ(judge_classroom(c, o, {}).state, "compliant");
+}

@@ -41,7 +41,7 @@ TEST(Register, ReadsClassroomsWithStreamsCredentialsAndOverrides) {
   EXPECT_EQ(cs[0].min_cameras, 3);
 }
 
-TEST(Register, ReportsEachBadRowWithFileLineAndColumnAndKeepsTheRest) {
+TEST(Register, ReportsEachBadRowWithFileLineAndColumnAndKeepsItsClassroomAsInvalid) {
   Errors errors;
   auto cs = parse(
       "id,recorder_url,streams,credentials,min_cameras\n"
@@ -53,23 +53,60 @@ TEST(Register, ReportsEachBadRowWithFileLineAndColumnAndKeepsTheRest) {
       "B5,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,missing.cred,\n"
       "B6,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,bad.cred,\n"
       "B7,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,,two\n"
-      "OK1,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,,\n"
-      "B9,ftp://127.0.0.1/s,rtsp://127.0.0.1/t,,\n",
+      "OK2,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,,\n"
+      "B9,ftp://127.0.0.1/s,rtsp://127.0.0.1/t,,\n"
+      ",http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,,\n"
+      "OK2,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t,,\n",
       errors);
-  ASSERT_EQ(cs.size(), 1u);
-  EXPECT_EQ(cs[0].id, "OK1");
   std::vector<std::string> m;
-  for (auto& e : errors) m.push_back(e.message());
-  ASSERT_GE(m.size(), 9u);
+  for (auto& e : errors) m.push_back(e.where + ": " + e.what);
+  ASSERT_EQ(m.size(), 11u);
   EXPECT_EQ(m[0], "rec.csv:3 column streams: stream teacher: \"http://127.0.0.1/t\" must start with rtsp://");
-  EXPECT_TRUE(m[1].starts_with("rec.csv:4 column recorder_url: classroom B2 has neither recorder_url nor onvif_url")) << m[1];
+  EXPECT_EQ(m[1], "rec.csv:4 column recorder_url: classroom B2 has neither recorder_url nor onvif_url");
   EXPECT_EQ(m[2], "rec.csv:5 column streams: stream teacher: credentials inside the URL are not allowed");
   EXPECT_EQ(m[3], "rec.csv:6 column streams: stream role \"teacher\" appears twice");
   EXPECT_TRUE(m[4].starts_with("rec.csv:7 column credentials: /etc/campus/missing.cred: cannot open")) << m[4];
   EXPECT_EQ(m[5], "rec.csv:8 column credentials: credentials file /etc/campus/bad.cred must hold one line username:password");
   EXPECT_EQ(m[6], "rec.csv:9 column min_cameras: expected a whole number 0..64, got \"two\"");
-  EXPECT_TRUE(m[7].starts_with("rec.csv:10 column id: classroom id \"OK1\" appears twice")) << m[7];
-  EXPECT_TRUE(m[8].starts_with("rec.csv:11 column recorder_url")) << m[8];
+  EXPECT_EQ(m[7], "rec.csv:11 column recorder_url: \"ftp://127.0.0.1/s\" must start with http:// or https://");
+  EXPECT_EQ(m[8], "rec.csv:11 column streams: stream \"rtsp://127.0.0.1/t\" has no role: expected role=rtsp://...");
+  EXPECT_EQ(m[9], "rec.csv:12 column id: classroom id is empty");
+  EXPECT_EQ(m[10], "rec.csv:13 column id: classroom id \"OK2\" appears twice (also at rec.csv:10)");
+  for (const auto& e : errors) EXPECT_FALSE(e.fix.empty()) << e.message();
+
+  // Every classroom with an id stays, the bad ones marked invalid with their errors (where,
+  // what and fix) as the reason; the row without an id cannot be named.
+  std::vector<std::string> ids;
+  for (const auto& c : cs) ids.push_back(c.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"OK1", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "OK2", "B9"}));
+  EXPECT_TRUE(cs[0].invalid.empty());
+  for (std::size_t i = 1; i < 8; ++i) EXPECT_TRUE(cs[i].invalid.starts_with("bad register row rec.csv:")) << cs[i].invalid;
+  EXPECT_EQ(cs[1].invalid, "bad register row " + errors[0].message());
+  EXPECT_EQ(cs[9].invalid, "bad register row " + errors[7].message() + "; " + errors[8].message());
+  EXPECT_EQ(cs[8].invalid, "bad register row " + errors[10].message()) << "a duplicated id is not trusted";
+  EXPECT_NE(cs[5].invalid.find("(fix: "), std::string::npos) << cs[5].invalid;
+}
+
+TEST(Register, UnreadableCsvRowWithAReadableIdIsKeptAsInvalid) {
+  Errors errors;
+  auto cs = parse(
+      "id,name,recorder_url,streams\n"
+      "R1,ok,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t\n"
+      "R2,\xff,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t\n"
+      "R3,a,b,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t\n"
+      "R1,\xfe,http://127.0.0.1/s,teacher=rtsp://127.0.0.1/t\n",
+      errors);
+  ASSERT_EQ(errors.size(), 3u);
+  ASSERT_EQ(cs.size(), 3u);
+  EXPECT_EQ(cs[0].id, "R1");
+  EXPECT_EQ(cs[0].invalid, "bad register row " + errors[2].message()) << "the unreadable row also claims R1";
+  EXPECT_EQ(cs[1].id, "R2");
+  EXPECT_EQ(cs[1].where, "rec.csv:3");
+  EXPECT_EQ(cs[1].invalid,
+            "bad register row rec.csv:3 column name: not valid UTF-8 text (fix: save the file as \"CSV UTF-8\" in the "
+            "spreadsheet program)");
+  EXPECT_EQ(cs[2].id, "R3");
+  EXPECT_NE(cs[2].invalid.find("rec.csv:4: the row has 5 cells but the header has 4"), std::string::npos) << cs[2].invalid;
 }
 
 TEST(Register, MissingRequiredColumnIsOneError) {
