@@ -1,6 +1,7 @@
 """Delivery of the real campus-agent to the shipped county broker config over mTLS: every seq in
 order and schema-valid, broker outages, SIGKILL at random moments, the will, clean stops,
 health. The county side is mosquitto_sub logged in with the county certificate."""
+import json
 import os
 import random
 import signal
@@ -97,6 +98,27 @@ class MqttDelivery(IntegrationTest):
         flip.stop()
         last = self.wait_delivered(40)
         self.assert_complete(last)
+
+    def test_a_stop_during_a_commit_waits_for_it_and_the_offline_state_counts_it(self):
+        """SIGTERM while a big report is being committed: the commit completes (nothing accepted
+        is lost) and the agent's own offline state counts it (Store::last_seq waits for it)."""
+        big = os.path.join(self.dir, "findings-fiber.json")
+        with open(big, "w") as f:  # a report the store needs most of a second to commit
+            json.dump({"findings": [{"subject": f"R{i}", "state": "covered", "details": {"port": i}}
+                                    for i in range(100000)]}, f)
+        conf = agent_config(self.dir, SCHOOL, self.broker.port, self.certs, audits=("fiber",), interval="1h")
+        with open(conf, "a") as f:
+            f.write('input_error = "handing the report to the store"\n')  # logged just before the commit
+        agent = self.start_agent(conf)
+        agent.wait_for_output("handing the report to the store", timeout=60)
+        agent.kill(signal.SIGTERM)
+        self.assertEqual(agent.wait(30), 0, agent.output())
+        self.assertEqual(self.last_seq(), 1, agent.output())
+        wait_until(lambda: states(self.county.messages(), SCHOOL)[-1]["payload"]["body"]["online"] is False, 10,
+                   what="offline state")
+        offline = states(self.county.messages(), SCHOOL)[-1]["payload"]["body"]
+        self.assertEqual((offline["reason"], offline["last_seq"]), ("stopped", 1),
+                         "the offline state was sent before the report being stored was counted")
 
     def test_once_delivers_what_it_stored_or_keeps_it_and_exits_2(self):
         conf = agent_config(self.dir, SCHOOL, self.broker.port, self.certs, audits=("fiber", "recording"))

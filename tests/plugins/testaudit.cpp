@@ -6,6 +6,8 @@
 //   delay = "0s"                       # answer after this long
 //   never_answer = false               # never call done (deadline tests)
 //   summary_note = ""                  # copied into the summary
+//   input_error = ""                   # reported as an input error (the core logs it just before
+//                                      # it hands the report to the store: a test can time a signal)
 #include <fstream>
 #include <sstream>
 
@@ -21,6 +23,7 @@ class TestAudit : public campus::AuditPlugin {
     delay_ = r.duration("delay", campus::Millis(0));
     never_answer_ = r.boolean("never_answer", false);
     note_ = r.string("summary_note", "");
+    input_error_ = r.string("input_error", "");
     findings_file_ = r.optional_path("findings_file", false);
     r.finish();
   }
@@ -39,6 +42,7 @@ class TestAudit : public campus::AuditPlugin {
         doc = Json::object();
       }
     }
+    if (!input_error_.empty()) report.input_errors.push_back({"testaudit", input_error_, ""});
     report.summary = doc.value("summary", Json::object());
     report.summary["note"] = note_;
     for (const auto& f : doc.value("findings", Json::array()))
@@ -73,6 +77,7 @@ class TestAudit : public campus::AuditPlugin {
   campus::Millis delay_{0};
   bool never_answer_ = false;
   std::string note_;
+  std::string input_error_;
   std::optional<std::filesystem::path> findings_file_;
 };
 

@@ -116,6 +116,23 @@ TEST(Scheduler, LateAnswerAfterTheDeadlineIsDiscarded) {
   EXPECT_EQ(f.runs[0].status, AuditRun::Status::TimedOut);
 }
 
+// A run whose answer is still queued when the agent stops is not handed on to be stored: the
+// offline state the agent publishes next must count every report of the process (CI once saw a
+// report stored after it).
+TEST(Scheduler, AnAnswerArrivingAfterStopIsNotHandedOn) {
+  Fixture f;
+  auto p = std::make_shared<SlowAudit>(f.io, 0ms);
+  f.add(p, 1h, 0ms, 5s);
+  std::optional<AuditRun> waiter;
+  f.scheduler.run_now("slow", [&](const AuditRun& r) { waiter = r; });
+  ASSERT_EQ(p->started, 1);
+  f.scheduler.stop();  // the plugin's answer comes on the io_context afterwards
+  f.run_for(200ms);
+  EXPECT_TRUE(f.runs.empty()) << "a report reached the sink after stop()";
+  ASSERT_TRUE(waiter.has_value());
+  EXPECT_EQ(waiter->error, "the agent is stopping");
+}
+
 TEST(Scheduler, JitterStaysWithinItsBounds) {
   Fixture f;
   AuditSchedule s;

@@ -155,6 +155,14 @@ void Scheduler::begin(const std::shared_ptr<Job>& job) {
       asio::post(io_, [this, weak, id, report = std::move(report)]() mutable {
         auto job = weak.lock();
         if (!job) return;
+        if (stopped_) {
+          // The answer came after stop() (it was queued, or the plugin ignored the cancel):
+          // nothing is stored once the agent stops, so the offline state it sends counts every
+          // report of this process.
+          spdlog::info("audit {}: finished while the agent stops; the report is not stored (the next start audits "
+                       "again)", job->audit.schedule.name);
+          return;
+        }
         if (job->run_id != id || !job->stats.running) {
           spdlog::warn("audit {}: the plugin answered after its deadline; the late report is discarded",
                        job->audit.schedule.name);
