@@ -1,7 +1,9 @@
 """The real campus-agent binary: --version, --check-config, --dry-run, --once, daemon signals
 (SIGTERM stops cleanly, SIGHUP applies a good config and rejects a bad one)."""
+import glob
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -85,8 +87,6 @@ class AgentCore(IntegrationTest):
         """config/agent.toml is the reference of every key (set or commented out): each key a
         TableReader getter is asked for in the core or a plugin must appear there, a plugin's
         keys inside its own [audits.<plugin>...] part."""
-        import re
-        import glob
         with open(os.path.join(SOURCE, "config", "agent.toml")) as f:
             shipped = f.read()
         getter = re.compile(r'\.(?:string|optional_string|required_string|boolean|integer|number|duration|size|'

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -169,6 +170,22 @@ class PublisherTest : public ::testing::Test {
       out.push_back({line[0] == '1', line.substr(a + 1, b - a - 1), env});
     }
     return out;
+  }
+
+  // Publishes a health message built from the live store and publisher stats (with `audits`),
+  // then reads it back as a late county subscriber would: the last .../health message seen.
+  std::optional<Received> health_as_the_county_sees_it(std::map<std::string, AuditHealth> audits,
+                                                       std::size_t lines) {
+    HealthInputs in{store_->stats(), publisher_->stats(), std::move(audits), std::chrono::steady_clock::now() - 5s,
+                    std::chrono::system_clock::now(), "+08:00"};
+    publisher_->publish_health(health_body(in));
+    run_until([] { return false; }, 300ms);
+    subscribe("county");
+    wait_for_lines("county", lines);
+    std::optional<Received> health;
+    for (auto& m : received("county"))
+      if (m.topic.ends_with("/health")) health = std::move(m);
+    return health;
   }
 
   // Each commit is one report plus one event (the room's state flips every time; the first
@@ -363,23 +380,13 @@ TEST_F(PublisherTest, RefusedPublishIsRecordedAndLoggedOnceWithTheFix) {
   // Health with a backlog the broker refuses: the county sees the depth, the age of the oldest
   // unsent row and the refusals (what it needs to call the school about its certificate).
   run_until([] { return false; }, 1100ms);  // the oldest unsent row is now over a second old
-  HealthInputs in{store_->stats(), publisher_->stats(), {}, std::chrono::steady_clock::now() - 5s,
-                  std::chrono::system_clock::now(), "+08:00"};
-  publisher_->publish_health(health_body(in));
-  run_until([] { return false; }, 300ms);
-  subscribe("county");
-  wait_for_lines("county", 2);
-  bool seen = false;
-  for (const auto& m : received("county"))
-    if (m.topic.ends_with("/health")) {
-      const auto& b = m.env["body"];
-      seen = true;
-      EXPECT_EQ(b["outbox"]["depth"], 10) << b.dump();
-      EXPECT_GE(b["outbox"]["oldest_unsent_age_s"].get<double>(), 1.0) << b.dump();
-      EXPECT_GE(b["mqtt"]["refused"].get<int>(), 10) << b.dump();
-      EXPECT_EQ(b["mqtt"]["published"], 9) << b.dump();  // the events (the first report has none)
-    }
-  EXPECT_TRUE(seen) << slurp(dir_ / "county.out");
+  auto health = health_as_the_county_sees_it({}, 2);
+  ASSERT_TRUE(health.has_value()) << slurp(dir_ / "county.out");
+  const auto& b = health->env["body"];
+  EXPECT_EQ(b["outbox"]["depth"], 10) << b.dump();
+  EXPECT_GE(b["outbox"]["oldest_unsent_age_s"].get<double>(), 1.0) << b.dump();
+  EXPECT_GE(b["mqtt"]["refused"].get<int>(), 10) << b.dump();
+  EXPECT_EQ(b["mqtt"]["published"], 9) << b.dump();  // the events (the first report has none)
   stop_publisher();
 }
 
@@ -413,21 +420,15 @@ TEST_F(PublisherTest, HealthIsRetainedAndMatchesTheOutbox) {
   make_publisher();
   publisher_->start();
   ASSERT_TRUE(run_until([&] { return store_->stats().unsent == 0; }, 10s));
-  HealthInputs in{store_->stats(), publisher_->stats(), {}, std::chrono::steady_clock::now() - 5s,
-                  std::chrono::system_clock::now(), "+08:00"};
-  in.audits["fiber"] = AuditHealth{std::chrono::system_clock::now(), 1234ms, true, "", 1, 0};
-  publisher_->publish_health(health_body(in));
-  run_until([] { return false; }, 300ms);
-  subscribe("county");
-  wait_for_lines("county", 3);
+  auto health =
+      health_as_the_county_sees_it({{"fiber", AuditHealth{std::chrono::system_clock::now(), 1234ms, true, "", 1, 0}}}, 3);
   bool ok = false;
-  for (const auto& m : received("county"))
-    if (m.topic.ends_with("/health")) {
-      const auto& b = m.env["body"];
-      ok = m.retained && b["outbox"]["depth"] == 0 && b["outbox"]["last_seq"] == 9 && b["mqtt"]["published"] == 9 &&
-           b["uptime_s"].get<int>() >= 5 && b["rss_bytes"].get<std::uint64_t>() > 0 &&
-           b["audits"]["fiber"]["duration_ms"] == 1234;
-    }
+  if (health) {
+    const auto& b = health->env["body"];
+    ok = health->retained && b["outbox"]["depth"] == 0 && b["outbox"]["last_seq"] == 9 &&
+         b["mqtt"]["published"] == 9 && b["uptime_s"].get<int>() >= 5 && b["rss_bytes"].get<std::uint64_t>() > 0 &&
+         b["audits"]["fiber"]["duration_ms"] == 1234;
+  }
   EXPECT_TRUE(ok) << slurp(dir_ / "county.out");
   stop_publisher();
 }

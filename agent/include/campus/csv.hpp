@@ -65,4 +65,26 @@ CsvTable parse_csv(std::string_view text, const std::string& name,
 Result<CsvTable> read_csv_file(const std::filesystem::path& file,
                                const std::vector<std::string>& required = {});
 
+// For a register read from `table`: every bad row whose subject could be read keeps an entry,
+// marked invalid with the row's error (after `prefix`), so the report names it (unknown)
+// instead of losing it. An entry already listed under that id gets the error added to its
+// reason. Entry has string members `id`, `where` and `invalid`; `index` maps an id to its
+// position in `entries` and is kept up to date.
+template <class Entry>
+void keep_bad_rows(const CsvTable& table, std::string_view prefix, std::vector<Entry>& entries,
+                   std::map<std::string, std::size_t>& index) {
+  for (const auto& b : table.bad_rows) {
+    if (b.subject.empty()) continue;
+    auto [at, added] = index.try_emplace(b.subject, entries.size());
+    if (added) {
+      Entry e;
+      e.id = b.subject;
+      e.where = b.where;
+      entries.push_back(std::move(e));
+    }
+    Entry& e = entries[at->second];
+    e.invalid += (e.invalid.empty() ? std::string(prefix) : std::string("; ")) + b.error.message();
+  }
+}
+
 }  // namespace campus

@@ -168,20 +168,7 @@ Registers parse_registers(const CsvTable& rooms, const CsvTable& switches,
   }
   // Switch rows the CSV reader could not read: rooms on them are unknown with that reason
   // (their error is already in out.errors, from switches.errors).
-  for (const auto& b : switches.bad_rows) {
-    if (b.subject.empty()) continue;
-    if (auto it = switch_index.find(b.subject); it != switch_index.end()) {
-      Switch& other = out.switches[it->second];
-      if (other.invalid.empty()) other.invalid = b.error.message();
-      continue;
-    }
-    Switch sw;
-    sw.id = b.subject;
-    sw.where = b.where;
-    sw.invalid = b.error.message();
-    switch_index[sw.id] = out.switches.size();
-    out.switches.push_back(std::move(sw));
-  }
+  keep_bad_rows(switches, "", out.switches, switch_index);
 
   std::map<std::string, std::size_t> room_index;
   for (const auto& row : rooms.rows) {
@@ -238,21 +225,7 @@ Registers parse_registers(const CsvTable& rooms, const CsvTable& switches,
   }
   // Room rows the CSV reader could not read (bad UTF-8, too many cells) but whose id it could:
   // still reported, unknown with the error, so the room does not vanish from the coverage.
-  for (const auto& b : rooms.bad_rows) {
-    if (b.subject.empty()) continue;
-    std::string why = "bad register row " + b.error.message();
-    if (auto it = room_index.find(b.subject); it != room_index.end()) {
-      Room& other = out.rooms[it->second];
-      if (other.invalid.empty()) other.invalid = why;
-      continue;
-    }
-    Room room;
-    room.id = b.subject;
-    room.where = b.where;
-    room.invalid = why;
-    room_index[room.id] = out.rooms.size();
-    out.rooms.push_back(std::move(room));
-  }
+  keep_bad_rows(rooms, "bad register row ", out.rooms, room_index);
   return out;
 }
 

@@ -178,20 +178,7 @@ std::vector<RecordingClassroom> parse_register(const CsvTable& table, const std:
     out.push_back(std::move(c));
   }
   // Rows the CSV reader could not read (bad UTF-8, too many cells) but whose id it could.
-  for (const auto& b : table.bad_rows) {
-    if (b.subject.empty()) continue;
-    if (auto it = index.find(b.subject); it != index.end()) {
-      RecordingClassroom& other = out[it->second];
-      other.invalid += (other.invalid.empty() ? "bad register row " : "; ") + b.error.message();
-      continue;
-    }
-    RecordingClassroom c;
-    c.id = b.subject;
-    c.where = b.where;
-    c.invalid = "bad register row " + b.error.message();
-    index[c.id] = out.size();
-    out.push_back(std::move(c));
-  }
+  keep_bad_rows(table, "bad register row ", out, index);
   return out;
 }
 
