@@ -427,6 +427,33 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
   };
   prune_tick();
 
+  // The last step of a stop. Reports already handed to the store thread are committed first:
+  // the offline state's last_seq must count them, and a commit still queued there (not yet
+  // holding the store) would otherwise land after it (CI saw last_seq 68 with 74 stored).
+  asio::steady_timer commits_timer(rt.io_);
+  bool finished = false;
+  auto finish_stop = [&] {
+    if (finished) return;
+    finished = true;
+    commits_timer.cancel();
+    if (rt.publisher_) rt.publisher_->stop(Millis(5000), [&] { rt.io_.stop(); });
+    else rt.io_.stop();
+  };
+  auto finish_after_commits = [&] {
+    if (rt.commits_in_flight_ == 0) return finish_stop();
+    rt.log_->info("waiting for {} report(s) being stored", rt.commits_in_flight_);
+    rt.on_commit_done_ = [&] {
+      if (rt.commits_in_flight_ == 0) finish_stop();
+    };
+    // A store stuck on a dead disk must not hold the stop forever (systemd would kill us).
+    commits_timer.expires_after(std::chrono::seconds(10));
+    commits_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      rt.log_->warn("stopping with {} report(s) still being stored", rt.commits_in_flight_);
+      finish_stop();
+    });
+  };
+
   bool stopping = false;
   asio::signal_set signals(rt.io_, SIGTERM, SIGINT, SIGHUP);
   std::function<void()> wait_signal = [&] {
@@ -470,8 +497,7 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
       health_timer.cancel();
       prune_timer.cancel();
       signals.cancel();
-      if (rt.publisher_) rt.publisher_->stop(Millis(5000), [&] { rt.io_.stop(); });
-      else rt.io_.stop();
+      finish_after_commits();
     });
   };
   wait_signal();

@@ -32,7 +32,7 @@ struct MqttConfig {
   Millis keep_alive{30000};
   Millis session_expiry{std::chrono::hours(24 * 7)};
   Millis connect_timeout{10000};
-  int inflight_window = 100;          // clamped to the broker's Receive Maximum (Mosquitto default 20)
+  int inflight_window = 20;           // clamped to the broker's Receive Maximum (Mosquitto default 20)
   Millis reconnect_min{1000};
   Millis reconnect_max{300000};
   Millis health_interval{60000};
