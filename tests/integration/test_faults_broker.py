@@ -70,7 +70,10 @@ class BrokerFlapping(IntegrationTest):
         except AssertionError as e:
             self.fail(f"{e}: {unsent()} unsent; the agent's log ends with:\n{agent.output()[-4000:]}")
         last = int(sqlite_scalar(db, "SELECT coalesce(max(seq), 0) FROM outbox"))
-        wait_until(lambda: delivery_report(county.messages())["last"] >= last, 30, what=f"seq {last} at the county")
+        # The county's own client (mosquitto_sub, persistent session) reconnects by itself after
+        # the last restart and then gets what queued for it: under a loaded 2-core CI machine
+        # that took over 30 s once (ci9), so it gets 90 s; the assertions below are unchanged.
+        wait_until(lambda: delivery_report(county.messages())["last"] >= last, 90, what=f"seq {last} at the county")
         msgs = county.messages()
         r = delivery_report(msgs)
         self.assertEqual(r["gaps"], [], "seqs missing at the county")
