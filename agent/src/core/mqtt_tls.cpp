@@ -14,6 +14,7 @@
 #include <cstring>
 #include <memory>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -202,5 +203,7 @@ int set_nodelay_on_sockets_to(const std::string& host, unsigned short port) {
   ::closedir(dir);
   return set;
 }
+
+void keep_openssl_until_exit() { OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr); }
 
 }  // namespace campus

@@ -26,6 +26,17 @@ std::string diagnose_tls(const TlsProbe& probe);
 // use_identity_as_username gives this agent.
 std::string certificate_cn(const std::filesystem::path& cert_file);
 
+// Makes OpenSSL skip its atexit cleanup (OPENSSL_INIT_NO_ATEXIT); call it first thing in main,
+// before anything touches OpenSSL (only the first initialisation of the process decides; later
+// calls change nothing, so the MQTT clients call it too, as a fallback for tests).
+// Why: Paho C's send and receive threads are detached. MQTTAsync_destroy waits until they say
+// "stopped", but each thread's OpenSSL thread-local destructor runs after that, as the thread
+// ends. If main has returned meanwhile, OpenSSL's atexit handler has freed what that destructor
+// reads: campusctl died with SIGSEGV in libcrypto at exit (CI's ASan stage, 2 of 3 schools'
+// requests in one run; TSan reported the same teardown as a race). The memory is the OS's to
+// reclaim at exit anyway; nothing of ours depends on that cleanup.
+void keep_openssl_until_exit();
+
 // Sets TCP_NODELAY on this process's TCP sockets connected to host:port (Paho C never does,
 // and Nagle + delayed ACK add ~40-90 ms to a request/reply). Returns how many were set.
 int set_nodelay_on_sockets_to(const std::string& host, unsigned short port);

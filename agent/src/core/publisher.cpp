@@ -138,6 +138,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     // Paho's default is 100 queued messages even while connected (-12 past it): our window
     // bounds what we queue, plus the replies, health and birth around it.
     create.set_max_buffered_messages(std::max(1000, config_.inflight_window * 4));
+    keep_openssl_until_exit();
     client_ = std::make_unique<mqtt::async_client>(uri, client_id_, create);
     auto self = weak_from_this();
     client_->set_connection_lost_handler([this, self](const std::string& cause) {

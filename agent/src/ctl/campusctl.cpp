@@ -15,6 +15,7 @@
 #include "campus/units.hpp"
 #include "core/config.hpp"
 #include "core/envelope.hpp"
+#include "core/mqtt_tls.hpp"
 #include "core/store.hpp"
 #include "ctl/county_client.hpp"
 #include "ctl/county_view.hpp"
@@ -314,6 +315,7 @@ int local_case_update(const Options& o, const std::string& id, const std::string
 int main(int argc, char** argv) {
   using namespace campus;
   using namespace campus::ctl;
+  keep_openssl_until_exit();  // first: see mqtt_tls.hpp (campusctl crashed at exit without it)
   spdlog::set_level(spdlog::level::warn);
   CLI::App app{"campusctl: the county's and the school's view of campus-agent"};
   app.require_subcommand(1);

@@ -150,6 +150,7 @@ Result<std::unique_ptr<CountyClient>> CountyClient::connect(const CtlConfig& con
   mqtt::create_options create(MQTTVERSION_5);
   create.set_send_while_disconnected(false);
   create.set_max_buffered_messages(10000);
+  keep_openssl_until_exit();
   try {
     impl->client = std::make_unique<mqtt::async_client>(where, id, create);
     impl->client->start_consuming();

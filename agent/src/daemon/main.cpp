@@ -9,6 +9,7 @@
 #include "core/config.hpp"
 #include "core/envelope.hpp"
 #include "core/logging.hpp"
+#include "core/mqtt_tls.hpp"
 #include "core/plugin_host.hpp"
 
 #ifndef CAMPUS_DEFAULT_PLUGIN_DIR
@@ -16,6 +17,7 @@
 #endif
 
 int main(int argc, char** argv) {
+  campus::keep_openssl_until_exit();  // first, before any OpenSSL use: see mqtt_tls.hpp
   // At most 2 malloc arenas instead of glibc's 8 per core: each thread that allocates would
   // otherwise keep an arena of its own, with its own free pages, for the daemon's whole life
   // (docs/performance.md, Footprint).
