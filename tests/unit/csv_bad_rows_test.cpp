@@ -54,6 +54,38 @@ TEST(CsvBadRows, AnUnclosedQuoteKeepsTheIdOnlyWhenTheQuoteIsNotInIt) {
   EXPECT_EQ(swallowed.bad_rows[0].subject, "");
 }
 
+TEST(CsvBadRows, AStrayQuoteCostsOneRowNotTheRowsBelowIt) {
+  // Before: the quote on line 3 took every line below it into its cell, and those rows
+  // vanished without an error of their own.
+  auto t = parse_csv("id,name\r\nA,ok\r\nB,\"Room 1\r\nC,x\r\n\r\nD,y\r\n", "r.csv");
+  ASSERT_EQ(t.bad_rows.size(), 1u);
+  EXPECT_EQ(t.bad_rows[0].subject, "B");
+  EXPECT_EQ(t.bad_rows[0].error.where, "r.csv:3");
+  EXPECT_NE(t.bad_rows[0].error.what.find("opened on line 3 is never closed"), std::string::npos)
+      << t.bad_rows[0].error.what;
+  ASSERT_EQ(t.rows.size(), 3u);
+  EXPECT_EQ(t.rows[1].get("id"), "C");
+  EXPECT_EQ(t.rows[1].line, 4u);
+  EXPECT_EQ(t.rows[2].get("id"), "D");
+  EXPECT_EQ(t.rows[2].line, 6u);
+}
+
+TEST(CsvBadRows, AQuotedCellOverSeveralLinesIsStillOneCell) {
+  auto t = parse_csv("id,name\nA,\"two\nlines, quoted\"\nB,x\n", "r.csv");
+  EXPECT_TRUE(t.errors.empty());
+  ASSERT_EQ(t.rows.size(), 2u);
+  EXPECT_EQ(t.rows[0].get("name"), "two\nlines, quoted");
+  EXPECT_EQ(t.rows[1].line, 4u);
+}
+
+TEST(CsvBadRows, AnUnclosedQuoteInTheHeaderIsAFileError) {
+  auto t = parse_csv("id,\"name\nA,x\n", "r.csv");
+  ASSERT_EQ(t.errors.size(), 1u);
+  EXPECT_EQ(t.errors[0].where, "r.csv:1 (header)");
+  EXPECT_TRUE(t.rows.empty());
+  EXPECT_TRUE(t.bad_rows.empty());
+}
+
 TEST(CsvBadRows, HeaderErrorsAreNotRowErrors) {
   auto t = parse_csv("id,name\nA,b\n", "r.csv", {"id", "type"});
   EXPECT_EQ(t.errors.size(), 1u);

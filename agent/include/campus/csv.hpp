@@ -35,7 +35,7 @@ struct CsvRow {
 struct CsvBadRow {
   std::string where;  // "rooms.csv:7": file and the line where the record starts
   // The row's `id` cell (the first cell when the header has no `id`), trimmed; empty when that
-  // cell is empty or is itself what is bad (not UTF-8, swallowed by an unclosed quote).
+  // cell is empty or is itself what is bad (not UTF-8, the cell an unclosed quote opened).
   std::string subject;
   Error error;
 };
@@ -46,6 +46,15 @@ struct CsvTable {
   Errors errors;                    // everything wrong with the file, with file:line and why
   std::vector<CsvBadRow> bad_rows;  // the row-level errors among `errors`, with their subjects
 };
+
+// A file that ends inside a quoted cell has a stray quote, not a cell spanning the rest of the
+// file: every CSV reader here ends that record with the line the quote opened on, reports it with
+// these words, and reads the lines after it as rows of their own.
+inline std::string csv_unclosed_quote(std::size_t quote_line) {
+  return "a quoted cell opened on line " + std::to_string(quote_line) +
+         " is never closed (missing \"); the lines after it were read as rows of their own";
+}
+inline constexpr std::string_view kCsvUnclosedQuoteFix = "close the quote, or double a \" inside a quoted cell (\"\")";
 
 enum class CsvEncoding { Utf8, Gbk };
 

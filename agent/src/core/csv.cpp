@@ -118,6 +118,7 @@ CsvTable parse_csv(std::string_view text, const std::string& name, const std::ve
     Raw rec{line, {}, {}};
     std::string cell;
     bool in_quotes = false, end = false;
+    std::size_t quote_at = 0, quote_line = 0;  // where the open quoted cell began
     while (i < text.size() && !end) {
       char c = text[i];
       if (in_quotes) {
@@ -130,7 +131,7 @@ CsvTable parse_csv(std::string_view text, const std::string& name, const std::ve
         }
         ++i;
       } else if (c == '"' && cell.empty()) {
-        in_quotes = true; ++i;
+        in_quotes = true; quote_at = i; quote_line = line; ++i;
       } else if (c == ',') {
         rec.cells.push_back(std::move(cell)); cell.clear(); ++i;
       } else if (c == '\r' || c == '\n') {
@@ -140,13 +141,25 @@ CsvTable parse_csv(std::string_view text, const std::string& name, const std::ve
         cell += c; ++i;
       }
     }
-    if (in_quotes) rec.error = "a quoted cell is never closed (missing \")";
+    if (in_quotes) {
+      // One typo costs one row, not every row below it (csv_unclosed_quote in csv.hpp).
+      std::size_t eol = text.find('\n', quote_at);
+      i = eol == std::string_view::npos ? text.size() : eol + 1;
+      line = quote_line + 1;
+      cell.assign(text.substr(quote_at + 1, (eol == std::string_view::npos ? text.size() : eol) - quote_at - 1));
+      rec.error = csv_unclosed_quote(quote_line);
+    }
     rec.cells.push_back(std::move(cell));
     bool blank = rec.cells.size() == 1 && trim(rec.cells[0]).empty();
     if (!blank || !rec.error.empty()) records.push_back(std::move(rec));
   }
   if (records.empty()) {
     table.errors.push_back({name, "the file is empty: expected a header line", "export the register with its header row"});
+    return table;
+  }
+  if (!records[0].error.empty()) {
+    table.errors.push_back({name + ":" + std::to_string(records[0].line) + " (header)", records[0].error,
+                            std::string(kCsvUnclosedQuoteFix)});
     return table;
   }
   for (auto& h : records[0].cells) table.header.push_back(lower(trim(h)));
@@ -175,9 +188,8 @@ CsvTable parse_csv(std::string_view text, const std::string& name, const std::ve
     auto& rec = records[k];
     std::string where = name + ":" + std::to_string(rec.line);
     if (!rec.error.empty()) {
-      // The open quote swallowed the rest of the file into the last cell: not a subject.
-      bad_row(rec, {where, rec.error, "close the quote, or double a \" inside a quoted cell (\"\")"},
-              id_at + 1 >= rec.cells.size());
+      // The id cell is readable unless it is the unclosed cell itself (the last one).
+      bad_row(rec, {where, rec.error, std::string(kCsvUnclosedQuoteFix)}, id_at + 1 >= rec.cells.size());
       continue;
     }
     bool utf8_ok = true;

@@ -113,11 +113,20 @@ class CsvScanner {
       bool end = false;
       while (!end) {
         if (pos_ < text_.size() && text_[pos_] == '"' ) {
+          const std::size_t quote_line = line_;
           ++pos_;
           std::size_t start = pos_;
           bool escaped = false;
           for (;;) {
-            if (pos_ >= text_.size()) { error = "a quoted cell is never closed (missing \")"; break; }
+            if (pos_ >= text_.size()) {
+              // A stray quote: the record ends with the line it opened on; the lines after it
+              // are read again as rows of their own (campus/csv.hpp, csv_unclosed_quote).
+              error = campus::csv_unclosed_quote(quote_line);
+              std::size_t eol = text_.find('\n', start);
+              pos_ = eol == std::string_view::npos ? text_.size() : eol + 1;
+              line_ = quote_line + 1;
+              return true;
+            }
             char c = text_[pos_];
             if (c == '"') {
               if (pos_ + 1 < text_.size() && text_[pos_ + 1] == '"') { escaped = true; pos_ += 2; continue; }
@@ -143,7 +152,6 @@ class CsvScanner {
           } else {
             cells.push_back(trim(raw));
           }
-          if (!error.empty()) return true;
         } else {
           std::size_t start = pos_;
           while (pos_ < text_.size() && text_[pos_] != ',' && text_[pos_] != '\n' && text_[pos_] != '\r') ++pos_;
@@ -179,7 +187,10 @@ CsvImportResult import_text(std::string_view text, const std::string& name, cons
   std::size_t line = 0;
   std::string error;
   if (!scan.next(cells, line, error) || !error.empty()) {
-    result.errors.push_back({name, "the file is empty: expected a header line", "export the file with its header row"});
+    if (!error.empty())
+      result.errors.push_back({name + ":" + std::to_string(line) + " (header)", error, std::string(campus::kCsvUnclosedQuoteFix)});
+    else
+      result.errors.push_back({name, "the file is empty: expected a header line", "export the file with its header row"});
     result.fatal = true;
     return result;
   }
@@ -212,7 +223,7 @@ CsvImportResult import_text(std::string_view text, const std::string& name, cons
     ++result.rows;
     auto where = [&] { return name + ":" + std::to_string(line); };
     if (!error.empty()) {
-      result.errors.push_back({where(), error, ""});
+      result.errors.push_back({where(), error, std::string(campus::kCsvUnclosedQuoteFix)});
       continue;
     }
     if (cells.size() > header.size()) {

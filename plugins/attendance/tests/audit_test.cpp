@@ -257,6 +257,25 @@ TEST_F(AttendanceAuditTest, HalfBadCsvImportsGoodRowsAndRejectsTheFileWithLines)
   for (const auto& e : r.input_errors) EXPECT_EQ(e.message().find("110101201001011234"), std::string::npos);
 }
 
+TEST_F(AttendanceAuditTest, AStrayQuoteCostsOneRowNotTheRowsBelowIt) {
+  std::string csv = kHeader;
+  csv += "S1,3-2,3,2026-11-02,absent,no,\n";    // line 2 good
+  csv += "S5,\"3-2,3,2026-11-02,present,no,\n";  // line 3: a quote opened and never closed
+  csv += "S6,3-2,3,2026-11-02,absent,no,\n";    // line 4 good
+  csv += "S7,3-2,3,2026-11-02,present,no,\n";   // line 5 good
+  dir.write("spool/stray.csv", csv);
+  AuditReport r = run("2026-11-02");
+  EXPECT_EQ(r.summary["imports"]["rows_imported"], 3);
+  EXPECT_EQ(writes(r, kMonthRecordKind), 3);
+  EXPECT_EQ(r.summary["imports"]["files_rejected"][0], "stray.csv");
+  std::ifstream in(dir.path / "spool/rejected/stray.csv.error");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("stray.csv:3"), std::string::npos) << text;
+  EXPECT_NE(text.find("opened on line 3 is never closed"), std::string::npos) << text;
+  EXPECT_NE(text.find("close the quote"), std::string::npos) << text;
+  EXPECT_EQ(text.find("stray.csv:4"), std::string::npos) << text;
+}
+
 TEST_F(AttendanceAuditTest, NationalIdColumnIsDroppedAndNamesOnlyWithPublishNames) {
   std::string csv = "student_id,class,grade,date,status,leave_approved,name,id_card\n";
   for (const char* d : {"2026-11-02", "2026-11-03", "2026-11-04"})
