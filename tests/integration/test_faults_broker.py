@@ -68,7 +68,12 @@ class BrokerFlapping(IntegrationTest):
         try:
             wait_until(lambda: unsent() == "0", 120, interval=0.2, what="the outbox to drain")
         except AssertionError as e:
-            self.fail(f"{e}: {unsent()} unsent; the agent's log ends with:\n{agent.output()[-4000:]}")
+            # The broker's side too: why it closed the agent's connections (CI's loop, ci8 and
+            # session 4, left no broker log to read).
+            with open(brokers[-1].log_path, encoding="utf-8", errors="replace") as f:
+                broker_tail = f.read()[-3000:]
+            self.fail(f"{e}: {unsent()} unsent; the agent's log ends with:\n{agent.output()[-4000:]}\n"
+                      f"the last broker's log ends with:\n{broker_tail}")
         last = int(sqlite_scalar(db, "SELECT coalesce(max(seq), 0) FROM outbox"))
         # The county's own client (mosquitto_sub, persistent session) reconnects by itself after
         # the last restart and then gets what queued for it: under a loaded 2-core CI machine

@@ -5,6 +5,7 @@
 #include "core/publisher.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <deque>
@@ -294,9 +295,23 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     std::string will_payload = envelope(who_, "state", std::chrono::system_clock::now(), will_body).dump();
 
     auto keep_alive = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(config_.keep_alive).count());
+    // A session that cannot survive its first seconds, kCleanStartAfter times in a row, is
+    // given up for a clean one. CI saw the agent loop for minutes on a broker that had stayed
+    // up: accepted, closed within 2 ms, again and again, each time before anything was sent,
+    // while a resumed session replays what it holds (Paho C resends its unacknowledged
+    // publishes, whose payloads it may have freed: upstream #1592, docs/reliability.md; the
+    // broker redelivers the queued copies of our own wills). A clean start drops both: Paho
+    // empties its in-flight list and the broker the session's queue. Nothing of ours is lost
+    // (every unacknowledged row is sent again from the store); county requests queued for the
+    // old session are, and the county's tools retry on timeout.
+    const bool clean_start = short_lived_ >= kCleanStartAfter;
+    if (clean_start)
+      log_->warn("mqtt: the last {} connections were closed by the broker within {} s of connecting: "
+                 "starting a clean session (unacknowledged messages are resent from the store)",
+                 short_lived_, kShortLived.count());
     auto builder = mqtt::connect_options_builder()
                        .mqtt_version(MQTTVERSION_5)  // before clean_start (DEPENDENCIES.md)
-                       .clean_start(false)
+                       .clean_start(clean_start)
                        .keep_alive_interval(std::chrono::seconds(keep_alive))
                        .connect_timeout(std::chrono::seconds(std::max<std::int64_t>(
                            1, std::chrono::duration_cast<std::chrono::seconds>(config_.connect_timeout).count())))
@@ -338,6 +353,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     ever_connected_ = true;
     session_ = session;
     stats_.session = session;
+    connected_at_ = std::chrono::steady_clock::now();
     backoff_step_ = 0;
     last_failure_.clear();
     window_ = std::max(1, config_.inflight_window);
@@ -395,6 +411,12 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     if (stopping_) {
       finish_stop();
       return;
+    }
+    if (std::chrono::steady_clock::now() - connected_at_ < kShortLived) {
+      ++short_lived_;
+      backoff_step_ = std::max(backoff_step_, short_lived_);  // such a connection is no success to reset the backoff
+    } else {
+      short_lived_ = 0;
     }
     schedule_reconnect();
   }
@@ -704,6 +726,11 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   bool started_ = false, connected_ = false, ever_connected_ = false, stopping_ = false, stop_finished_ = false;
   bool pumping_ = false, flush_scheduled_ = false, retry_scheduled_ = false, diagnosing_ = false;
   int backoff_step_ = 0;
+  // Connections in a row that the broker closed within kShortLived of accepting them.
+  static constexpr auto kShortLived = std::chrono::seconds(2);
+  static constexpr int kCleanStartAfter = 3;
+  int short_lived_ = 0;
+  std::chrono::steady_clock::time_point connected_at_{};
   int window_ = 20;
   static constexpr int kReserve = 2;
   int ephemeral_inflight_ = 0;
