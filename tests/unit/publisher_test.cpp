@@ -414,6 +414,48 @@ TEST_F(PublisherTest, StaleWillFromAnOlderSessionTriggersAFreshBirth) {
   stop_publisher();
 }
 
+TEST_F(PublisherTest, ABurstOfStaleWillsGetsOneBirthNotOneEach) {
+  start_broker("");
+  make_publisher();
+  publisher_->start();
+  ASSERT_TRUE(run_until([&] { return publisher_->stats().connected; }, 10s));
+  run_until([] { return false; }, 300ms);
+  const auto session = publisher_->stats().session;
+  subscribe("county");
+  // Ten wills of older sessions in one burst (one mosquitto_pub, one line each), as a resumed
+  // session delivers the wills queued for it.
+  std::string lines;
+  for (int k = 1; k <= 10; ++k)
+    lines += envelope(kWho, "state", std::chrono::system_clock::now(),
+                      {{"online", false}, {"session", session - k}, {"last_seq", 0}, {"reason", "will"}})
+                 .dump() +
+             "\n";
+  std::ofstream(dir_ / "wills.txt") << lines;
+  Child pub({"sh", "-c",
+             "mosquitto_pub -V mqttv5 -h 127.0.0.1 -p " + std::to_string(port_) +
+                 " -q 1 -t campus/v1/zhenkang/nansan/state -l < " + (dir_ / "wills.txt").string()},
+            dir_ / "pub.log");
+  auto births = [&] {
+    int n = 0;
+    for (const auto& m : received("county"))
+      if (m.topic.ends_with("/state") && !m.retained && m.env["body"]["online"] == true) ++n;
+    return n;
+  };
+  run_until([&] { return births() >= 1; }, 10s);
+  run_until([] { return false; }, 1000ms);  // any further birth would have followed by now
+  EXPECT_EQ(births(), 1) << slurp(dir_ / "county.out");
+  // And the county ends with this session online: the birth came after the last stale will.
+  std::vector<Json> states;
+  for (const auto& m : received("county"))
+    if (m.topic.ends_with("/state")) states.push_back(m.env["body"]);
+  ASSERT_EQ(states.size(), 12u) << slurp(dir_ / "county.out");  // retained birth, 10 wills, 1 birth
+  EXPECT_EQ(states.back()["online"], true);
+  EXPECT_EQ(states.back()["session"], session);
+  EXPECT_NE(log_text_.str().find("re-publishing birth after 10 stale offline state(s)"), std::string::npos)
+      << log_text_.str();
+  stop_publisher();
+}
+
 TEST_F(PublisherTest, HealthIsRetainedAndMatchesTheOutbox) {
   start_broker("");
   commit(5);

@@ -99,6 +99,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
         reconnect_timer_(io),
         flush_timer_(io),
         retry_timer_(io),
+        birth_timer_(io),
         rng_(std::random_device{}()),
         store_work_(asio::make_work_guard(store_io_)),
         store_thread_([this] { store_io_.run(); }) {
@@ -206,6 +207,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     stop_done_ = std::move(done);
     reconnect_timer_.cancel();
     retry_timer_.cancel();
+    cancel_birth();
     flush_acks();
     auto deadline = std::make_shared<asio::steady_timer>(io_, timeout);
     stop_deadline_ = deadline;
@@ -405,6 +407,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     inflight_.clear();
     pending_.clear();
     ephemeral_inflight_ = 0;
+    cancel_birth();  // the next connection publishes its own
     fail_copies();
     log_->warn("mqtt: connection to {}:{} lost{}{}; {} messages unsent", config_.host, config_.port,
                cause.empty() ? "" : ": ", cause, store_.stats().unsent);
@@ -514,7 +517,10 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   }
 
   // A will from an older session delivered after we reconnected would leave the county
-  // believing we are offline: answer it with a fresh birth.
+  // believing we are offline: answer it with a fresh birth. One birth for a burst: a resumed
+  // session can hold a queued will for every connection the broker lost (CI's flapping test saw
+  // 4 at one connect, each answered with a birth of its own, on top of the connect's birth), so
+  // the birth follows kBirthCoalesce after the first stale state, for all seen until then.
   void on_state_seen(const std::string& payload) {
     if (!connected_ || stopping_) return;
     Json env = Json::parse(payload, nullptr, false);
@@ -523,9 +529,26 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     if (body.value("online", true)) return;
     auto seen = body.value("session", std::int64_t{0});
     if (seen > session_) return;  // not ours to contradict
-    log_->info("mqtt: stale offline state (session {}) seen while connected in session {}: re-publishing birth", seen,
-               session_);
-    publish_birth();
+    log_->info("mqtt: stale offline state (session {}) seen while connected in session {}", seen, session_);
+    ++stale_seen_;
+    if (birth_scheduled_) return;
+    birth_scheduled_ = true;
+    birth_timer_.expires_after(kBirthCoalesce);
+    birth_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
+      auto s = self.lock();
+      if (ec || !s || !s->birth_scheduled_) return;
+      s->birth_scheduled_ = false;
+      if (!s->connected_ || s->stopping_) return;
+      s->log_->info("mqtt: re-publishing birth after {} stale offline state(s)", s->stale_seen_);
+      s->stale_seen_ = 0;
+      s->publish_birth();
+    });
+  }
+
+  void cancel_birth() {
+    birth_scheduled_ = false;
+    stale_seen_ = 0;
+    birth_timer_.cancel();
   }
 
   // ---- drain ----
@@ -714,7 +737,10 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   std::unique_ptr<Listener> listener_;  // declared before client_: outlives it
   std::unique_ptr<mqtt::async_client> client_;
 
-  asio::steady_timer reconnect_timer_, flush_timer_, retry_timer_;
+  asio::steady_timer reconnect_timer_, flush_timer_, retry_timer_, birth_timer_;
+  static constexpr auto kBirthCoalesce = std::chrono::milliseconds(200);
+  bool birth_scheduled_ = false;
+  int stale_seen_ = 0;
   std::mt19937_64 rng_;
   std::function<void(IncomingRequest)> request_handler_;
   std::map<std::int64_t, std::function<void(bool)>> copies_;  // resend copies awaiting PUBACK
