@@ -345,6 +345,14 @@ def proc_resources(pid):
     return rss, len(os.listdir(f"/proc/{pid}/fd")), threads
 
 
+def sanitizer_build():
+    """"tsan", "asan" or "" for the agent binary under test (the sanitizer runtime its code calls
+    into), known before it runs: tests that size their work by the machine use it."""
+    with open(agent_bin(), "rb") as f:
+        data = f.read()
+    return "tsan" if b"__tsan_init" in data else "asan" if b"__asan_init" in data else ""
+
+
 def under_sanitizer(pid):
     """True when the process runs with AddressSanitizer, whose quarantine keeps freed memory
     (up to 256 MiB) on purpose: its RSS grows without a leak, so RSS bounds do not apply."""
