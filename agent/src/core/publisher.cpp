@@ -298,12 +298,13 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
     auto keep_alive = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(config_.keep_alive).count());
     // A session that cannot survive its first seconds, kCleanStartAfter times in a row, is
-    // given up for a clean one. CI saw the agent loop for minutes on a broker that had stayed
-    // up: accepted, closed within 2 ms, again and again, each time before anything was sent,
-    // while a resumed session replays what it holds (Paho C resends its unacknowledged
-    // publishes, whose payloads it may have freed: upstream #1592, docs/reliability.md; the
-    // broker redelivers the queued copies of our own wills). A clean start drops both: Paho
-    // empties its in-flight list and the broker the session's queue. Nothing of ours is lost
+    // given up for a clean one. The flapping test (in CI, and locally) saw the agent loop for
+    // minutes on a broker that had stayed up: accepted, closed within 2 ms, again and again,
+    // before its subscribe went out. The suspect (not proven) is what a resumed session
+    // replays at once: Paho C resends its unacknowledged publishes, whose payloads it may have
+    // freed (upstream #1592, docs/reliability.md), and the broker redelivers the queued copies
+    // of our own wills. A clean start drops the broker's queue for us and, per MQTT 5, the
+    // client's in-flight state too. Nothing of ours is lost
     // (every unacknowledged row is sent again from the store); county requests queued for the
     // old session are, and the county's tools retry on timeout.
     const bool clean_start = short_lived_ >= kCleanStartAfter;
