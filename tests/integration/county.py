@@ -182,6 +182,22 @@ def reply_body_errors(body):
             for e in jsonschema.Draft202012Validator(schema).iter_errors(body)]
 
 
+def arrivals_around(messages, topic, later, earlier, width=4):
+    """Lines showing what the county got around a disorder: from `width` messages before the
+    first arrival of seq `later` on `topic` to `width` after the first arrival of `earlier`
+    (at most 40 lines), each with its index, topic tail, kind and seq, or `garbled`."""
+    def first(seq):
+        return next((i for i, m in enumerate(messages) if m["topic"] == topic and isinstance(m["payload"], dict)
+                     and m["payload"].get("seq") == seq), len(messages) - 1)
+    lo, hi = max(0, first(later) - width), min(len(messages), first(earlier) + width + 1)
+    lines = []
+    for i in range(lo, min(hi, lo + 40)):
+        m, p = messages[i], messages[i]["payload"]
+        what = f"{p.get('kind')} seq {p.get('seq')}" if isinstance(p, dict) else f"garbled {str(p)[:40]!r}"
+        lines.append(f"  #{i} {m['topic'].split('/', 3)[-1]}: {what}")
+    return "\n".join(lines)
+
+
 def delivery_report(messages):
     """Analyses report/event envelopes as the county would: returns a dict with
     seqs (set), last (max seq), gaps (missing seqs in 1..last), copies (extra deliveries),

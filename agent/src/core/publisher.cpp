@@ -1,7 +1,9 @@
 // The MQTT publisher: Paho C++ async_client (MQTT 5, TLS), the outbox drain, birth and will,
 // health and replies. Every piece of state lives on the io_context thread; Paho's callbacks
 // (on Paho's threads) only post to it. Paho's own buffering is off: the SQLite outbox is the
-// only buffer, and a row is marked sent only when its PUBACK arrived (DEPENDENCIES.md).
+// only buffer, and a row is marked sent only when its PUBACK arrived (DEPENDENCIES.md); every
+// connection attempt gets a fresh Paho client, so Paho never replays an earlier connection's
+// publishes (renew_client says why).
 #include "core/publisher.hpp"
 
 #include <algorithm>
@@ -130,30 +132,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     if (store_thread_.joinable()) store_thread_.join();
   }
 
-  void init() {
-    listener_ = std::make_unique<Listener>(io_, weak_from_this());
-    const std::string uri = (config_.insecure ? "tcp://" : "ssl://") + config_.host + ":" + std::to_string(config_.port);
-    mqtt::create_options create(MQTTVERSION_5);
-    create.set_send_while_disconnected(false);
-    create.set_delete_oldest_messages(false);
-    create.set_restore_messages(false);
-    // Paho's default is 100 queued messages even while connected (-12 past it): our window
-    // bounds what we queue, plus the replies, health and birth around it.
-    create.set_max_buffered_messages(std::max(1000, config_.inflight_window * 4));
-    keep_openssl_until_exit();
-    client_ = std::make_unique<mqtt::async_client>(uri, client_id_, create);
-    auto self = weak_from_this();
-    client_->set_connection_lost_handler([this, self](const std::string& cause) {
-      asio::post(io_, [self, cause] {
-        if (auto s = self.lock()) s->on_connection_lost(cause);
-      });
-    });
-    client_->set_message_callback([this, self](mqtt::const_message_ptr msg) {
-      asio::post(io_, [self, msg] {
-        if (auto s = self.lock()) s->on_message(msg);
-      });
-    });
-  }
+  void init() { listener_ = std::make_unique<Listener>(io_, weak_from_this()); }
 
   // ---- Publisher API (io thread) ----
   void start() {
@@ -300,13 +279,12 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     // A session that cannot survive its first seconds, kCleanStartAfter times in a row, is
     // given up for a clean one. The flapping test (in CI, and locally) saw the agent loop for
     // minutes on a broker that had stayed up: accepted, closed within 2 ms, again and again,
-    // before its subscribe went out. The suspect (not proven) is what a resumed session
-    // replays at once: Paho C resends its unacknowledged publishes, whose payloads it may have
-    // freed (upstream #1592, docs/reliability.md), and the broker redelivers the queued copies
-    // of our own wills. A clean start drops the broker's queue for us and, per MQTT 5, the
-    // client's in-flight state too. Nothing of ours is lost
-    // (every unacknowledged row is sent again from the store); county requests queued for the
-    // old session are, and the county's tools retry on timeout.
+    // before its subscribe went out. The suspects (not proven) were what a resumed session
+    // replays at once: Paho's resend of the last connection's publishes (gone since every
+    // attempt gets a fresh client, renew_client) and the broker's queued copies of our own
+    // wills, which a clean start drops. Nothing of ours is lost (every unacknowledged row is
+    // sent again from the store); county requests queued for the old session are, and the
+    // county's tools retry on timeout.
     const bool clean_start = short_lived_ >= kCleanStartAfter;
     if (clean_start)
       log_->warn("mqtt: the last {} connections were closed by the broker within {} s of connecting: "
@@ -340,10 +318,59 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     auto expiry = std::chrono::duration_cast<std::chrono::seconds>(config_.session_expiry).count();
     opts.set_properties(mqtt::properties{
         {mqtt::property::SESSION_EXPIRY_INTERVAL, static_cast<int32_t>(static_cast<uint32_t>(std::clamp<std::int64_t>(expiry, 0, 0xFFFFFFFF)))}});
+    renew_client();
     try {
       client_->connect(opts, pack(Ctx::Connect, attempt_session_), *listener_);
     } catch (const mqtt::exception& e) {
       on_connect_failed(attempt_session_, e.get_return_code(), e.get_reason_code());
+    }
+  }
+
+  // A fresh Paho client for every connection attempt, so that nothing of the last connection's
+  // in-flight state survives into the next. On a resumed session Paho C resends every publish
+  // the last connection left unacknowledged, right after the CONNACK and before anything of
+  // ours: in Paho C 1.3.12 those may be freed memory (upstream #1592, docs/reliability.md),
+  // reused by then for a later message, and CI's flapping test saw the county get a whole
+  // copy of seq 843 (sent under 841's packet) before 841 itself. The broker session (Clean
+  // Start 0, commands queued while away) belongs to the client id, not to Paho's object, so it
+  // survives; what the last connection left unacknowledged is resent from the store, in seq
+  // order, as new publishes (the outbox is the only buffer: DEPENDENCIES.md).
+  void renew_client() {
+    const std::string uri = (config_.insecure ? "tcp://" : "ssl://") + config_.host + ":" + std::to_string(config_.port);
+    mqtt::create_options create(MQTTVERSION_5);
+    create.set_send_while_disconnected(false);
+    create.set_delete_oldest_messages(false);
+    create.set_restore_messages(false);
+    // Paho's default is 100 queued messages even while connected (-12 past it): our window
+    // bounds what we queue, plus the replies, health and birth around it.
+    create.set_max_buffered_messages(std::max(1000, config_.inflight_window * 4));
+    keep_openssl_until_exit();
+    // The new client exists before the old one is destroyed: Paho C stops (and later restarts)
+    // its send and receive threads whenever its last client goes.
+    auto old = std::move(client_);
+    client_ = std::make_unique<mqtt::async_client>(uri, client_id_, create);
+    // Callbacks carry the attempt they belong to: a late one from an older client is ignored.
+    auto self = weak_from_this();
+    const std::int64_t attempt = attempt_session_;
+    client_->set_connection_lost_handler([this, self, attempt](const std::string& cause) {
+      asio::post(io_, [self, attempt, cause] {
+        if (auto s = self.lock(); s && attempt == s->attempt_session_) s->on_connection_lost(cause);
+      });
+    });
+    client_->set_message_callback([this, self](mqtt::const_message_ptr msg) {
+      asio::post(io_, [self, msg] {
+        if (auto s = self.lock()) s->on_message(msg);
+      });
+    });
+    if (old) {
+      // Only a client whose connection is over gets here (lost, failed, or Paho said
+      // disconnected). Its outstanding publishes fail into on_delivery_failed while
+      // connected_ is false: nothing is retried from them, the next connection resends.
+      try {
+        old->disable_callbacks();
+      } catch (const std::exception&) {
+      }
+      old.reset();
     }
   }
 
