@@ -158,7 +158,7 @@ class CountySubscriber:
 
     def messages(self):
         out = []
-        for line in self.proc.output().splitlines():
+        for line in complete_lines(self.proc.output()):  # a message still being written waits
             parts = line.split("\t", 2)
             if len(parts) != 3:
                 continue
@@ -247,12 +247,26 @@ RECORDING_SIM = os.path.join(SIM, "recording")
 
 
 def _ready_line(proc, timeout=20):
-    """Waits for the "READY ..." line a simulator prints and returns its words after READY."""
-    proc.wait_for_output("READY", timeout)
-    for line in proc.output().splitlines():
-        if line.startswith("READY"):
-            return line.split()[1:]
-    raise AssertionError(f"{proc.name} printed no READY line:\n{proc.output()}")
+    """Waits for the "READY ..." line a simulator prints and returns its words after READY.
+    Only a whole line counts: with PYTHONUNBUFFERED=1 (set on this machine, so in CI) print()
+    writes "READY", the port and the newline one by one, and a read between them once saw
+    "READY" alone (ci14: IndexError in start_recorder_sim)."""
+    def words():
+        for line in complete_lines(proc.output()):
+            if line.startswith("READY"):
+                return line.split()[1:]
+        return None
+    wait_until(lambda: words() is not None or not proc.alive(), timeout, what=f"{proc.name} to print its READY line")
+    found = words()
+    if found is None:
+        raise AssertionError(f"{proc.name} printed no READY line:\n{proc.output()}")
+    return found
+
+
+def complete_lines(text):
+    """The lines of a child's output that its writer has finished (a last line without its
+    newline may still be being written)."""
+    return text.split("\n")[:-1]
 
 
 def start_rtsp_camera(workdir, mounts, digest=None, basic=None, name="camera"):

@@ -15,8 +15,8 @@ import unittest
 import uuid
 
 from county import reply_body_errors, schema_errors
-from harness import (BIN, LOOPBACK, PLUGINS, Proc, agent_bin, make_certs, start_tls_mosquitto, tls_client_args,
-                     wait_until, write_file)
+from harness import (BIN, LOOPBACK, PLUGINS, Proc, agent_bin, complete_lines, make_certs, start_tls_mosquitto,
+                     tls_client_args, wait_until, write_file)
 
 COUNTY = "zhenkang"
 SCHOOLS = ["school-a", "school-b", "school-c"]
@@ -100,7 +100,7 @@ class Replies:
 
     def all(self):
         out = []
-        for line in self.proc.output().splitlines():
+        for line in complete_lines(self.proc.output()):
             parts = line.split("\t", 2)
             if len(parts) == 3:
                 try:
@@ -191,7 +191,7 @@ class CountyFixture(unittest.TestCase):
 
     def county_messages(self):
         out = []
-        for line in self.events.output().splitlines():
+        for line in complete_lines(self.events.output()):
             parts = line.split("\t", 2)
             if len(parts) == 3:
                 try:
