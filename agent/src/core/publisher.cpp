@@ -60,7 +60,7 @@ std::string paho_rc_text(int rc) {
     case -6: return "bad UTF-8 string";
     case -8: return "bad structure";
     case -9: return "bad QoS";
-    case -11: return "bad MQTT version";
+    case -11: return "operation incomplete (the client was closed first)";
     case -12: return "no more messages can be buffered";
     case -14: return "bad protocol in URI";
     case 3: return "server unavailable";
@@ -68,6 +68,17 @@ std::string paho_rc_text(int rc) {
     case 5: return "not authorized";
     default: return "Paho code " + std::to_string(rc);
   }
+}
+
+// Paho clients set aside for good (renew_client says why). Reachable from here until the
+// process ends, deliberately never destroyed; a mutex because tests run several publishers.
+struct ParkedClients {
+  std::mutex mu;
+  std::vector<std::unique_ptr<mqtt::async_client>> clients;
+};
+ParkedClients& parked_clients() {
+  static auto* parked = new ParkedClients;  // never freed: destroying a parked client is the bug
+  return *parked;
 }
 
 class MqttPublisher;
@@ -126,6 +137,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
         client_->disable_callbacks();
       } catch (const std::exception&) {
       }
+      if (client_tainted_) park(std::move(client_));
     }
     // Queued store work (mark_sent of the last acks) finishes before the store can go away.
     store_work_.reset();
@@ -212,6 +224,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
   // ---- results from Paho (io thread) ----
   void on_action(Ctx kind, std::int64_t value, bool ok, int rc, int reason, std::optional<int> receive_max) {
+    if (!ok && rc == MQTTASYNC_FAILURE && kind != Ctx::Connect && kind != Ctx::Subscribe && kind != Ctx::Disconnect)
+      note_failed_write();
     switch (kind) {
       case Ctx::Connect: return ok ? on_connected(value, receive_max) : on_connect_failed(value, rc, reason);
       case Ctx::Outbox: return ok ? on_delivered_batch({value}) : on_delivery_failed(value, rc, reason);
@@ -318,7 +332,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     auto expiry = std::chrono::duration_cast<std::chrono::seconds>(config_.session_expiry).count();
     opts.set_properties(mqtt::properties{
         {mqtt::property::SESSION_EXPIRY_INTERVAL, static_cast<int32_t>(static_cast<uint32_t>(std::clamp<std::int64_t>(expiry, 0, 0xFFFFFFFF)))}});
-    renew_client();
+    if (!client_ || client_had_connection_) renew_client();
     try {
       client_->connect(opts, pack(Ctx::Connect, attempt_session_), *listener_);
     } catch (const mqtt::exception& e) {
@@ -326,15 +340,25 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     }
   }
 
-  // A fresh Paho client for every connection attempt, so that nothing of the last connection's
+  // A fresh Paho client after every connection, so that nothing of the last connection's
   // in-flight state survives into the next. On a resumed session Paho C resends every publish
   // the last connection left unacknowledged, right after the CONNACK and before anything of
-  // ours: in Paho C 1.3.12 those may be freed memory (upstream #1592, docs/reliability.md),
-  // reused by then for a later message, and CI's flapping test saw the county get a whole
-  // copy of seq 843 (sent under 841's packet) before 841 itself. The broker session (Clean
-  // Start 0, commands queued while away) belongs to the client id, not to Paho's object, so it
-  // survives; what the last connection left unacknowledged is resent from the store, in seq
-  // order, as new publishes (the outbox is the only buffer: DEPENDENCIES.md).
+  // ours: in Paho C 1.3.12 those may be freed memory (below), reused by then for a later
+  // message, and CI's flapping test saw the county get a whole copy of seq 843 before 841
+  // itself. The broker session (Clean Start 0, commands queued while away) belongs to the
+  // client id, not to Paho's object, so it survives; what the last connection left
+  // unacknowledged is resent from the store, in seq order, as new publishes (the outbox is the
+  // only buffer: DEPENDENCIES.md). A client whose connects only failed has nothing in flight
+  // and is used again.
+  //
+  // The freed memory: when a publish's write fails (the socket died mid-send), Paho C fails
+  // the publish command with MQTTASYNC_FAILURE and frees its topic and payload, which the
+  // copy in its in-flight list still points to (upstream eclipse-paho/paho.mqtt.c #1621,
+  // #1592). Used again, such a client resends that freed memory; destroyed, it frees it a
+  // second time (the agent died of that in 2 of about 30 flapping runs when every old client
+  // was destroyed). So a client that saw such a failure is set aside, never reused and never
+  // destroyed: a deliberate, counted leak of one client and its in-flight list per such
+  // failure, which is rare (docs/reliability.md has the figures).
   void renew_client() {
     const std::string uri = (config_.insecure ? "tcp://" : "ssl://") + config_.host + ":" + std::to_string(config_.port);
     mqtt::create_options create(MQTTVERSION_5);
@@ -348,7 +372,10 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     // The new client exists before the old one is destroyed: Paho C stops (and later restarts)
     // its send and receive threads whenever its last client goes.
     auto old = std::move(client_);
+    const bool old_tainted = client_tainted_;
     client_ = std::make_unique<mqtt::async_client>(uri, client_id_, create);
+    client_had_connection_ = false;
+    client_tainted_ = false;
     // Callbacks carry the attempt they belong to: a late one from an older client is ignored.
     auto self = weak_from_this();
     const std::int64_t attempt = attempt_session_;
@@ -362,22 +389,41 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
         if (auto s = self.lock()) s->on_message(msg);
       });
     });
-    if (old) {
-      // Only a client whose connection is over gets here (lost, failed, or Paho said
-      // disconnected). Its outstanding publishes fail into on_delivery_failed while
-      // connected_ is false: nothing is retried from them, the next connection resends.
-      try {
-        old->disable_callbacks();
-      } catch (const std::exception&) {
-      }
-      old.reset();
+    if (!old) return;
+    // Only a client whose connection is over gets here (lost, or Paho said disconnected). Its
+    // outstanding publishes fail into on_delivery_failed while connected_ is false: nothing is
+    // retried from them, the next connection resends.
+    try {
+      old->disable_callbacks();
+    } catch (const std::exception&) {
     }
+    if (old_tainted) {
+      park(std::move(old));
+      log_->warn("mqtt: the last connection's client is set aside, not reused or destroyed: Paho freed a publish "
+                 "it still holds (upstream eclipse-paho/paho.mqtt.c #1621); {} client(s) set aside so far",
+                 stats_.clients_set_aside);
+    }
+    old.reset();
+  }
+
+  void note_failed_write() {
+    if (client_tainted_) return;
+    client_tainted_ = true;
+    log_->info("mqtt: a publish failed while being written; this client will be set aside after its connection");
+  }
+
+  void park(std::unique_ptr<mqtt::async_client> client) {
+    ++stats_.clients_set_aside;
+    auto& parked = parked_clients();
+    std::lock_guard lock(parked.mu);
+    parked.clients.push_back(std::move(client));
   }
 
   void on_connected(std::int64_t session, std::optional<int> receive_max) {
     if (stopping_) return;
     if (session != attempt_session_) return;
     connected_ = true;
+    client_had_connection_ = true;
     stats_.connected = true;
     if (ever_connected_) ++stats_.reconnects;
     ever_connected_ = true;
@@ -764,6 +810,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
   std::unique_ptr<Listener> listener_;  // declared before client_: outlives it
   std::unique_ptr<mqtt::async_client> client_;
+  bool client_had_connection_ = false;  // renew_client before its next connect
+  bool client_tainted_ = false;         // a publish failed mid-write: set aside, never destroyed
 
   asio::steady_timer reconnect_timer_, flush_timer_, retry_timer_, birth_timer_;
   static constexpr auto kBirthCoalesce = std::chrono::milliseconds(200);

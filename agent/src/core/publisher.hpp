@@ -24,6 +24,7 @@ struct PublisherStats {
   std::int64_t connect_attempts = 0;
   std::int64_t published = 0;           // PUBACKed outbox messages this run
   std::int64_t refused = 0;             // publishes the broker refused (e.g. 0x87)
+  std::int64_t clients_set_aside = 0;   // Paho clients kept, not destroyed (publisher.cpp renew_client)
   std::optional<SystemTime> last_publish;
 };
 
