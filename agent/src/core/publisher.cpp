@@ -1,9 +1,9 @@
 // The MQTT publisher: Paho C++ async_client (MQTT 5, TLS), the outbox drain, birth and will,
 // health and replies. Every piece of state lives on the io_context thread; Paho's callbacks
 // (on Paho's threads) only post to it. Paho's own buffering is off: the SQLite outbox is the
-// only buffer, and a row is marked sent only when its PUBACK arrived (DEPENDENCIES.md); every
-// connection attempt gets a fresh Paho client, so Paho never replays an earlier connection's
-// publishes (renew_client says why).
+// only buffer, and a row is marked sent only when its PUBACK arrived (DEPENDENCIES.md). After
+// every connection the next attempt gets a fresh Paho client, so Paho never replays an earlier
+// connection's publishes (renew_client says why).
 #include "core/publisher.hpp"
 
 #include <algorithm>
@@ -294,9 +294,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     // given up for a clean one. The flapping test (in CI, and locally) saw the agent loop for
     // minutes on a broker that had stayed up: accepted, closed within 2 ms, again and again,
     // before its subscribe went out. The suspects (not proven) were what a resumed session
-    // replays at once: Paho's resend of the last connection's publishes (gone since every
-    // attempt gets a fresh client, renew_client) and the broker's queued copies of our own
-    // wills, which a clean start drops. Nothing of ours is lost (every unacknowledged row is
+    // replays at once: Paho's resend of the last connection's publishes (gone since a client
+    // that had a connection is never used again, renew_client) and the broker's queued copies
+    // of our own wills, which a clean start drops. Nothing of ours is lost (every unacknowledged row is
     // sent again from the store); county requests queued for the old session are, and the
     // county's tools retry on timeout.
     const bool clean_start = short_lived_ >= kCleanStartAfter;
