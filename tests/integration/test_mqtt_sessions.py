@@ -58,9 +58,10 @@ def varint(data, at):
 
 
 class SmallBroker:
-    """An MQTT 5 server for one client at a time, scripted by two hooks:
+    """An MQTT 5 server for one client at a time, scripted by three hooks:
     on_connect(n, clean_start) -> (session_present, keep): CONNACK flags, and whether to serve
-    the connection or close it right after the CONNACK; on_publish(n, packet) -> ack: whether
+    the connection or close it right after the CONNACK; None closes it without a CONNACK (a
+    failed connect for the client); on_publish(n, packet) -> ack: whether
     to PUBACK it (a dict: conn, dup, qos, retain, topic, payload). n counts connections from 0.
     close_after_publish(n, packet) -> bool drops connection n after that publish."""
 
@@ -101,7 +102,10 @@ class SmallBroker:
                 clean = bool(flags & 0x02)
                 n = len(self.clean_starts)
                 self.clean_starts.append(clean)
-                present, keep = self.on_connect(n, clean)
+                reply = self.on_connect(n, clean)
+                if reply is None:
+                    return
+                present, keep = reply
                 # CONNACK: session present flag, reason 0, no properties.
                 conn.sendall(bytes([0x20, 3, 1 if present else 0, 0, 0]))
                 if not keep:
@@ -214,6 +218,7 @@ class ResumedSession(IntegrationTest):
                    what="the outbox delivered on the resumed session")
         agent.stop(10)
         lost = [outbox_seq(p) for p in broker.published if first_conn(p["conn"], p)]
+        self.assertEqual(len(lost), unacked, "rows left unacknowledged on connection 0")
         resumed = [p for p in broker.published if p["conn"] == 1]
         seqs = [s for s in map(outbox_seq, resumed) if s is not None]
         # Paho's resend of the first connection's in-flight publishes carries DUP; the store's
@@ -225,3 +230,21 @@ class ResumedSession(IntegrationTest):
         self.assertEqual(len(seqs), len(set(seqs)), "each row once on the resumed session")
         print(f"\nresumed session: seqs {lost} unacknowledged on connection 0; connection 1 got {len(resumed)} "
               f"publishes, none with DUP, outbox seqs {seqs[:8]}...")
+
+
+class LostAfterAFailedConnect(IntegrationTest):
+    def test_a_client_used_again_after_a_failed_connect_still_hears_its_connection_lost(self):
+        # The first CONNECT gets no CONNACK (a failed connect: the client is used again), the
+        # second is served and closed after the first outbox row. The agent must learn of that
+        # from Paho's connection-lost callback, not only later from a publish that fails.
+        broker = SmallBroker(on_connect=lambda n, clean: None if n == 0 else (n > 1 and not clean, True),
+                             close_after_publish=lambda n, p: n == 1 and outbox_seq(p) is not None)
+        self.addCleanup(broker.stop)
+        conf = plain_config(self.dir, "school-a", broker.port)
+        agent = self.track(Proc("agent", [agent_bin(), "--config", conf], self.dir))
+        wait_until(lambda: len(broker.clean_starts) >= 3 or not agent.alive(), 30, what="a third connection")
+        self.assertTrue(agent.alive(), agent.output()[-3000:])
+        out = agent.output()
+        self.assertIn(f"mqtt: connection to 127.0.0.1:{broker.port} lost", out, out[-3000:])
+        self.assertNotIn("Paho reports the connection closed without telling us", out, out[-3000:])
+        agent.stop(10)

@@ -224,8 +224,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
   // ---- results from Paho (io thread) ----
   void on_action(Ctx kind, std::int64_t value, bool ok, int rc, int reason, std::optional<int> receive_max) {
-    if (!ok && rc == MQTTASYNC_FAILURE && kind != Ctx::Connect && kind != Ctx::Subscribe && kind != Ctx::Disconnect)
-      note_failed_write();
+    const bool publish = kind == Ctx::Outbox || kind == Ctx::State || kind == Ctx::Health || kind == Ctx::Reply ||
+                         kind == Ctx::Copy;
+    if (publish && !ok && rc == MQTTASYNC_FAILURE) note_failed_write();
     switch (kind) {
       case Ctx::Connect: return ok ? on_connected(value, receive_max) : on_connect_failed(value, rc, reason);
       case Ctx::Outbox: return ok ? on_delivered_batch({value}) : on_delivery_failed(value, rc, reason);
@@ -296,9 +297,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     // before its subscribe went out. The suspects (not proven) were what a resumed session
     // replays at once: Paho's resend of the last connection's publishes (gone since a client
     // that had a connection is never used again, renew_client) and the broker's queued copies
-    // of our own wills, which a clean start drops. Nothing of ours is lost (every unacknowledged row is
-    // sent again from the store); county requests queued for the old session are, and the
-    // county's tools retry on timeout.
+    // of our own wills, which a clean start drops. Nothing of ours is lost (every
+    // unacknowledged row is sent again from the store); county requests queued for the old
+    // session are, and the county's tools retry on timeout.
     const bool clean_start = short_lived_ >= kCleanStartAfter;
     if (clean_start)
       log_->warn("mqtt: the last {} connections were closed by the broker within {} s of connecting: "
@@ -376,12 +377,13 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     client_ = std::make_unique<mqtt::async_client>(uri, client_id_, create);
     client_had_connection_ = false;
     client_tainted_ = false;
-    // Callbacks carry the attempt they belong to: a late one from an older client is ignored.
+    // The lost handler carries the client it belongs to (not the attempt: a client is used for
+    // every attempt until it has had a connection): a late one from an older client is ignored.
     auto self = weak_from_this();
-    const std::int64_t attempt = attempt_session_;
-    client_->set_connection_lost_handler([this, self, attempt](const std::string& cause) {
-      asio::post(io_, [self, attempt, cause] {
-        if (auto s = self.lock(); s && attempt == s->attempt_session_) s->on_connection_lost(cause);
+    const std::uint64_t generation = ++client_generation_;
+    client_->set_connection_lost_handler([this, self, generation](const std::string& cause) {
+      asio::post(io_, [self, generation, cause] {
+        if (auto s = self.lock(); s && generation == s->client_generation_) s->on_connection_lost(cause);
       });
     });
     client_->set_message_callback([this, self](mqtt::const_message_ptr msg) {
@@ -812,6 +814,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   std::unique_ptr<mqtt::async_client> client_;
   bool client_had_connection_ = false;  // renew_client before its next connect
   bool client_tainted_ = false;         // a publish failed mid-write: set aside, never destroyed
+  std::uint64_t client_generation_ = 0;  // which client's callbacks are current
 
   asio::steady_timer reconnect_timer_, flush_timer_, retry_timer_, birth_timer_;
   static constexpr auto kBirthCoalesce = std::chrono::milliseconds(200);
