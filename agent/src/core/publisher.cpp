@@ -19,6 +19,7 @@
 
 #include <mqtt/async_client.h>
 
+#include "core/backoff.hpp"
 #include "core/mqtt_tls.hpp"
 
 namespace campus {
@@ -503,12 +504,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void schedule_reconnect() {
     if (stopping_) return;
     // Exponential backoff with jitter in [delay/2, delay], bounded by reconnect_max.
-    double base = static_cast<double>(std::max<std::int64_t>(1, config_.reconnect_min.count()));
-    double cap = static_cast<double>(std::max(config_.reconnect_max.count(), config_.reconnect_min.count()));
-    double delay = std::min(cap, base * std::pow(2.0, std::min(backoff_step_, 30)));
-    ++backoff_step_;
-    std::uniform_real_distribution<double> jitter(delay / 2, delay);
-    auto wait = Millis(static_cast<std::int64_t>(jitter(rng_)));
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    auto wait = backoff_delay(config_.reconnect_min, config_.reconnect_max, backoff_step_++, uniform(rng_));
     log_->debug("mqtt: next connect attempt in {} ms", wait.count());
     reconnect_timer_.expires_after(wait);
     reconnect_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {

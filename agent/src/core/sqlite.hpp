@@ -35,6 +35,8 @@ class Statement {
   Statement& bind(int index, const std::string& value);
   Statement& bind(int index, const char* value) { return bind(index, std::string(value)); }
   Statement& bind(int index, std::nullopt_t);
+  // REAL columns (a separate name: an overload for double would make integer binds ambiguous).
+  Statement& bind_real(int index, std::optional<double> value);
   template <class T>
   Statement& bind(int index, const std::optional<T>& value) {
     return value ? bind(index, *value) : bind(index, std::nullopt);
@@ -55,6 +57,7 @@ class Statement {
   bool is_null(int column) const;
   std::int64_t int64(int column) const;
   std::string text(int column) const;
+  double real(int column) const;
 
  private:
   sqlite3* db_;

@@ -216,7 +216,7 @@ class SqliteStore final : public Store {
       auto& [c, body] = step.value();
       std::int64_t seq = meta("next_seq");
       save_case(c, ts);
-      append(seq, topic(who, "event/" + c.audit), envelope(who, "event", ts, std::move(body), seq, c.audit), false,
+      append(seq, topic(who, "event/" + c.audit), stored_envelope(who, "event", ts, std::move(body), seq, c.audit), false,
              "event", c.audit, ts);
       set_meta("next_seq", seq + 1);
       tx.commit();
@@ -584,6 +584,15 @@ class SqliteStore final : public Store {
 
   // ---- commit writing (one transaction) ----
 
+  // A report's or event's envelope with this store's id (`store_id`): the county keys what it
+  // receives by (store, seq), since a replaced store starts seq at 1 again (docs/protocol.md).
+  Json stored_envelope(const Identity& who, const std::string& kind, SystemTime ts, Json body, std::int64_t seq,
+                       const std::string& audit) const {
+    Json e = envelope(who, kind, ts, std::move(body), seq, audit);
+    e["store_id"] = identity_.id;
+    return e;
+  }
+
   // REQUIRES: inside the write transaction.
   CommitOutcome apply(const Identity& who, const std::string& audit, SystemTime ts, CommitPlan& plan) {
     CommitOutcome out;
@@ -592,12 +601,12 @@ class SqliteStore final : public Store {
     db_->prepare("INSERT INTO reports(seq, audit, ts, body) VALUES (?1, ?2, ?3, ?4)")
         .bind_all(seq, audit, rfc3339(ts, who.timezone_offset), text_of(plan.report_body))
         .run();
-    append(seq, topic(who, "report/" + audit), envelope(who, "report", ts, std::move(plan.report_body), seq, audit),
+    append(seq, topic(who, "report/" + audit), stored_envelope(who, "report", ts, std::move(plan.report_body), seq, audit),
            true, "report", audit, ts);
     const std::string event_topic = topic(who, "event/" + audit);
     for (auto& body : plan.events) {
       ++seq;
-      append(seq, event_topic, envelope(who, "event", ts, std::move(body), seq, audit), false, "event", audit, ts);
+      append(seq, event_topic, stored_envelope(who, "event", ts, std::move(body), seq, audit), false, "event", audit, ts);
       out.event_seqs.push_back(seq);
     }
     {

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "core/plan.hpp"
+
 namespace campus::ctl {
 namespace {
 
@@ -99,17 +101,9 @@ Json school_row(const SchoolView& s) {
   Json fiber_target = nullptr;
   if (auto it = s.summaries.find("fiber"); it != s.summaries.end()) {
     const Json& f = it->second;
-    bool met = true, known = true;
-    for (const char* t : kRoomTypes) {
-      const Json part = f.value(t, Json::object());
-      fiber[t] = num_or_null(part, "coverage");
-      auto rooms = num_or_null(part, "rooms");
-      if (rooms.is_number() && rooms.get<double>() == 0) continue;  // no room of this type
-      if (!fiber[t].is_number()) known = false;
-      else if (fiber[t].get<double>() < 0.99995) met = false;
-    }
+    for (const char* t : kRoomTypes) fiber[t] = num_or_null(f.value(t, Json::object()), "coverage");
     fiber["overall"] = num_or_null(f.value("overall", Json::object()), "coverage");
-    fiber_target = !met ? Json(false) : known ? Json(true) : Json(nullptr);
+    fiber_target = plan::fiber_target(f);
   }
   row["fiber"] = fiber;
   Json rec = {{"compliant", nullptr}, {"total", nullptr}};
@@ -117,8 +111,7 @@ Json school_row(const SchoolView& s) {
   if (auto it = s.summaries.find("recording"); it != s.summaries.end()) {
     rec["compliant"] = num_or_null(it->second, "compliant");
     rec["total"] = num_or_null(it->second, "classrooms");
-    if (rec["compliant"].is_number() && rec["total"].is_number())
-      rec_target = rec["total"].get<double>() > 0 && rec["compliant"] == rec["total"];
+    rec_target = plan::recording_target(it->second);
   }
   row["recording"] = rec;
   Json cases = {{"open", nullptr}, {"overdue", nullptr}};
@@ -130,20 +123,13 @@ Json school_row(const SchoolView& s) {
     cases["overdue"] = num_or_null(it->second, "overdue");
   }
   row["cases"] = cases;
-  Json att_target = cases["open"].is_number() ? Json(cases["open"].get<double>() == 0) : Json(nullptr);
-  Json digital = nullptr;
-  if (fiber_target == false || rec_target == false || att_target == false) digital = false;
-  else if (fiber_target == true && rec_target == true && att_target == true) digital = true;
+  Json att_target = plan::attendance_target(cases["open"]);
   row["targets"] = {{"fiber", fiber_target}, {"recording", rec_target}, {"attendance", att_target},
-                    {"digital_campus", digital}};
+                    {"digital_campus", plan::digital_campus(fiber_target, rec_target, att_target)}};
   return row;
 }
 
-double plan_share(int year) {
-  if (year <= 2023) return 0.2;
-  if (year == 2024) return 0.6;
-  return 1.0;
-}
+double plan_share(int year) { return plan::plan_share(year); }
 
 Json county_summary(const std::vector<Json>& rows, int year) {
   Json out = {{"schools", rows.size()}, {"year", year}, {"targets", Json::object()}};

@@ -1,0 +1,93 @@
+// campus-county's collector: two MQTT sessions, the database on its own thread, the repair loop.
+//
+//   ingest session (durable: fixed client id, Clean Start 0, session expiry; QoS 1 state,
+//   report/+, event/+ and our reply/{requester})  ---+
+//   live session (clean; QoS 0 health)  -------------+--> parse (ingest.hpp) --> batch
+//        --> database thread: ONE transaction per batch --> back on the io thread: PUBACK
+//            every message of the batch, in arrival order (nothing is acknowledged before it
+//            is committed; a failed commit is retried and nothing is acknowledged meanwhile)
+//   repair tick --> database thread: plan_repairs --> `resend` requests on the ingest session
+//
+// Threads: the io_context (both sessions, timers; never waits for the disk) and the database
+// thread (every database call).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "campus/asio.hpp"
+#include "county_config.hpp"
+#include "database.hpp"
+#include "mqtt_session.hpp"
+
+namespace campus::county {
+
+class Collector : public std::enable_shared_from_this<Collector> {
+ public:
+  Collector(asio::io_context& io, CountyConfig config, std::unique_ptr<CountyDatabase> db,
+            std::shared_ptr<spdlog::logger> log);
+  ~Collector();
+
+  void start();
+  // Commits what is being committed, acknowledges it, disconnects both sessions (the durable
+  // one is kept by the broker), stops the database thread; `done` on the io_context.
+  void stop(std::function<void()> done);
+  // A new, valid configuration (SIGHUP). [mqtt] and [database] changes wait for a restart.
+  void reload(const CountyConfig& next);
+  // Calls `ping` once the database thread has answered (the systemd watchdog: a stuck disk or
+  // a stuck io thread both stop the pings).
+  void liveness(std::function<void()> ping);
+
+ private:
+  struct Pending {
+    Parsed parsed;
+    std::shared_ptr<mqtt::Session> session;
+    std::uint64_t generation = 0;
+    std::uint16_t packet_id = 0;  // 0: QoS 0, nothing to acknowledge
+  };
+
+  void on_message(const std::shared_ptr<mqtt::Session>& from, mqtt::Delivery d);
+  void commit_next();
+  void committed(std::vector<Pending> batch, Result<BatchResult> result);
+  void tick_repair();
+  void send_requests(std::vector<ResendRequest> requests);
+  void tick_status();
+  void tick_prune();
+  void log_quarantine(const Quarantined& q);
+  IngestRules rules() const;
+  std::shared_ptr<mqtt::Session> make_session(bool durable);
+  void finish_stop();
+  template <class F>
+  void on_db(F&& f) { asio::post(db_io_, std::forward<F>(f)); }
+
+  asio::io_context& io_;
+  CountyConfig config_;
+  std::unique_ptr<CountyDatabase> db_;  // used on the database thread only
+  std::shared_ptr<spdlog::logger> log_;
+  asio::io_context db_io_;
+  asio::executor_work_guard<asio::io_context::executor_type> db_work_;
+  std::thread db_thread_;
+  std::shared_ptr<mqtt::Session> ingest_, live_;
+  std::vector<Pending> pending_;
+  bool committing_ = false, stopping_ = false, stopped_ = false;
+  int retry_step_ = 0;
+  std::string db_error_;
+  asio::steady_timer retry_timer_, repair_timer_, status_timer_, prune_timer_;
+  std::function<void()> on_stopped_;
+  int sessions_open_ = 0;
+  std::map<std::string, std::chrono::steady_clock::time_point> quarantine_logged_;
+  std::set<std::string> register_;
+  // Figures for the status (io thread).
+  std::int64_t committed_ = 0, committed_at_last_status_ = 0, batches_ = 0, health_dropped_ = 0;
+  std::chrono::steady_clock::time_point started_, last_status_;
+  SystemTime started_wall_;
+  bool repairing_ = false;
+};
+
+}  // namespace campus::county

@@ -1,0 +1,206 @@
+// county.toml (see county_config.hpp; every key documented in config/county.toml).
+#include "county_config.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include "campus/config_table.hpp"
+#include "campus/csv.hpp"
+#include "core/codes.hpp"
+#include "core/envelope.hpp"
+
+namespace campus::county {
+namespace {
+
+const Millis kYear = Millis(std::int64_t(366) * 86'400'000);
+
+void read_register(CountyConfig& c, const std::filesystem::path& file, Errors& errors) {
+  auto table = read_csv_file(file, {"code"});
+  if (!table.ok()) {
+    errors.push_back(table.error());
+    return;
+  }
+  for (const auto& e : table->errors) errors.push_back(e);
+  std::map<std::string, std::size_t> seen;
+  for (const auto& row : table->rows) {
+    RegisteredSchool s{row.get("code"), row.get("name"), row.get("name_en")};
+    if (auto bad = code_problem(s.code, c.county)) {
+      errors.push_back({row.where("code"), *bad, "school codes are the CN of each school's certificate (scripts/make-certs)"});
+      continue;
+    }
+    if (auto [at, added] = seen.emplace(s.code, row.line); !added) {
+      errors.push_back({row.where("code"), "school " + s.code + " is listed twice (first on line " +
+                                               std::to_string(at->second) + ")",
+                        "keep one row per school"});
+      continue;
+    }
+    c.schools.push_back(std::move(s));
+  }
+}
+
+}  // namespace
+
+CountyConfigLoad load_county_config(const std::filesystem::path& file) {
+  CountyConfigLoad out;
+  CountyConfig& c = out.config;
+  Errors& errors = out.errors;
+  c.file = file;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    errors.push_back({file.string(), "cannot read the configuration file: " + std::string(std::strerror(errno)),
+                      "create it from config/county.toml, or give another file with --config PATH"});
+    return out;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  toml::table raw;
+  try {
+    raw = toml::parse(ss.str(), file.string());
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    std::string where = file.string();
+    if (b) where += ":" + std::to_string(b.line) + ":" + std::to_string(b.column);
+    errors.push_back({where, "not valid TOML: " + std::string(e.description()), ""});
+    return out;
+  }
+  static const toml::table empty;
+  TableReader top(raw, "", file, errors);
+  auto section = [&](const char* name) -> const toml::table& {
+    const toml::table* t = top.table(name);
+    return t ? *t : empty;
+  };
+
+  {
+    TableReader r(section("county"), "county", file, errors);
+    c.county = r.required_string("code");
+    if (!c.county.empty() && code_problem(c.county, ""))
+      r.error("code", "\"" + c.county + "\" is not a county code: use 1-64 of a-z, 0-9 and -, not \"all\"",
+              "e.g. code = \"zhenkang\"");
+    c.name = r.string("name", c.county);
+    c.timezone_offset = r.string("timezone", c.timezone_offset);
+    if (!parse_utc_offset(c.timezone_offset))
+      r.error("timezone", "expected a UTC offset like \"+08:00\", got \"" + c.timezone_offset + "\"");
+    c.register_file = r.optional_path("register", true);
+    c.log_level = r.choice("log_level", c.log_level, {"trace", "debug", "info", "warn", "error"});
+    r.finish();
+  }
+  {
+    auto& m = c.mqtt;
+    TableReader r(section("mqtt"), "mqtt", file, errors);
+    m.host = r.string("host", m.host);
+    m.insecure = r.boolean("insecure", m.insecure);
+    m.port = static_cast<std::uint16_t>(r.integer("port", m.insecure ? 1883 : 8883, 1, 65535));
+    if (!m.insecure && !r.optional_string("ca_file"))
+      r.error("", "mqtt.ca_file is required unless insecure = true", "set ca_file to the county CA, e.g. \"/etc/campus-county/ca.crt\"");
+    m.ca_file = r.path("ca_file", {}, true);
+    m.cert_file = r.path("cert_file", {}, true);
+    if (auto key = r.optional_path("key_file", true)) {
+      m.key_file = *key;
+      if (auto s = read_secret_file(*key); !s) r.error("key_file", s.error().what + ": " + key->string(), s.error().fix);
+    }
+    if (!m.cert_file.empty() && m.key_file.empty()) r.error("cert_file", "a client certificate needs its key", "set key_file too");
+    m.username = r.string("username", m.username);
+    if (auto pw = r.secret_file("password_file", false)) m.password = *pw;
+    m.verify_hostname = r.boolean("verify_hostname", m.verify_hostname);
+    m.client_id = r.string("client_id", "campus-county-" + c.county);
+    m.live_client_id = r.string("live_client_id", m.client_id + "-live");
+    if (m.client_id == m.live_client_id) r.error("live_client_id", "must differ from client_id", "leave it unset");
+    m.session_expiry = r.duration("session_expiry", m.session_expiry, Millis(60'000), Millis(std::int64_t(4294967295) * 1000));
+    m.keep_alive = r.duration("keep_alive", m.keep_alive, Millis(1000), Millis(65'535'000));
+    m.receive_maximum = static_cast<int>(r.integer("receive_maximum", m.receive_maximum, 1, 65535));
+    m.connect_timeout = r.duration("connect_timeout", m.connect_timeout, Millis(100), Millis(600'000));
+    m.reconnect_min = r.duration("reconnect_min", m.reconnect_min, Millis(10), Millis(3'600'000));
+    m.reconnect_max = r.duration("reconnect_max", m.reconnect_max, Millis(10), Millis(86'400'000));
+    if (m.reconnect_max < m.reconnect_min)
+      r.error("reconnect_max", "must not be shorter than reconnect_min (" + format_duration(m.reconnect_min) + ")");
+    r.finish();
+  }
+  {
+    auto& d = c.database;
+    TableReader r(section("database"), "database", file, errors);
+    d.path = r.path("path", d.path, false);
+    d.synchronous_full = r.choice("synchronous", "full", {"full", "normal"}) == "full";
+    d.batch_max = static_cast<int>(r.integer("batch_max", d.batch_max, 1, 100000));
+    r.finish();
+  }
+  {
+    TableReader r(section("ingest"), "ingest", file, errors);
+    c.ingest.max_payload = r.size("max_payload", c.ingest.max_payload);
+    if (c.ingest.max_payload < 4096 || c.ingest.max_payload > (256ull << 20))
+      r.error("max_payload", "must be between 4KiB and 256MiB, got " + format_size(c.ingest.max_payload));
+    c.ingest.quarantine_log_every = r.duration("quarantine_log_every", c.ingest.quarantine_log_every, Millis(0), kYear);
+    r.finish();
+  }
+  {
+    auto& p = c.repair;
+    TableReader r(section("repair"), "repair", file, errors);
+    p.enabled = r.boolean("enabled", p.enabled);
+    p.reorder_grace = r.duration("reorder_grace", p.reorder_grace, Millis(0), Millis(86'400'000));
+    p.tail_wait_max = r.duration("tail_wait_max", p.tail_wait_max, Millis(0), Millis(7 * 86'400'000));
+    p.request_timeout = r.duration("request_timeout", p.request_timeout, Millis(1000), Millis(86'400'000));
+    p.max_schools = static_cast<int>(r.integer("max_schools", p.max_schools, 1, 100000));
+    p.max_range = r.integer("max_range", p.max_range, 1, 10000);
+    p.backoff_min = r.duration("backoff_min", p.backoff_min, Millis(100), Millis(86'400'000));
+    p.backoff_max = r.duration("backoff_max", p.backoff_max, Millis(100), Millis(7 * 86'400'000));
+    if (p.backoff_max < p.backoff_min)
+      r.error("backoff_max", "must not be shorter than backoff_min (" + format_duration(p.backoff_min) + ")");
+    p.requester = r.string("requester", p.requester);
+    if (auto bad = code_problem(p.requester, c.county); bad || p.requester.size() > 64)
+      r.error("requester", "must be 1-64 of a-z, 0-9 and - (it is a topic level: .../reply/{requester})", "e.g. \"collector\"");
+    c.repair_tick = r.duration("tick", c.repair_tick, Millis(50), Millis(3'600'000));
+    r.finish();
+  }
+  {
+    auto& h = c.history;
+    TableReader r(section("history"), "history", file, errors);
+    h.keep_reports = r.duration("keep_reports", h.keep_reports, Millis(86'400'000), Millis(std::int64_t(3650) * 86'400'000));
+    h.keep_history = r.duration("keep_history", h.keep_history, Millis(86'400'000), Millis(std::int64_t(3650) * 86'400'000));
+    h.health_every = r.duration("health_every", h.health_every, Millis(0), Millis(86'400'000));
+    h.keep_quarantine = r.duration("keep_quarantine", h.keep_quarantine, Millis(86'400'000), Millis(std::int64_t(3650) * 86'400'000));
+    c.silent_after = r.duration("silent_after", c.silent_after, Millis(1000), Millis(std::int64_t(365) * 86'400'000));
+    c.status_every = r.duration("status_every", c.status_every, Millis(100), Millis(3'600'000));
+    r.finish();
+  }
+  top.finish();
+  if (c.register_file && !c.county.empty()) read_register(c, *c.register_file, errors);
+  return out;
+}
+
+std::string redacted_summary(const CountyConfig& c) {
+  nlohmann::json j;
+  j["file"] = c.file.string();
+  j["county"] = {{"code", c.county}, {"name", c.name}, {"timezone", c.timezone_offset},
+                 {"register", c.register_file ? c.register_file->string() : ""}, {"schools", c.schools.size()},
+                 {"log_level", c.log_level}};
+  const auto& m = c.mqtt;
+  j["mqtt"] = {{"host", m.host}, {"port", m.port}, {"insecure", m.insecure}, {"ca_file", m.ca_file.string()},
+               {"cert_file", m.cert_file.string()}, {"key_file", m.key_file.empty() ? "" : "(secret file, not shown)"},
+               {"username", m.username}, {"password", m.password ? "(redacted)" : ""},
+               {"verify_hostname", m.verify_hostname}, {"client_id", m.client_id}, {"live_client_id", m.live_client_id},
+               {"session_expiry", format_duration(m.session_expiry)}, {"keep_alive", format_duration(m.keep_alive)},
+               {"receive_maximum", m.receive_maximum}};
+  j["database"] = {{"path", c.database.path.string()}, {"synchronous", c.database.synchronous_full ? "full" : "normal"},
+                   {"batch_max", c.database.batch_max}};
+  j["ingest"] = {{"max_payload", format_size(c.ingest.max_payload)},
+                 {"quarantine_log_every", format_duration(c.ingest.quarantine_log_every)}};
+  const auto& p = c.repair;
+  j["repair"] = {{"enabled", p.enabled}, {"reorder_grace", format_duration(p.reorder_grace)},
+                 {"tail_wait_max", format_duration(p.tail_wait_max)}, {"request_timeout", format_duration(p.request_timeout)},
+                 {"max_schools", p.max_schools}, {"max_range", p.max_range}, {"backoff_min", format_duration(p.backoff_min)},
+                 {"backoff_max", format_duration(p.backoff_max)}, {"requester", p.requester},
+                 {"tick", format_duration(c.repair_tick)}};
+  j["history"] = {{"keep_reports", format_duration(c.history.keep_reports)},
+                  {"keep_history", format_duration(c.history.keep_history)},
+                  {"health_every", format_duration(c.history.health_every)},
+                  {"keep_quarantine", format_duration(c.history.keep_quarantine)},
+                  {"silent_after", format_duration(c.silent_after)}, {"status_every", format_duration(c.status_every)}};
+  return j.dump(2);
+}
+
+}  // namespace campus::county

@@ -1,0 +1,116 @@
+// The county's record: everything the schools sent, the ledger of what is missing, and the
+// history the plan is measured by. One interface; SQLite is its implementation for one county
+// (docs/county.md "The database"). The collector writes through ingest() and the repair calls;
+// campusctl and the dashboard read through the query calls.
+//
+// Keys: a school's messages are a *series* per store (the agent's store id): a school whose
+// store was replaced starts a new series at seq 1 instead of colliding with its old seqs.
+// A *gap* is a range of seqs the collector has not received; its *pieces* are what is still
+// open or lost of it; whatever left the pieces was filled.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "campus/error.hpp"
+#include "campus/units.hpp"
+#include "ingest.hpp"
+
+namespace campus::county {
+
+using SystemTime = std::chrono::system_clock::time_point;
+
+// How the collector asks schools for what is missing (config [repair]).
+struct RepairPolicy {
+  bool enabled = true;
+  Millis reorder_grace{60000};        // a gap younger than this may still fill by itself
+  Millis tail_wait_max{600000};       // ask for a tail even without an empty outbox after this
+  Millis request_timeout{120000};     // no reply by then: ask again later
+  int max_schools = 8;                // requests in flight at once, one per school
+  std::int64_t max_range = 10000;     // seqs per request (the agent's limit)
+  Millis backoff_min{60000}, backoff_max{3600000};
+  std::string requester = "collector";  // .../reply/{requester}
+};
+
+// How long what is kept (config [history]).
+struct Retention {
+  Millis keep_reports{std::chrono::hours(24 * 90)};     // full reports; the last of each day stays
+  Millis keep_history{std::chrono::hours(24 * 1200)};   // events, state changes, daily rows, samples
+  Millis health_every{std::chrono::minutes(15)};        // one health sample per school per this
+  Millis keep_quarantine{std::chrono::hours(24 * 90)};
+};
+
+// One request the collector publishes: `resend` from..to to the school.
+struct ResendRequest {
+  std::int64_t id = 0;
+  std::string school;
+  std::string store_id;
+  std::int64_t from_seq = 0, to_seq = 0;
+  std::string correlation;
+};
+
+// What one ingest transaction did.
+struct BatchResult {
+  int stored = 0, duplicates = 0, conflicts = 0, quarantined = 0, states = 0, health = 0, replies = 0;
+  int gaps_opened = 0, seqs_filled = 0, seqs_lost = 0, stale_wills = 0, ignored = 0;
+  std::vector<std::string> log;  // lines worth an operator's attention (conflicts, replaced stores, lost ranges)
+};
+
+class CountyDatabase {
+ public:
+  virtual ~CountyDatabase() = default;
+
+  // ONE transaction for the batch, in its order. An Error means nothing of the batch was kept
+  // (the caller must not acknowledge any of it); a message the database cannot take for a
+  // reason of its own is quarantined, never an Error.
+  virtual Result<BatchResult> ingest(const std::vector<Parsed>& batch, SystemTime received) = 0;
+
+  // Opens the tails that are due, expires requests past their deadline, and claims the next
+  // requests to send (recorded as sent, one per school, at most policy.max_schools in flight).
+  virtual Result<std::vector<ResendRequest>> plan_repairs(const RepairPolicy& policy, SystemTime now) = 0;
+  // A claimed request could not be published: it counts as answered "not sent", retried later.
+  virtual Status request_not_sent(std::int64_t request_id, const std::string& why, const RepairPolicy& policy,
+                                  SystemTime now) = 0;
+
+  // Retention (docs/county.md "What is kept"); returns how many rows went.
+  virtual Result<std::int64_t> prune(const Retention& retention, SystemTime now) = 0;
+  virtual void set_retention(const Retention& retention) = 0;
+  // The reorder grace of new gaps and the backoff of repairs come from it.
+  virtual void set_policy(const RepairPolicy& policy) = 0;
+
+  // ---- reading (JSON rows, as campusctl prints them with --json) ----
+  // One row per school seen or in `register_schools`: state, latest summaries, cases, ledger.
+  virtual Result<std::vector<Json>> schools(const std::vector<std::string>& register_schools) = 0;
+  // Absence cases of the schools' current stores: state "open" | "closed" | "all".
+  virtual Result<std::vector<Json>> cases(const std::string& state, const std::string& school) = 0;
+  // {"school", "states":[...], "days":[...], "case_steps":[...], "events":[...]} since `since` (a day).
+  virtual Result<Json> history(const std::string& school, const std::string& audit, const std::string& since) = 0;
+  // Every gap (of one school when given), newest first.
+  virtual Result<std::vector<Json>> gaps(const std::string& school) = 0;
+  // Month by month: the share of `register_schools` (or every school seen) meeting each target
+  // at the month's end, from the daily rows.
+  virtual Result<std::vector<Json>> monthly(const std::vector<std::string>& register_schools) = 0;
+  // Counters and ledger totals for the collector's health; `silent_since`: schools heard from
+  // last before it are listed as silent.
+  virtual Result<Json> totals(SystemTime silent_since) = 0;
+  // The collector's own status as it last wrote it (set_status), or null.
+  virtual Result<Json> status() = 0;
+  virtual Status set_status(const Json& status) = 0;
+};
+
+struct DatabaseOptions {
+  bool read_only = false;       // campusctl
+  bool synchronous_full = true; // [database] synchronous
+  Retention retention;
+  RepairPolicy policy;
+};
+
+// Opens (creating and migrating unless read_only) the SQLite database at `file`.
+Result<std::unique_ptr<CountyDatabase>> open_sqlite(const std::filesystem::path& file, const DatabaseOptions& options);
+
+}  // namespace campus::county

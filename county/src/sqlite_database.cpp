@@ -1,0 +1,1465 @@
+// The county's record in one SQLite file (see database.hpp; schema and choices in
+// docs/county.md "The database").
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+#include <tuple>
+
+#include <sqlite3.h>
+
+#include "core/backoff.hpp"
+#include "core/envelope.hpp"
+#include "core/plan.hpp"
+#include "core/sqlite.hpp"
+#include "database.hpp"
+
+namespace campus::county {
+namespace {
+
+using sqlite::Connection;
+using sqlite::Failure;
+using sqlite::Statement;
+using sqlite::Transaction;
+
+constexpr const char* kApplication = "campus-county";
+
+// kMigrations[i] takes schema version i to i + 1, each in its own transaction.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE counter(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE school(
+  school TEXT PRIMARY KEY,
+  first_seen_ms INTEGER NOT NULL,
+  current_series INTEGER,
+  online INTEGER,
+  session INTEGER,
+  state_at_ms INTEGER,
+  state_reason TEXT,
+  version TEXT,
+  last_seen_ms INTEGER,
+  last_seen TEXT,
+  last_received_ms INTEGER,
+  health TEXT,
+  health_at_ms INTEGER,
+  outbox_depth INTEGER,
+  takeovers INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE series(
+  id INTEGER PRIMARY KEY,
+  school TEXT NOT NULL,
+  store_id TEXT NOT NULL,
+  first_seen_ms INTEGER NOT NULL,
+  store TEXT,
+  max_seen INTEGER NOT NULL DEFAULT 0,
+  announced INTEGER NOT NULL DEFAULT 0,
+  tail_since_ms INTEGER,
+  retired_ms INTEGER,
+  retired_reason TEXT,
+  messages INTEGER NOT NULL DEFAULT 0,
+  duplicates INTEGER NOT NULL DEFAULT 0,
+  conflicts INTEGER NOT NULL DEFAULT 0,
+  UNIQUE(school, store_id));
+CREATE TABLE message(
+  series INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  audit TEXT NOT NULL,
+  ts TEXT NOT NULL,
+  ts_ms INTEGER NOT NULL,
+  day TEXT NOT NULL,
+  received_ms INTEGER NOT NULL,
+  resent INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  PRIMARY KEY(series, seq));
+CREATE INDEX message_kind_ts ON message(kind, ts_ms);
+CREATE TABLE gap(
+  id INTEGER PRIMARY KEY,
+  series INTEGER NOT NULL,
+  from_seq INTEGER NOT NULL,
+  to_seq INTEGER NOT NULL,
+  cause TEXT NOT NULL,
+  state TEXT NOT NULL CHECK(state IN ('open', 'filled', 'lost')),
+  opened_ms INTEGER NOT NULL,
+  closed_ms INTEGER,
+  requests INTEGER NOT NULL DEFAULT 0,
+  last_request_ms INTEGER,
+  next_request_ms INTEGER,
+  backoff_step INTEGER NOT NULL DEFAULT 0,
+  filled INTEGER NOT NULL DEFAULT 0,
+  lost INTEGER NOT NULL DEFAULT 0,
+  lost_reason TEXT);
+CREATE INDEX gap_series_state ON gap(series, state);
+CREATE INDEX gap_state_due ON gap(state, next_request_ms);
+CREATE TABLE gap_piece(
+  series INTEGER NOT NULL,
+  from_seq INTEGER NOT NULL,
+  to_seq INTEGER NOT NULL,
+  gap INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK(state IN ('open', 'lost')),
+  reason TEXT,
+  PRIMARY KEY(series, from_seq));
+CREATE INDEX gap_piece_gap ON gap_piece(gap);
+CREATE TABLE resend_request(
+  id INTEGER PRIMARY KEY,
+  school TEXT NOT NULL,
+  series INTEGER NOT NULL,
+  from_seq INTEGER NOT NULL,
+  to_seq INTEGER NOT NULL,
+  correlation TEXT NOT NULL UNIQUE,
+  sent_ms INTEGER NOT NULL,
+  deadline_ms INTEGER NOT NULL,
+  outcome TEXT,
+  reply_ms INTEGER,
+  reply TEXT);
+CREATE INDEX resend_request_outcome ON resend_request(outcome, school);
+CREATE TABLE conflict(
+  id INTEGER PRIMARY KEY,
+  series INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  sha256_kept TEXT NOT NULL,
+  sha256_new TEXT NOT NULL,
+  payload TEXT NOT NULL);
+CREATE TABLE quarantine(
+  id INTEGER PRIMARY KEY,
+  received_ms INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  school TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  payload BLOB NOT NULL);
+CREATE INDEX quarantine_received ON quarantine(received_ms);
+CREATE TABLE report_latest(
+  school TEXT NOT NULL,
+  audit TEXT NOT NULL,
+  series INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  ts TEXT NOT NULL,
+  ts_ms INTEGER NOT NULL,
+  summary TEXT NOT NULL,
+  PRIMARY KEY(school, audit));
+CREATE TABLE report_daily(
+  school TEXT NOT NULL,
+  audit TEXT NOT NULL,
+  day TEXT NOT NULL,
+  series INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  ts TEXT NOT NULL,
+  ts_ms INTEGER NOT NULL,
+  summary TEXT NOT NULL,
+  PRIMARY KEY(school, audit, day));
+CREATE TABLE school_day(
+  school TEXT NOT NULL,
+  day TEXT NOT NULL,
+  fiber_classroom REAL,
+  fiber_function_room REAL,
+  fiber_office REAL,
+  fiber_met INTEGER,
+  recording_compliant INTEGER,
+  recording_total INTEGER,
+  recording_met INTEGER,
+  cases_open INTEGER,
+  cases_overdue INTEGER,
+  attendance_met INTEGER,
+  digital_campus INTEGER,
+  PRIMARY KEY(school, day));
+CREATE TABLE absence_case(
+  school TEXT NOT NULL,
+  series INTEGER NOT NULL,
+  case_id TEXT NOT NULL,
+  subject TEXT,
+  stage TEXT NOT NULL,
+  outcome TEXT,
+  opened_at TEXT,
+  closed_at TEXT,
+  overdue INTEGER,
+  details TEXT,
+  last_seq INTEGER NOT NULL,
+  updated_ts TEXT NOT NULL,
+  PRIMARY KEY(school, series, case_id));
+CREATE TABLE case_step(
+  school TEXT NOT NULL,
+  series INTEGER NOT NULL,
+  case_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  at TEXT,
+  action TEXT,
+  actor TEXT,
+  note TEXT,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY(school, series, case_id, idx));
+CREATE TABLE state_change(
+  id INTEGER PRIMARY KEY,
+  school TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  online INTEGER NOT NULL,
+  session INTEGER NOT NULL,
+  reason TEXT,
+  store_id TEXT,
+  last_seq INTEGER,
+  received_ms INTEGER NOT NULL);
+CREATE INDEX state_change_school ON state_change(school, at_ms);
+CREATE TABLE health_sample(
+  school TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  outbox_depth INTEGER,
+  oldest_unsent_age_s INTEGER,
+  last_seq INTEGER,
+  rss_bytes INTEGER,
+  reconnects INTEGER,
+  buffer_full INTEGER,
+  PRIMARY KEY(school, at_ms));
+)sql",
+};
+constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+std::int64_t ms_of(SystemTime t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+std::string utc_text(std::int64_t ms) {
+  return rfc3339(SystemTime(std::chrono::milliseconds(ms)), "+00:00");
+}
+
+Json text_json(const std::string& s) {
+  Json j = Json::parse(s, nullptr, false);
+  return j.is_discarded() ? Json(nullptr) : j;
+}
+
+Json nullable_int(const Statement& q, int col) { return q.is_null(col) ? Json(nullptr) : Json(q.int64(col)); }
+Json nullable_text(const Statement& q, int col) { return q.is_null(col) ? Json(nullptr) : Json(q.text(col)); }
+Json nullable_bool(const Statement& q, int col) { return q.is_null(col) ? Json(nullptr) : Json(q.int64(col) != 0); }
+
+std::optional<std::int64_t> opt_int(const Json& v) {
+  if (v.is_boolean()) return v.get<bool>() ? 1 : 0;
+  if (v.is_number()) return v.get<std::int64_t>();
+  return std::nullopt;
+}
+std::optional<double> opt_real(const Json& v) {
+  if (v.is_number()) return v.get<double>();
+  return std::nullopt;
+}
+
+// SQLite's errors that say the disk or the file is at fault (retry later), as opposed to a row
+// this database cannot take (quarantine it).
+bool environment_failure(int code) {
+  switch (code) {
+    case SQLITE_FULL: case SQLITE_IOERR: case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_CANTOPEN:
+    case SQLITE_READONLY: case SQLITE_NOMEM: case SQLITE_CORRUPT: case SQLITE_NOTADB: case SQLITE_PROTOCOL:
+    case SQLITE_INTERRUPT: case SQLITE_PERM: case SQLITE_ABORT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+class SqliteDatabase final : public CountyDatabase {
+ public:
+  SqliteDatabase(std::unique_ptr<Connection> db, const DatabaseOptions& o)
+      : db_(std::move(db)), read_only_(o.read_only), retention_(o.retention), policy_(o.policy),
+        rng_(std::random_device{}()) {}
+
+  void set_retention(const Retention& r) override { retention_ = r; }
+  void set_policy(const RepairPolicy& p) override { policy_ = p; }
+
+  // ---------------------------------------------------------------- ingest
+  Result<BatchResult> ingest(const std::vector<Parsed>& batch, SystemTime received) override {
+    if (read_only_) return Error{"county database", "opened read-only", ""};
+    BatchResult r;
+    now_ = ms_of(received);
+    counters_.clear();
+    try {
+      Transaction tx(*db_);
+      for (const auto& p : batch) {
+        // Each message in a savepoint: one the database cannot take (a bug of ours, a value
+        // SQLite refuses) is quarantined with the reason and the batch goes on.
+        db_->exec("SAVEPOINT message");
+        try {
+          if (auto* in = std::get_if<Incoming>(&p)) ingest_one(*in, r);
+          else quarantine(std::get<Quarantined>(p), r);
+          db_->exec("RELEASE message");
+        } catch (const Failure& f) {
+          if (environment_failure(f.code())) throw;  // the transaction as a whole fails
+          db_->exec("ROLLBACK TO message");
+          db_->exec("RELEASE message");
+          Quarantined q;
+          if (auto* in = std::get_if<Incoming>(&p)) {
+            q.topic = in->topic, q.school = in->school, q.kind = kind_name(in->kind);
+            q.payload = in->canonical.substr(0, kQuarantineKeep), q.size = in->canonical.size();
+          } else {
+            q = std::get<Quarantined>(p);
+          }
+          q.reason = "not_stored";
+          q.detail = std::string("the database refused it: ") + f.what();
+          q.seq.reset();
+          quarantine(q, r);
+        }
+      }
+      flush_counters();
+      tx.commit();
+    } catch (const Failure& f) {
+      stmts_.clear();
+      return Error{"county database", std::string("the batch was not stored: ") + f.what(),
+                   "nothing of it was acknowledged; the broker sends it again"};
+    }
+    return r;
+  }
+
+  // ---------------------------------------------------------------- repair
+  Result<std::vector<ResendRequest>> plan_repairs(const RepairPolicy& policy, SystemTime now) override {
+    if (read_only_) return Error{"county database", "opened read-only", ""};
+    std::vector<ResendRequest> out;
+    now_ = ms_of(now);
+    counters_.clear();
+    try {
+      Transaction tx(*db_);
+      expire_requests(policy);
+      open_due_tails(policy);
+      if (policy.enabled) claim_requests(policy, out);
+      flush_counters();
+      tx.commit();
+    } catch (const Failure& f) {
+      stmts_.clear();
+      return Error{"county database", std::string("planning repairs failed: ") + f.what(), "retried at the next tick"};
+    }
+    return out;
+  }
+
+  Status request_not_sent(std::int64_t id, const std::string& why, const RepairPolicy& policy, SystemTime now) override {
+    now_ = ms_of(now);
+    try {
+      Transaction tx(*db_);
+      auto q = db_->prepare("SELECT series, from_seq, to_seq FROM resend_request WHERE id = ?1 AND outcome IS NULL");
+      q.bind_all(id);
+      if (q.step()) {
+        std::int64_t series = q.int64(0), from = q.int64(1), to = q.int64(2);
+        db_->prepare("UPDATE resend_request SET outcome = 'not_sent', reply_ms = ?2, reply = ?3 WHERE id = ?1")
+            .bind_all(id, now_, Json{{"error", why}}.dump())
+            .run();
+        retry_later(series, from, to, policy);
+      }
+      tx.commit();
+    } catch (const Failure& f) {
+      return Error{"county database", f.what(), ""};
+    }
+    return {};
+  }
+
+  // ---------------------------------------------------------------- retention
+  Result<std::int64_t> prune(const Retention& ret, SystemTime now) override {
+    if (read_only_) return std::int64_t{0};
+    const std::int64_t n = ms_of(now);
+    std::int64_t removed = 0;
+    try {
+      Transaction tx(*db_);
+      // Full reports beyond keep_reports, except the last of each day (report_daily): their
+      // seqs stay accounted by the series' max_seen, so a late copy is still a duplicate.
+      db_->prepare(
+             "DELETE FROM message WHERE kind = 'report' AND received_ms < ?1 AND NOT EXISTS ("
+             "SELECT 1 FROM report_daily d WHERE d.series = message.series AND d.seq = message.seq)")
+          .bind_all(n - ret.keep_reports.count())
+          .run();
+      removed += db_->changes();
+      const std::int64_t horizon = n - ret.keep_history.count();
+      for (const char* sql : {"DELETE FROM message WHERE received_ms < ?1",
+                              "DELETE FROM state_change WHERE at_ms < ?1",
+                              "DELETE FROM health_sample WHERE at_ms < ?1",
+                              "DELETE FROM report_daily WHERE ts_ms < ?1"}) {
+        db_->prepare(sql).bind_all(horizon).run();
+        removed += db_->changes();
+      }
+      db_->prepare("DELETE FROM quarantine WHERE received_ms < ?1").bind_all(n - ret.keep_quarantine.count()).run();
+      removed += db_->changes();
+      tx.commit();
+    } catch (const Failure& f) {
+      return Error{"county database", std::string("pruning failed: ") + f.what(), "retried later"};
+    }
+    return removed;
+  }
+
+  // ---------------------------------------------------------------- reading
+  Result<std::vector<Json>> schools(const std::vector<std::string>& register_schools) override {
+    try {
+      std::map<std::string, Json> rows;
+      for (const auto& s : register_schools) rows[s] = Json{{"school", s}, {"seen", false}};
+      auto q = db_->prepare(
+          "SELECT s.school, s.online, s.session, s.state_at_ms, s.state_reason, s.version, s.last_seen, "
+          "s.last_received_ms, s.health, s.health_at_ms, s.outbox_depth, s.takeovers, r.store_id, r.max_seen, "
+          "r.announced, (SELECT MIN(p.from_seq) FROM gap_piece p WHERE p.series = r.id AND p.state = 'open'), "
+          "(SELECT COUNT(*) FROM gap g WHERE g.series = r.id AND g.state = 'open'), "
+          "(SELECT COUNT(*) FROM gap g JOIN series x ON x.id = g.series WHERE x.school = s.school AND g.state = 'lost'), "
+          "(SELECT COALESCE(SUM(g.lost), 0) FROM gap g JOIN series x ON x.id = g.series WHERE x.school = s.school), "
+          "s.first_seen_ms "
+          "FROM school s LEFT JOIN series r ON r.id = s.current_series ORDER BY s.school");
+      while (q.step()) {
+        Json& row = rows[q.text(0)];
+        row["school"] = q.text(0);
+        row["seen"] = true;
+        row["online"] = nullable_bool(q, 1);
+        row["session"] = nullable_int(q, 2);
+        row["state_at"] = q.is_null(3) ? Json(nullptr) : Json(utc_text(q.int64(3)));
+        row["state_reason"] = nullable_text(q, 4);
+        row["version"] = nullable_text(q, 5);
+        row["last_seen"] = nullable_text(q, 6);
+        row["last_received"] = q.is_null(7) ? Json(nullptr) : Json(utc_text(q.int64(7)));
+        Json health = q.is_null(8) ? Json(nullptr) : text_json(q.text(8));
+        row["health"] = health;
+        row["health_at"] = q.is_null(9) ? Json(nullptr) : Json(utc_text(q.int64(9)));
+        row["backlog"] = nullable_int(q, 10);
+        row["takeovers"] = q.int64(11);
+        const std::int64_t max_seen = q.is_null(13) ? 0 : q.int64(13);
+        row["store"] = nullable_text(q, 12);
+        row["max_seen"] = max_seen;
+        row["announced_last_seq"] = nullable_int(q, 14);
+        row["contiguous_through"] = q.is_null(15) ? max_seen : q.int64(15) - 1;
+        row["gaps"] = {{"open", q.int64(16)}, {"lost", q.int64(17)}, {"lost_seqs", q.int64(18)}};
+        row["first_seen"] = utc_text(q.int64(19));
+      }
+      auto rep = db_->prepare("SELECT school, audit, seq, ts, summary FROM report_latest ORDER BY school, audit");
+      while (rep.step()) {
+        auto it = rows.find(rep.text(0));
+        if (it == rows.end()) continue;
+        it->second["reports"][rep.text(1)] = {{"seq", rep.int64(2)}, {"ts", rep.text(3)}, {"summary", text_json(rep.text(4))}};
+      }
+      std::vector<Json> out;
+      for (auto& [name, row] : rows) {
+        if (!row.contains("reports")) row["reports"] = Json::object();
+        out.push_back(std::move(row));
+      }
+      return out;
+    } catch (const Failure& f) {
+      return read_error(f);
+    }
+  }
+
+  Result<std::vector<Json>> cases(const std::string& state, const std::string& school) override {
+    try {
+      std::string sql =
+          "SELECT c.school, c.case_id, c.subject, c.stage, c.outcome, c.opened_at, c.closed_at, c.overdue, c.details, "
+          "c.last_seq, c.updated_ts, c.series FROM absence_case c JOIN school s ON s.school = c.school "
+          "AND s.current_series = c.series WHERE (?1 = '' OR c.school = ?1)";
+      if (state == "open") sql += " AND c.stage <> 'closed'";
+      else if (state == "closed") sql += " AND c.stage = 'closed'";
+      sql += " ORDER BY c.overdue DESC, c.opened_at, c.school, c.case_id";
+      auto q = db_->prepare(sql);
+      q.bind_all(school);
+      std::vector<Json> out;
+      auto steps = db_->prepare(
+          "SELECT at, action, actor, note, seq FROM case_step WHERE school = ?1 AND series = ?2 AND case_id = ?3 ORDER BY idx");
+      while (q.step()) {
+        Json c = {{"school", q.text(0)}, {"id", q.text(1)}, {"subject", nullable_text(q, 2)}, {"stage", q.text(3)},
+                  {"outcome", nullable_text(q, 4)}, {"opened_at", nullable_text(q, 5)},
+                  {"closed_at", nullable_text(q, 6)}, {"overdue", nullable_bool(q, 7)},
+                  {"details", q.is_null(8) ? Json::object() : text_json(q.text(8))}, {"seq", q.int64(9)},
+                  {"as_of", q.text(10)}, {"steps", Json::array()}};
+        steps.bind_all(q.text(0), q.int64(11), q.text(1));
+        while (steps.step())
+          c["steps"].push_back({{"at", steps.text(0)}, {"action", steps.text(1)}, {"actor", steps.text(2)},
+                                {"note", steps.text(3)}, {"seq", steps.int64(4)}});
+        steps.reset();
+        out.push_back(std::move(c));
+      }
+      return out;
+    } catch (const Failure& f) {
+      return read_error(f);
+    }
+  }
+
+  Result<Json> history(const std::string& school, const std::string& audit, const std::string& since) override {
+    try {
+      Json h = {{"school", school}, {"since", since.empty() ? Json(nullptr) : Json(since)}};
+      const std::int64_t since_ms = since.empty() ? 0 : day_start_ms(since);
+      Json states = Json::array();
+      auto s = db_->prepare(
+          "SELECT at_ms, online, session, reason, store_id, last_seq FROM state_change WHERE school = ?1 AND at_ms >= ?2 "
+          "ORDER BY at_ms, id");
+      s.bind_all(school, since_ms);
+      while (s.step())
+        states.push_back({{"at", utc_text(s.int64(0))}, {"online", s.int64(1) != 0}, {"session", s.int64(2)},
+                          {"reason", nullable_text(s, 3)}, {"store", nullable_text(s, 4)}, {"last_seq", nullable_int(s, 5)}});
+      h["states"] = states;
+      h["uptime"] = uptime(school, since_ms);
+      Json days = Json::array();
+      auto d = db_->prepare(
+          "SELECT day, fiber_classroom, fiber_function_room, fiber_office, fiber_met, recording_compliant, recording_total, "
+          "recording_met, cases_open, cases_overdue, attendance_met, digital_campus FROM school_day WHERE school = ?1 AND "
+          "day >= ?2 ORDER BY day");
+      d.bind_all(school, since);
+      while (d.step()) {
+        auto real = [&](int c) { return d.is_null(c) ? Json(nullptr) : Json(d.real(c)); };
+        days.push_back({{"day", d.text(0)},
+                        {"fiber", {{"classroom", real(1)}, {"function_room", real(2)}, {"office", real(3)}, {"met", nullable_bool(d, 4)}}},
+                        {"recording", {{"compliant", nullable_int(d, 5)}, {"total", nullable_int(d, 6)}, {"met", nullable_bool(d, 7)}}},
+                        {"cases", {{"open", nullable_int(d, 8)}, {"overdue", nullable_int(d, 9)}, {"met", nullable_bool(d, 10)}}},
+                        {"digital_campus", nullable_bool(d, 11)}});
+      }
+      h["days"] = days;
+      Json steps = Json::array();
+      auto c = db_->prepare(
+          "SELECT st.case_id, st.at, st.action, st.actor, st.note, st.seq FROM case_step st WHERE st.school = ?1 AND "
+          "COALESCE(st.at, '') >= ?2 ORDER BY st.at, st.case_id, st.idx");
+      c.bind_all(school, since);
+      while (c.step())
+        steps.push_back({{"case", c.text(0)}, {"at", c.text(1)}, {"action", c.text(2)}, {"actor", c.text(3)},
+                         {"note", c.text(4)}, {"seq", c.int64(5)}});
+      h["case_steps"] = steps;
+      Json events = Json::array();
+      auto e = db_->prepare(
+          "SELECT m.seq, m.audit, m.ts, m.payload FROM message m JOIN series r ON r.id = m.series WHERE r.school = ?1 AND "
+          "m.kind = 'event' AND (?2 = '' OR m.audit = ?2) AND m.day >= ?3 ORDER BY m.ts_ms, m.seq LIMIT 5000");
+      e.bind_all(school, audit, since);
+      while (e.step()) {
+        Json env = text_json(e.text(3));
+        const Json b = env.is_object() ? env.value("body", Json::object()) : Json::object();
+        events.push_back({{"seq", e.int64(0)}, {"audit", e.text(1)}, {"ts", e.text(2)},
+                          {"subject", b.value("subject", Json(nullptr))}, {"from", b.value("from", Json(nullptr))},
+                          {"to", b.value("to", Json(nullptr))}, {"reason", b.value("reason", Json(nullptr))}});
+      }
+      h["events"] = events;
+      return h;
+    } catch (const Failure& f) {
+      return read_error(f);
+    }
+  }
+
+  Result<std::vector<Json>> gaps(const std::string& school) override {
+    try {
+      auto q = db_->prepare(
+          "SELECT g.id, r.school, r.store_id, g.from_seq, g.to_seq, g.cause, g.state, g.opened_ms, g.closed_ms, "
+          "g.requests, g.last_request_ms, g.next_request_ms, g.filled, g.lost, g.lost_reason, "
+          "(SELECT COALESCE(SUM(p.to_seq - p.from_seq + 1), 0) FROM gap_piece p WHERE p.gap = g.id AND p.state = 'open') "
+          "FROM gap g JOIN series r ON r.id = g.series WHERE (?1 = '' OR r.school = ?1) "
+          "ORDER BY CASE g.state WHEN 'open' THEN 0 WHEN 'lost' THEN 1 ELSE 2 END, g.opened_ms DESC, g.id DESC");
+      q.bind_all(school);
+      std::vector<Json> out;
+      while (q.step()) {
+        auto at = [&](int c) { return q.is_null(c) ? Json(nullptr) : Json(utc_text(q.int64(c))); };
+        out.push_back({{"id", q.int64(0)}, {"school", q.text(1)}, {"store", q.text(2)}, {"from_seq", q.int64(3)},
+                       {"to_seq", q.int64(4)}, {"cause", q.text(5)}, {"state", q.text(6)}, {"opened_at", at(7)},
+                       {"closed_at", at(8)}, {"requests", q.int64(9)}, {"last_request_at", at(10)},
+                       {"next_request_at", q.text(6) == "open" ? at(11) : Json(nullptr)}, {"filled", q.int64(12)},
+                       {"lost", q.int64(13)}, {"lost_reason", nullable_text(q, 14)}, {"open", q.int64(15)}});
+      }
+      return out;
+    } catch (const Failure& f) {
+      return read_error(f);
+    }
+  }
+
+  Result<std::vector<Json>> monthly(const std::vector<std::string>& register_schools) override {
+    try {
+      std::set<std::string> schools(register_schools.begin(), register_schools.end());
+      if (schools.empty()) {
+        auto s = db_->prepare("SELECT school FROM school");
+        while (s.step()) schools.insert(s.text(0));
+      }
+      // Each school's daily rows in day order; a month's figure is the school's last row on or
+      // before the month's end (a school that has reported nothing by then is unknown).
+      std::map<std::string, std::vector<std::pair<std::string, std::array<Json, 4>>>> days;
+      std::string first, last;
+      auto q = db_->prepare(
+          "SELECT school, day, digital_campus, fiber_met, recording_met, attendance_met FROM school_day ORDER BY school, day");
+      while (q.step()) {
+        if (!schools.count(q.text(0))) continue;
+        days[q.text(0)].push_back({q.text(1), {nullable_bool(q, 2), nullable_bool(q, 3), nullable_bool(q, 4), nullable_bool(q, 5)}});
+        const std::string month = q.text(1).substr(0, 7);
+        if (first.empty() || month < first) first = month;
+        if (last.empty() || month > last) last = month;
+      }
+      std::vector<Json> out;
+      if (first.empty()) return out;
+      static const char* kTargets[] = {"digital_campus", "fiber", "recording", "attendance"};
+      for (std::string m = first; m <= last; m = next_month(m)) {
+        const std::string end = m + "-31";
+        Json row = {{"month", m}, {"schools", schools.size()}, {"plan", plan::plan_share(std::stoi(m.substr(0, 4)))}};
+        for (int t = 0; t < 4; ++t) {
+          std::size_t met = 0, known = 0;
+          for (const auto& s : schools) {
+            auto it = days.find(s);
+            if (it == days.end()) continue;
+            const Json* v = nullptr;
+            for (const auto& [day, vals] : it->second) {
+              if (day > end) break;
+              v = &vals[t];
+            }
+            if (!v || v->is_null()) continue;
+            ++known;
+            if (*v == true) ++met;
+          }
+          double share = schools.empty() ? 0.0 : static_cast<double>(met) / schools.size();
+          row[kTargets[t]] = {{"met", met}, {"known", known}, {"unknown", schools.size() - known},
+                              {"share", std::round(share * 10000) / 10000}};
+        }
+        out.push_back(std::move(row));
+      }
+      return out;
+    } catch (const Failure& f) {
+      return read_error(f);
+    }
+  }
+
+  Result<Json> totals(SystemTime silent_since) override {
+    try {
+      Json t = Json::object();
+      auto c = db_->prepare("SELECT name, value FROM counter ORDER BY name");
+      while (c.step()) t["counters"][c.text(0)] = c.int64(1);
+      if (!t.contains("counters")) t["counters"] = Json::object();
+      t["schools"] = db_->scalar_int("SELECT COUNT(*) FROM school");
+      t["online"] = db_->scalar_int("SELECT COUNT(*) FROM school WHERE online = 1");
+      t["messages"] = db_->scalar_int("SELECT COUNT(*) FROM message");
+      t["gaps_open"] = db_->scalar_int("SELECT COUNT(*) FROM gap WHERE state = 'open'");
+      t["gaps_lost"] = db_->scalar_int("SELECT COUNT(*) FROM gap WHERE state = 'lost'");
+      t["gaps_filled"] = db_->scalar_int("SELECT COUNT(*) FROM gap WHERE state = 'filled'");
+      t["seqs_open"] = db_->scalar_int("SELECT COALESCE(SUM(to_seq - from_seq + 1), 0) FROM gap_piece WHERE state = 'open'");
+      t["seqs_lost"] = db_->scalar_int("SELECT COALESCE(SUM(to_seq - from_seq + 1), 0) FROM gap_piece WHERE state = 'lost'");
+      t["quarantined"] = db_->scalar_int("SELECT COUNT(*) FROM quarantine");
+      t["conflicts"] = db_->scalar_int("SELECT COUNT(*) FROM conflict");
+      t["requests_in_flight"] = db_->scalar_int("SELECT COUNT(*) FROM resend_request WHERE outcome IS NULL");
+      Json silent = Json::array();
+      auto sl = db_->prepare("SELECT school FROM school WHERE COALESCE(last_received_ms, 0) < ?1 ORDER BY school");
+      sl.bind_all(ms_of(silent_since));
+      while (sl.step()) silent.push_back(sl.text(0));
+      t["silent"] = silent;
+      t["db_bytes"] = db_->scalar_int("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()");
+      return t;
+    } catch (const Failure& f) {
+      return read_error(f);
+    }
+  }
+
+  Result<Json> status() override {
+    try {
+      auto q = db_->prepare("SELECT value FROM meta WHERE key = 'collector_status'");
+      if (!q.step()) return Json(nullptr);
+      return text_json(q.text(0));
+    } catch (const Failure& f) {
+      return read_error(f);
+    }
+  }
+
+  Status set_status(const Json& status) override {
+    if (read_only_) return {};
+    try {
+      db_->prepare("INSERT INTO meta(key, value) VALUES ('collector_status', ?1) "
+                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+          .bind_all(status.dump())
+          .run();
+    } catch (const Failure& f) {
+      return Error{"county database", f.what(), ""};
+    }
+    return {};
+  }
+
+ private:
+  Error read_error(const Failure& f) const {
+    stmts_.clear();
+    return Error{"county database", std::string("cannot read: ") + f.what(),
+                 "check the file and its permissions (campusctl needs read access to the database and its -wal/-shm)"};
+  }
+
+  // Cached statements for the hot path (keyed by the SQL literal's address).
+  Statement& q(const char* sql) {
+    auto it = stmts_.find(sql);
+    if (it == stmts_.end()) it = stmts_.emplace(sql, std::make_unique<Statement>(db_->prepare(sql))).first;
+    it->second->reset();
+    return *it->second;
+  }
+
+  void count(const char* name, std::int64_t n = 1) { counters_[name] += n; }
+  void flush_counters() {
+    for (const auto& [name, n] : counters_) {
+      if (n == 0) continue;
+      q("INSERT INTO counter(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
+          .bind_all(name, n)
+          .run();
+    }
+    counters_.clear();
+  }
+
+  // ---- schools and series ----
+  void touch_school(const Incoming& m) {
+    q("INSERT INTO school(school, first_seen_ms) VALUES (?1, ?2) ON CONFLICT(school) DO NOTHING").bind_all(m.school, now_).run();
+    q("UPDATE school SET last_received_ms = ?2, "
+      "last_seen = CASE WHEN last_seen_ms IS NULL OR ?3 > last_seen_ms THEN ?4 ELSE last_seen END, "
+      "last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?3) WHERE school = ?1")
+        .bind_all(m.school, now_, m.ts_ms, m.ts)
+        .run();
+  }
+
+  struct SeriesRow {
+    std::int64_t id = 0;
+    std::string store_id;
+    std::int64_t max_seen = 0, announced = 0;
+    bool retired = false;
+  };
+
+  std::optional<SeriesRow> current_series(const std::string& school) {
+    auto& s = q("SELECT r.id, r.store_id, r.max_seen, r.announced, r.retired_ms IS NOT NULL FROM school c "
+                "JOIN series r ON r.id = c.current_series WHERE c.school = ?1");
+    s.bind_all(school);
+    if (!s.step()) return std::nullopt;
+    return SeriesRow{s.int64(0), s.text(1), s.int64(2), s.int64(3), s.int64(4) != 0};
+  }
+
+  // The series of (school, store); an empty store means the school's current one (an agent
+  // that does not name its store), or "" before any is known.
+  SeriesRow series_for(const std::string& school, std::string store_id) {
+    if (store_id.empty()) {
+      if (auto c = current_series(school)) return *c;
+    }
+    auto& s = q("SELECT id, store_id, max_seen, announced, retired_ms IS NOT NULL FROM series WHERE school = ?1 AND store_id = ?2");
+    s.bind_all(school, store_id);
+    if (s.step()) return SeriesRow{s.int64(0), s.text(1), s.int64(2), s.int64(3), s.int64(4) != 0};
+    q("INSERT INTO series(school, store_id, first_seen_ms) VALUES (?1, ?2, ?3)").bind_all(school, store_id, now_).run();
+    SeriesRow row{sqlite3_last_insert_rowid(db_->raw()), store_id, 0, 0, false};
+    q("UPDATE school SET current_series = ?2 WHERE school = ?1 AND current_series IS NULL").bind_all(school, row.id).run();
+    return row;
+  }
+
+  // The agent says which store it writes now (birth, health): a different one than the
+  // current series' replaces it. Everything still open of the old series is lost: no one can
+  // send it again.
+  void switch_store(const std::string& school, const std::string& store_id, const Json& store, BatchResult& r) {
+    if (store_id.empty()) return;
+    auto cur = current_series(school);
+    if (cur && cur->store_id == store_id) {
+      if (store.is_object()) q("UPDATE series SET store = ?2 WHERE id = ?1").bind_all(cur->id, store.dump()).run();
+      return;
+    }
+    SeriesRow next = series_for(school, store_id);
+    if (next.retired) {
+      r.log.push_back("school " + school + " names store " + store_id +
+                      ", which it replaced earlier; its messages are kept in that store's series, not as current");
+      return;
+    }
+    if (store.is_object()) q("UPDATE series SET store = ?2 WHERE id = ?1").bind_all(next.id, store.dump()).run();
+    q("UPDATE school SET current_series = ?2 WHERE school = ?1").bind_all(school, next.id).run();
+    if (!cur || cur->id == next.id) return;
+    std::string reason = "store_replaced: the school's agent now writes store " + store_id;
+    if (store.is_object() && store.contains("recovered") && store["recovered"].is_object())
+      reason += " (" + store["recovered"].value("reason", std::string("recovered")) + ": " +
+                store["recovered"].value("what", std::string()) + ")";
+    q("UPDATE series SET retired_ms = ?2, retired_reason = ?3 WHERE id = ?1").bind_all(cur->id, now_, reason).run();
+    std::int64_t lost = mark_lost(cur->id, 1, INT64_MAX, reason, r);
+    if (cur->announced > cur->max_seen) {  // what it had announced and never sent
+      std::int64_t g = new_gap(cur->id, cur->max_seen + 1, cur->announced, "store_replaced", std::nullopt);
+      add_piece(cur->id, cur->max_seen + 1, cur->announced, g, "lost", reason);
+      add_lost(g, cur->announced - cur->max_seen, reason);
+      refresh_gap(g);
+      lost += cur->announced - cur->max_seen;
+      q("UPDATE series SET max_seen = announced, tail_since_ms = NULL WHERE id = ?1").bind_all(cur->id).run();
+    }
+    r.seqs_lost += static_cast<int>(lost);
+    r.log.push_back("school " + school + ": store " + (cur->store_id.empty() ? "(unnamed)" : cur->store_id) +
+                    " replaced by " + store_id + "; " + std::to_string(lost) + " seq(s) of the old store marked lost");
+    count("stores_replaced");
+  }
+
+  // "How far the school has got" from a birth, will or health: the tail beyond max_seen is
+  // expected to arrive; the planner asks for it once it is due (open_due_tails).
+  void announce(std::int64_t series, std::int64_t last_seq) {
+    q("UPDATE series SET announced = MAX(announced, ?2) WHERE id = ?1 AND retired_ms IS NULL").bind_all(series, last_seq).run();
+    refresh_tail(series);
+  }
+  void refresh_tail(std::int64_t series) {
+    q("UPDATE series SET tail_since_ms = CASE WHEN announced > max_seen THEN COALESCE(tail_since_ms, ?2) ELSE NULL END "
+      "WHERE id = ?1")
+        .bind_all(series, now_)
+        .run();
+  }
+
+  // ---- the ledger ----
+  std::int64_t new_gap(std::int64_t series, std::int64_t from, std::int64_t to, const char* cause,
+                       std::optional<std::int64_t> due) {
+    q("INSERT INTO gap(series, from_seq, to_seq, cause, state, opened_ms, next_request_ms) VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6)")
+        .bind_all(series, from, to, cause, now_, due)
+        .run();
+    count("gaps_opened");
+    return sqlite3_last_insert_rowid(db_->raw());
+  }
+  void add_piece(std::int64_t series, std::int64_t from, std::int64_t to, std::int64_t gap, const char* state,
+                 const std::optional<std::string>& reason) {
+    q("INSERT INTO gap_piece(series, from_seq, to_seq, gap, state, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        .bind_all(series, from, to, gap, state, reason)
+        .run();
+  }
+  void add_lost(std::int64_t gap, std::int64_t n, const std::string& reason) {
+    q("UPDATE gap SET lost = lost + ?2, lost_reason = COALESCE(lost_reason, ?3) WHERE id = ?1").bind_all(gap, n, reason).run();
+    count("seqs_lost", n);
+  }
+  // A gap is open while a piece of it is open, lost when only lost pieces remain, filled when none.
+  void refresh_gap(std::int64_t gap) {
+    q("UPDATE gap SET state = CASE "
+      "WHEN EXISTS (SELECT 1 FROM gap_piece p WHERE p.gap = gap.id AND p.state = 'open') THEN 'open' "
+      "WHEN EXISTS (SELECT 1 FROM gap_piece p WHERE p.gap = gap.id AND p.state = 'lost') THEN 'lost' ELSE 'filled' END, "
+      "closed_ms = CASE WHEN EXISTS (SELECT 1 FROM gap_piece p WHERE p.gap = gap.id AND p.state = 'open') THEN NULL "
+      "ELSE COALESCE(closed_ms, ?2) END WHERE id = ?1")
+        .bind_all(gap, now_)
+        .run();
+  }
+
+  struct Piece {
+    std::int64_t from = 0, to = 0, gap = 0;
+    std::string state, reason;
+  };
+  std::optional<Piece> piece_at(std::int64_t series, std::int64_t seq) {
+    auto& s = q("SELECT from_seq, to_seq, gap, state, COALESCE(reason, '') FROM gap_piece WHERE series = ?1 AND "
+                "from_seq <= ?2 ORDER BY from_seq DESC LIMIT 1");
+    s.bind_all(series, seq);
+    if (!s.step() || s.int64(1) < seq) return std::nullopt;
+    return Piece{s.int64(0), s.int64(1), s.int64(2), s.text(3), s.text(4)};
+  }
+  // Takes [from, to] out of a piece that contains it; the rest of the piece stays as it was.
+  void cut(std::int64_t series, const Piece& p, std::int64_t from, std::int64_t to) {
+    q("DELETE FROM gap_piece WHERE series = ?1 AND from_seq = ?2").bind_all(series, p.from).run();
+    std::optional<std::string> reason;
+    if (!p.reason.empty()) reason = p.reason;
+    if (p.from < from) add_piece(series, p.from, from - 1, p.gap, p.state.c_str(), reason);
+    if (to < p.to) add_piece(series, to + 1, p.to, p.gap, p.state.c_str(), reason);
+  }
+
+  // Marks what is still open of [from, to] in the series lost; returns how many seqs.
+  std::int64_t mark_lost(std::int64_t series, std::int64_t from, std::int64_t to, const std::string& reason, BatchResult&) {
+    std::vector<Piece> pieces;
+    {
+      auto& s = q("SELECT from_seq, to_seq, gap FROM gap_piece WHERE series = ?1 AND state = 'open' AND to_seq >= ?2 "
+                  "AND from_seq <= ?3 ORDER BY from_seq");
+      s.bind_all(series, from, to);
+      while (s.step()) pieces.push_back(Piece{s.int64(0), s.int64(1), s.int64(2), "open", ""});
+    }
+    std::int64_t n = 0;
+    std::set<std::int64_t> touched;
+    for (const auto& p : pieces) {
+      const std::int64_t a = std::max(p.from, from), b = std::min(p.to, to);
+      cut(series, p, a, b);
+      add_piece(series, a, b, p.gap, "lost", reason);
+      add_lost(p.gap, b - a + 1, reason);
+      touched.insert(p.gap);
+      n += b - a + 1;
+    }
+    for (auto g : touched) refresh_gap(g);
+    return n;
+  }
+
+  // seq s of the series is now held (stored) or known lost (quarantined copy).
+  void account(const SeriesRow& series, std::int64_t s, const std::optional<std::string>& lost_reason, BatchResult& r) {
+    if (s > series.max_seen) {
+      if (s > series.max_seen + 1) {
+        std::int64_t g = new_gap(series.id, series.max_seen + 1, s - 1, "jump", now_ + policy_.reorder_grace.count());
+        add_piece(series.id, series.max_seen + 1, s - 1, g, "open", std::nullopt);
+        ++r.gaps_opened;
+      }
+      if (lost_reason) {
+        std::int64_t g = new_gap(series.id, s, s, "quarantined", std::nullopt);
+        add_piece(series.id, s, s, g, "lost", lost_reason);
+        add_lost(g, 1, *lost_reason);
+        refresh_gap(g);
+        ++r.seqs_lost;
+      }
+      q("UPDATE series SET max_seen = ?2, announced = MAX(announced, ?2) WHERE id = ?1").bind_all(series.id, s).run();
+      refresh_tail(series.id);
+      return;
+    }
+    auto p = piece_at(series.id, s);
+    if (!p) return;
+    if (lost_reason) {
+      if (p->state != "open") return;
+      cut(series.id, *p, s, s);
+      add_piece(series.id, s, s, p->gap, "lost", lost_reason);
+      add_lost(p->gap, 1, *lost_reason);
+      ++r.seqs_lost;
+    } else {
+      cut(series.id, *p, s, s);
+      q("UPDATE gap SET filled = filled + 1 WHERE id = ?1").bind_all(p->gap).run();
+      if (p->state == "lost") {
+        q("UPDATE gap SET lost = lost - 1 WHERE id = ?1").bind_all(p->gap).run();
+        count("seqs_lost", -1);
+        count("late_arrivals");
+      }
+      count("seqs_filled");
+      ++r.seqs_filled;
+    }
+    refresh_gap(p->gap);
+  }
+
+  // ---- messages ----
+  void ingest_one(const Incoming& m, BatchResult& r) {
+    touch_school(m);
+    switch (m.kind) {
+      case Kind::Report:
+      case Kind::Event: ingest_seq(m, r); break;
+      case Kind::State: ingest_state(m, r); break;
+      case Kind::Health: ingest_health(m, r); break;
+      case Kind::Reply: ingest_reply(m, r); break;
+    }
+  }
+
+  void ingest_seq(const Incoming& m, BatchResult& r) {
+    count("received");
+    SeriesRow series = series_for(m.school, m.store_id);
+    bool fresh = m.seq > series.max_seen;
+    if (!fresh) {
+      auto& e = q("SELECT sha256 FROM message WHERE series = ?1 AND seq = ?2");
+      e.bind_all(series.id, m.seq);
+      if (e.step()) {
+        const std::string kept = e.text(0);
+        if (kept == m.sha256) {
+          ++r.duplicates;
+          count("duplicates");
+          q("UPDATE series SET duplicates = duplicates + 1 WHERE id = ?1").bind_all(series.id).run();
+        } else {
+          q("INSERT INTO conflict(series, seq, received_ms, topic, sha256_kept, sha256_new, payload) VALUES "
+            "(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+              .bind_all(series.id, m.seq, now_, m.topic, kept, m.sha256, m.canonical)
+              .run();
+          q("UPDATE series SET conflicts = conflicts + 1 WHERE id = ?1").bind_all(series.id).run();
+          ++r.conflicts;
+          count("conflicts");
+          r.log.push_back("CONFLICT: " + m.school + " seq " + std::to_string(m.seq) + " arrived with other bytes than the "
+                          "copy kept (sha256 " + kept.substr(0, 12) + " kept, " + m.sha256.substr(0, 12) +
+                          " aside in the conflict table)");
+        }
+        return;
+      }
+      auto p = piece_at(series.id, m.seq);
+      if (!p) {  // accounted before and pruned since: a late copy
+        ++r.duplicates;
+        count("duplicates");
+        return;
+      }
+    }
+    q("INSERT INTO message(series, seq, kind, audit, ts, ts_ms, day, received_ms, resent, sha256, payload) VALUES "
+      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+        .bind_all(series.id, m.seq, kind_name(m.kind), m.audit, m.ts, m.ts_ms, m.day, now_, m.resent ? 1 : 0, m.sha256,
+                  m.canonical)
+        .run();
+    q("UPDATE series SET messages = messages + 1 WHERE id = ?1").bind_all(series.id).run();
+    account(series, m.seq, std::nullopt, r);
+    ++r.stored;
+    count("stored");
+    if (m.kind == Kind::Report) project_report(m, series.id);
+    else project_event(m, series.id);
+  }
+
+  void ingest_state(const Incoming& m, BatchResult& r) {
+    ++r.states;
+    count("states");
+    const Json& b = m.envelope["body"];
+    const bool online = b["online"].get<bool>();
+    const std::int64_t session = b["session"].get<std::int64_t>();
+    const std::int64_t last_seq = b["last_seq"].get<std::int64_t>();
+    const std::string reason = b.contains("reason") && b["reason"].is_string() ? b["reason"].get<std::string>() : "";
+    auto& s = q("SELECT online, session, COALESCE(last_seen_ms, 0) FROM school WHERE school = ?1");
+    s.bind_all(m.school);
+    s.step();
+    const bool known_online = !s.is_null(0), known_session = !s.is_null(1);
+    const std::int64_t prev_online = known_online ? s.int64(0) : -1, prev_session = known_session ? s.int64(1) : 0;
+    const std::int64_t last_seen = s.int64(2);
+    if (known_session && session < prev_session) {
+      // A will (or a retained birth) of an earlier connection: the agent answers a stale will
+      // with a new birth; the county only notes it.
+      if (!online) ++r.stale_wills, count("stale_wills");
+      return;
+    }
+    if (online) switch_store(m.school, m.store_id, b.value("store", Json()), r);
+    // A will or a stop names no store: it speaks of the current one (none yet: nothing to announce).
+    std::optional<SeriesRow> series;
+    if (!m.store_id.empty()) series = series_for(m.school, m.store_id);
+    else series = current_series(m.school);
+    if (series && !series->retired) announce(series->id, last_seq);
+    const bool changed = !known_online || (prev_online != 0) != online || !known_session || prev_session != session;
+    // When it went offline: a clean stop says so; a will was made at connect time, so the
+    // last thing heard from the school is the better estimate.
+    const std::int64_t at = online || reason == "stopped" ? m.ts_ms : std::max(m.ts_ms, last_seen);
+    q("UPDATE school SET online = ?2, session = ?3, state_at_ms = CASE WHEN ?4 THEN ?5 ELSE state_at_ms END, "
+      "state_reason = ?6, version = COALESCE(?7, version) WHERE school = ?1")
+        .bind_all(m.school, online ? 1 : 0, session, changed ? 1 : 0, at, reason.empty() ? std::optional<std::string>() : reason,
+                  b.contains("version") && b["version"].is_string() ? std::optional<std::string>(b["version"]) : std::nullopt)
+        .run();
+    if (changed)
+      q("INSERT INTO state_change(school, at_ms, online, session, reason, store_id, last_seq, received_ms) VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+          .bind_all(m.school, at, online ? 1 : 0, session, reason.empty() ? std::optional<std::string>() : reason,
+                    series ? std::optional<std::string>(series->store_id) : std::nullopt, last_seq, now_)
+          .run();
+  }
+
+  void ingest_health(const Incoming& m, BatchResult& r) {
+    ++r.health;
+    count("health");
+    const Json& b = m.envelope["body"];
+    switch_store(m.school, m.store_id, b.value("store", Json()), r);
+    SeriesRow series = series_for(m.school, m.store_id);
+    const Json& outbox = b["outbox"];
+    if (!series.retired) announce(series.id, outbox["last_seq"].get<std::int64_t>());
+    const Json mqtt = b.value("mqtt", Json::object());
+    const std::int64_t takeovers = mqtt.is_object() ? mqtt.value("takeovers", std::int64_t{0}) : 0;
+    q("UPDATE school SET health = ?2, health_at_ms = ?3, outbox_depth = ?4, version = COALESCE(?5, version), "
+      "takeovers = MAX(takeovers, ?6) WHERE school = ?1")
+        .bind_all(m.school, b.dump(), now_, outbox["depth"].get<std::int64_t>(),
+                  b.contains("version") && b["version"].is_string() ? std::optional<std::string>(b["version"]) : std::nullopt,
+                  takeovers)
+        .run();
+    auto& last = q("SELECT MAX(at_ms) FROM health_sample WHERE school = ?1");
+    last.bind_all(m.school);
+    const bool due = !last.step() || last.is_null(0) || now_ - last.int64(0) >= retention_.health_every.count();
+    if (due)
+      q("INSERT INTO health_sample(school, at_ms, outbox_depth, oldest_unsent_age_s, last_seq, rss_bytes, reconnects, "
+        "buffer_full) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING")
+          .bind_all(m.school, now_, opt_int(outbox["depth"]), opt_int(outbox.value("oldest_unsent_age_s", Json())),
+                    opt_int(outbox["last_seq"]), opt_int(b.value("rss_bytes", Json())),
+                    opt_int(mqtt.is_object() ? mqtt.value("reconnects", Json()) : Json()),
+                    opt_int(b.value("buffer_full", Json())))
+          .run();
+  }
+
+  void ingest_reply(const Incoming& m, BatchResult& r) {
+    if (m.requester != policy_.requester || !m.correlation) {
+      ++r.ignored;
+      return;
+    }
+    auto& s = q("SELECT id, series, from_seq, to_seq, outcome FROM resend_request WHERE correlation = ?1");
+    s.bind_all(*m.correlation);
+    if (!s.step()) {
+      ++r.ignored;
+      return;
+    }
+    const std::int64_t id = s.int64(0), series = s.int64(1), from = s.int64(2), to = s.int64(3);
+    ++r.replies;
+    count("replies");
+    const Json& b = m.envelope["body"];
+    std::string outcome = "answered";
+    if (b["ok"] == true) {
+      const Json res = b.value("result", Json::object());
+      if (res.contains("missing") && res["missing"].is_array())
+        for (const auto& range : res["missing"]) {
+          if (!range.is_array() || range.size() != 2 || !range[0].is_number_integer() || !range[1].is_number_integer())
+            continue;
+          const std::int64_t a = std::max(from, range[0].get<std::int64_t>()), z = std::min(to, range[1].get<std::int64_t>());
+          if (a > z) continue;
+          std::int64_t n = mark_lost(series, a, z,
+                                     "no_longer_held: the school's agent no longer holds seq " + std::to_string(a) + ".." +
+                                         std::to_string(z) + " (pruned after delivery, buffer.keep_sent)",
+                                     r);
+          r.seqs_lost += static_cast<int>(n);
+          if (n > 0)
+            r.log.push_back(m.school + ": seq " + std::to_string(a) + ".." + std::to_string(z) +
+                            " no longer held by the school: " + std::to_string(n) + " seq(s) lost");
+        }
+      if (res.contains("not_yet_produced") && res["not_yet_produced"].is_array() && res["not_yet_produced"].size() == 2 &&
+          res["not_yet_produced"][0].is_number_integer()) {
+        const std::int64_t a = std::max(from, res["not_yet_produced"][0].get<std::int64_t>());
+        std::int64_t n = mark_lost(series, a, to,
+                                   "not_produced: the school's store ends at seq " +
+                                       std::to_string(res.value("last_seq", std::int64_t{0})) +
+                                       " (restored from an older copy?); these seqs may come again with other content",
+                                   r);
+        r.seqs_lost += static_cast<int>(n);
+      }
+      if (res.value("failed", 0) > 0 || res.contains("stopped")) outcome = "partial";
+    } else {
+      outcome = "error:" + b.value("error", Json::object()).value("code", std::string("?"));
+    }
+    q("UPDATE resend_request SET outcome = ?2, reply_ms = ?3, reply = ?4 WHERE id = ?1 AND outcome IS NULL")
+        .bind_all(id, outcome, now_, b.dump())
+        .run();
+    // The copies came before the reply (the agent answers once the broker has them all); what
+    // is still open was dropped on the way: ask again later.
+    retry_later(series, from, to, policy_);
+  }
+
+  // ---- projections: the history the plan is measured by ----
+  // The latest report of an audit: newer by (ts, seq) within a series; a report of the school's
+  // current series also replaces one of a store it replaced.
+  void project_report(const Incoming& m, std::int64_t series) {
+    auto cur = current_series(m.school);
+    const bool current = cur && cur->id == series;
+    const Json& summary = m.envelope["body"]["summary"];
+    const std::string text = summary.dump();
+    q("INSERT INTO report_latest(school, audit, series, seq, ts, ts_ms, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+      "ON CONFLICT(school, audit) DO UPDATE SET series = excluded.series, seq = excluded.seq, ts = excluded.ts, "
+      "ts_ms = excluded.ts_ms, summary = excluded.summary WHERE (?8 AND excluded.series <> report_latest.series) OR "
+      "excluded.ts_ms > report_latest.ts_ms OR (excluded.ts_ms = report_latest.ts_ms AND excluded.seq > report_latest.seq)")
+        .bind_all(m.school, m.audit, series, m.seq, m.ts, m.ts_ms, text, current ? 1 : 0)
+        .run();
+    q("INSERT INTO report_daily(school, audit, day, series, seq, ts, ts_ms, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+      "ON CONFLICT(school, audit, day) DO UPDATE SET series = excluded.series, seq = excluded.seq, ts = excluded.ts, "
+      "ts_ms = excluded.ts_ms, summary = excluded.summary WHERE (?9 AND excluded.series <> report_daily.series) OR "
+      "excluded.ts_ms > report_daily.ts_ms OR (excluded.ts_ms = report_daily.ts_ms AND excluded.seq > report_daily.seq)")
+        .bind_all(m.school, m.audit, m.day, series, m.seq, m.ts, m.ts_ms, text, current ? 1 : 0)
+        .run();
+    if (db_->changes() == 0) return;  // not the day's latest: nothing derived changes
+    if (m.audit == "fiber" || m.audit == "recording" || m.audit == "attendance") {
+      // This day, and the following days that have no report of this audit of their own (they
+      // carry this one forward).
+      auto& nx = q("SELECT MIN(day) FROM report_daily WHERE school = ?1 AND audit = ?2 AND day > ?3");
+      nx.bind_all(m.school, m.audit, m.day);
+      const std::string until = nx.step() && !nx.is_null(0) ? nx.text(0) : std::string("9999-12-31");
+      std::vector<std::string> days{m.day};
+      auto& later = q("SELECT day FROM school_day WHERE school = ?1 AND day > ?2 AND day < ?3 ORDER BY day");
+      later.bind_all(m.school, m.day, until);
+      while (later.step()) days.push_back(later.text(0));
+      for (const auto& d : days) write_school_day(m.school, d);
+    }
+    if (m.audit == "attendance" && summary.contains("open_cases") && summary["open_cases"].is_array())
+      reconcile_cases(m, series, summary["open_cases"]);
+  }
+
+  // The plan's figures for one school and day, from each audit's last report on or before it.
+  void write_school_day(const std::string& school, const std::string& day) {
+    std::map<std::string, Json> latest;
+    auto& s = q("SELECT audit, summary FROM report_daily d WHERE school = ?1 AND audit IN ('fiber', 'recording', "
+                "'attendance') AND day = (SELECT MAX(day) FROM report_daily e WHERE e.school = d.school AND "
+                "e.audit = d.audit AND e.day <= ?2)");
+    s.bind_all(school, day);
+    while (s.step()) latest[s.text(0)] = text_json(s.text(1));
+    const Json f = latest.count("fiber") ? latest["fiber"] : Json(nullptr);
+    const Json rc = latest.count("recording") ? latest["recording"] : Json(nullptr);
+    const Json at = latest.count("attendance") ? latest["attendance"] : Json(nullptr);
+    auto cov = [&](const char* t) -> std::optional<double> {
+      return f.is_object() && f.contains(t) && f[t].is_object() ? opt_real(f[t].value("coverage", Json())) : std::nullopt;
+    };
+    const Json fiber_met = plan::fiber_target(f), rec_met = plan::recording_target(rc);
+    const Json open = at.is_object() ? at.value("open", Json()) : Json();
+    const Json att_met = plan::attendance_target(open);
+    const Json digital = plan::digital_campus(fiber_met, rec_met, att_met);
+    auto& w = q("INSERT INTO school_day(school, day, fiber_classroom, fiber_function_room, fiber_office, fiber_met, "
+                "recording_compliant, recording_total, recording_met, cases_open, cases_overdue, attendance_met, "
+                "digital_campus) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(school, day) "
+                "DO UPDATE SET fiber_classroom = excluded.fiber_classroom, fiber_function_room = "
+                "excluded.fiber_function_room, fiber_office = excluded.fiber_office, fiber_met = excluded.fiber_met, "
+                "recording_compliant = excluded.recording_compliant, recording_total = excluded.recording_total, "
+                "recording_met = excluded.recording_met, cases_open = excluded.cases_open, cases_overdue = "
+                "excluded.cases_overdue, attendance_met = excluded.attendance_met, digital_campus = excluded.digital_campus");
+    w.bind(1, school).bind(2, day);
+    w.bind_real(3, cov("classroom"));
+    w.bind_real(4, cov("function_room"));
+    w.bind_real(5, cov("office"));
+    w.bind(6, opt_int(fiber_met));
+    w.bind(7, rc.is_object() ? opt_int(rc.value("compliant", Json())) : std::nullopt);
+    w.bind(8, rc.is_object() ? opt_int(rc.value("classrooms", Json())) : std::nullopt);
+    w.bind(9, opt_int(rec_met));
+    w.bind(10, opt_int(open));
+    w.bind(11, at.is_object() ? opt_int(at.value("overdue", Json())) : std::nullopt);
+    w.bind(12, opt_int(att_met));
+    w.bind(13, opt_int(digital));
+    w.run();
+  }
+
+  void upsert_case(const std::string& school, std::int64_t series, const Json& c, std::int64_t seq, const std::string& ts) {
+    if (!c.is_object() || !c.contains("id") || !c["id"].is_string()) return;
+    const Json details = c.value("details", Json::object());
+    const std::optional<std::int64_t> overdue =
+        details.is_object() && details.contains("overdue") ? opt_int(details["overdue"]) : std::nullopt;
+    auto str = [&](const char* k) -> std::optional<std::string> {
+      if (!c.contains(k) || !c[k].is_string() || c[k].get<std::string>().empty()) return std::nullopt;
+      return c[k].get<std::string>();
+    };
+    q("INSERT INTO absence_case(school, series, case_id, subject, stage, outcome, opened_at, closed_at, overdue, details, "
+      "last_seq, updated_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+      "ON CONFLICT(school, series, case_id) DO UPDATE SET subject = excluded.subject, stage = excluded.stage, "
+      "outcome = excluded.outcome, opened_at = COALESCE(excluded.opened_at, absence_case.opened_at), "
+      "closed_at = excluded.closed_at, overdue = excluded.overdue, details = excluded.details, "
+      "last_seq = excluded.last_seq, updated_ts = excluded.updated_ts WHERE excluded.last_seq > absence_case.last_seq")
+        .bind_all(school, series, c["id"].get<std::string>(), str("subject"), str("stage").value_or("open"), str("outcome"),
+                  str("opened_at"), str("closed_at"), overdue, details.dump(), seq, ts)
+        .run();
+    if (c.contains("steps") && c["steps"].is_array()) {
+      std::int64_t idx = 0;
+      for (const auto& st : c["steps"]) {
+        if (!st.is_object()) continue;
+        auto sv = [&](const char* k) { return st.contains(k) && st[k].is_string() ? st[k].get<std::string>() : std::string(); };
+        q("INSERT INTO case_step(school, series, case_id, idx, at, action, actor, note, seq) VALUES "
+          "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING")
+            .bind_all(school, series, c["id"].get<std::string>(), idx++, sv("at"), sv("action"), sv("actor"), sv("note"), seq)
+            .run();
+      }
+    }
+  }
+
+  void project_event(const Incoming& m, std::int64_t series) {
+    const Json& b = m.envelope["body"];
+    if (b.contains("case") && b["case"].is_object()) upsert_case(m.school, series, b["case"], m.seq, m.ts);
+  }
+
+  // The attendance report lists the open cases: one the county has as open that is no longer
+  // among them was closed by an event the county has not (yet) received.
+  void reconcile_cases(const Incoming& m, std::int64_t series, const Json& open_cases) {
+    std::set<std::string> open;
+    for (const auto& c : open_cases) {
+      if (!c.is_object() || !c.contains("case") || !c["case"].is_string()) continue;
+      open.insert(c["case"].get<std::string>());
+      // Only when the county has nothing newer for it (an event of a later seq wins).
+      q("INSERT INTO absence_case(school, series, case_id, subject, stage, opened_at, overdue, details, last_seq, updated_ts) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(school, series, case_id) DO UPDATE SET "
+        "stage = excluded.stage, overdue = excluded.overdue, details = excluded.details, last_seq = excluded.last_seq, "
+        "updated_ts = excluded.updated_ts WHERE excluded.last_seq > absence_case.last_seq")
+          .bind_all(m.school, series, c["case"].get<std::string>(),
+                    c.contains("student") && c["student"].is_string() ? std::optional<std::string>(c["student"]) : std::nullopt,
+                    c.value("stage", std::string("open")),
+                    c.contains("opened_at") && c["opened_at"].is_string() ? std::optional<std::string>(c["opened_at"]) : std::nullopt,
+                    opt_int(c.value("overdue", Json())), c.dump(), m.seq, m.ts)
+          .run();
+    }
+    std::vector<std::string> gone;
+    auto& s = q("SELECT case_id FROM absence_case WHERE school = ?1 AND series = ?2 AND stage <> 'closed' AND last_seq < ?3");
+    s.bind_all(m.school, series, m.seq);
+    while (s.step())
+      if (!open.count(s.text(0))) gone.push_back(s.text(0));
+    for (const auto& id : gone)
+      q("UPDATE absence_case SET stage = 'closed', outcome = COALESCE(outcome, 'unknown'), last_seq = ?4, updated_ts = ?5 "
+        "WHERE school = ?1 AND series = ?2 AND case_id = ?3")
+          .bind_all(m.school, series, id, m.seq, m.ts)
+          .run();
+  }
+
+  void quarantine(const Quarantined& qm, BatchResult& r) {
+    ++r.quarantined;
+    count("quarantined");
+    q("INSERT INTO quarantine(received_ms, topic, school, kind, reason, detail, size, payload) VALUES "
+      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+        .bind_all(now_, qm.topic, qm.school, qm.kind, qm.reason, qm.detail, static_cast<std::int64_t>(qm.size), qm.payload)
+        .run();
+    // A report or event the collector can never take is accounted as lost, so the repair does
+    // not ask for it again and again.
+    if (qm.seq && !qm.school.empty()) {
+      q("INSERT INTO school(school, first_seen_ms) VALUES (?1, ?2) ON CONFLICT(school) DO NOTHING").bind_all(qm.school, now_).run();
+      SeriesRow series = series_for(qm.school, qm.store_id);
+      account(series, *qm.seq, "quarantined: " + qm.reason + ": " + qm.detail, r);
+    }
+  }
+
+  // ---- repair planning ----
+  // What is still open of [from, to] is asked for again after the gap's backoff, counted from
+  // `since_ms` (now, or the deadline of a request that timed out).
+  void retry_later(std::int64_t series, std::int64_t from, std::int64_t to, const RepairPolicy& policy,
+                   std::optional<std::int64_t> since_ms = std::nullopt) {
+    std::uniform_real_distribution<double> u(0, 1);
+    std::vector<std::pair<std::int64_t, int>> gaps;
+    {
+      auto& s = q("SELECT DISTINCT g.id, g.backoff_step FROM gap g JOIN gap_piece p ON p.gap = g.id WHERE "
+                  "p.series = ?1 AND p.state = 'open' AND p.to_seq >= ?2 AND p.from_seq <= ?3");
+      s.bind_all(series, from, to);
+      while (s.step()) gaps.emplace_back(s.int64(0), static_cast<int>(s.int64(1)));
+    }
+    for (auto [g, step] : gaps)
+      q("UPDATE gap SET next_request_ms = ?2, backoff_step = ?3 WHERE id = ?1")
+          .bind_all(g, since_ms.value_or(now_) + backoff_delay(policy.backoff_min, policy.backoff_max, step, u(rng_)).count(),
+                    step + 1)
+          .run();
+  }
+
+  void expire_requests(const RepairPolicy& policy) {
+    std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>> expired;
+    {
+      auto& s = q("SELECT id, series, from_seq, to_seq, deadline_ms FROM resend_request WHERE outcome IS NULL AND "
+                  "deadline_ms <= ?1");
+      s.bind_all(now_);
+      while (s.step()) expired.emplace_back(s.int64(0), s.int64(1), s.int64(2), s.int64(3), s.int64(4));
+    }
+    for (auto [id, series, from, to, deadline] : expired) {
+      q("UPDATE resend_request SET outcome = 'timeout', reply_ms = ?2 WHERE id = ?1").bind_all(id, now_).run();
+      count("requests_timed_out");
+      retry_later(series, from, to, policy, deadline);
+    }
+  }
+
+  // A tail (seqs announced by a birth or health, not received) becomes a gap when it has
+  // waited the reorder grace and the school's outbox is empty (its health says so), or when it
+  // has waited tail_wait_max whatever the outbox says.
+  void open_due_tails(const RepairPolicy& policy) {
+    std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t>> due;
+    {
+      auto& s = q("SELECT r.id, r.max_seen, r.announced FROM series r JOIN school c ON c.current_series = r.id WHERE "
+                  "r.retired_ms IS NULL AND r.tail_since_ms IS NOT NULL AND r.announced > r.max_seen AND "
+                  "r.tail_since_ms + ?2 <= ?1 AND ((c.outbox_depth = 0 AND c.health_at_ms >= r.tail_since_ms) OR "
+                  "r.tail_since_ms + ?3 <= ?1)");
+      s.bind_all(now_, policy.reorder_grace.count(), policy.tail_wait_max.count());
+      while (s.step()) due.emplace_back(s.int64(0), s.int64(1), s.int64(2));
+    }
+    for (auto [series, max_seen, announced] : due) {
+      std::int64_t g = new_gap(series, max_seen + 1, announced, "tail", now_);
+      add_piece(series, max_seen + 1, announced, g, "open", std::nullopt);
+      q("UPDATE series SET max_seen = ?2, tail_since_ms = NULL WHERE id = ?1").bind_all(series, announced).run();
+    }
+  }
+
+  void claim_requests(const RepairPolicy& policy, std::vector<ResendRequest>& out) {
+    const std::int64_t in_flight = db_->scalar_int("SELECT COUNT(*) FROM resend_request WHERE outcome IS NULL");
+    std::int64_t room = policy.max_schools - in_flight;
+    if (room <= 0) return;
+    // Online schools without a request in flight whose current series has a due open gap,
+    // the longest-waiting first.
+    std::vector<std::tuple<std::string, std::int64_t, std::string>> schools;
+    {
+      auto& s = q("SELECT c.school, r.id, r.store_id, MIN(g.next_request_ms) AS due FROM school c JOIN series r ON "
+                  "r.id = c.current_series JOIN gap g ON g.series = r.id WHERE c.online = 1 AND g.state = 'open' AND "
+                  "g.next_request_ms <= ?1 AND NOT EXISTS (SELECT 1 FROM resend_request x WHERE x.school = c.school "
+                  "AND x.outcome IS NULL) GROUP BY c.school ORDER BY due LIMIT ?2");
+      s.bind_all(now_, room);
+      while (s.step()) schools.emplace_back(s.text(0), s.int64(1), s.text(2));
+    }
+    for (const auto& [school, series, store] : schools) {
+      // One request: from the first open piece of a due gap, as far as max_range allows over
+      // the open pieces that follow (what lies between is sent again and dropped as duplicates).
+      std::vector<std::pair<std::int64_t, std::int64_t>> pieces;
+      {
+        auto& s = q("SELECT p.from_seq, p.to_seq FROM gap_piece p JOIN gap g ON g.id = p.gap WHERE p.series = ?1 AND "
+                    "p.state = 'open' AND g.next_request_ms <= ?2 ORDER BY p.from_seq LIMIT 1");
+        s.bind_all(series, now_);
+        if (!s.step()) continue;
+        pieces.emplace_back(s.int64(0), s.int64(1));
+      }
+      const std::int64_t from = pieces[0].first;
+      std::int64_t to = std::min(pieces[0].second, from + policy.max_range - 1);
+      {
+        auto& s = q("SELECT from_seq, to_seq FROM gap_piece WHERE series = ?1 AND state = 'open' AND from_seq > ?2 AND "
+                    "from_seq <= ?3 ORDER BY from_seq");
+        s.bind_all(series, to, from + policy.max_range - 1);
+        while (s.step()) to = std::min(s.int64(1), from + policy.max_range - 1);
+      }
+      ResendRequest req;
+      req.school = school;
+      req.store_id = store;
+      req.from_seq = from;
+      req.to_seq = to;
+      std::uniform_int_distribution<std::uint64_t> d;
+      char corr[48];
+      std::snprintf(corr, sizeof corr, "resend-%016llx", static_cast<unsigned long long>(d(rng_)));
+      req.correlation = corr;
+      q("INSERT INTO resend_request(school, series, from_seq, to_seq, correlation, sent_ms, deadline_ms) VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+          .bind_all(school, series, from, to, req.correlation, now_, now_ + policy.request_timeout.count())
+          .run();
+      req.id = sqlite3_last_insert_rowid(db_->raw());
+      q("UPDATE gap SET requests = requests + 1, last_request_ms = ?4, next_request_ms = ?4 + ?5 WHERE series = ?1 AND "
+        "state = 'open' AND to_seq >= ?2 AND from_seq <= ?3")
+          .bind_all(series, from, to, now_, policy.request_timeout.count())
+          .run();
+      count("requests");
+      out.push_back(std::move(req));
+    }
+  }
+
+  // ---- reading helpers ----
+  static std::int64_t day_start_ms(const std::string& day) {
+    auto t = parse_rfc3339(day + "T00:00:00Z");
+    return t ? ms_of(*t) : 0;
+  }
+  static std::string next_month(const std::string& m) {
+    int y = std::stoi(m.substr(0, 4)), mo = std::stoi(m.substr(5, 2)) + 1;
+    if (mo > 12) mo = 1, ++y;
+    char b[24];
+    std::snprintf(b, sizeof b, "%04d-%02d", y, mo);
+    return b;
+  }
+  // Online time over the states recorded since `since_ms`, up to now.
+  Json uptime(const std::string& school, std::int64_t since_ms) {
+    auto s = db_->prepare("SELECT at_ms, online FROM state_change WHERE school = ?1 ORDER BY at_ms, id");
+    s.bind_all(school);
+    const std::int64_t now = ms_of(std::chrono::system_clock::now());
+    std::optional<std::int64_t> start;
+    std::optional<bool> online;
+    std::int64_t up = 0, total = 0, last = 0;
+    while (s.step()) {
+      std::int64_t at = std::max(s.int64(0), since_ms);
+      if (online) {
+        if (*online) up += std::max<std::int64_t>(0, at - last);
+        total += std::max<std::int64_t>(0, at - last);
+      }
+      if (!start) start = at;
+      online = s.int64(1) != 0;
+      last = at;
+    }
+    if (online) {
+      if (*online) up += std::max<std::int64_t>(0, now - last);
+      total += std::max<std::int64_t>(0, now - last);
+    }
+    return {{"since", start ? Json(utc_text(*start)) : Json(nullptr)}, {"online_s", up / 1000}, {"observed_s", total / 1000},
+            {"share", total > 0 ? Json(std::round(10000.0 * up / total) / 10000) : Json(nullptr)}};
+  }
+
+  std::unique_ptr<Connection> db_;
+  bool read_only_;
+  Retention retention_;
+  RepairPolicy policy_;
+  std::int64_t now_ = 0;
+  std::map<std::string, std::int64_t> counters_;
+  mutable std::map<const char*, std::unique_ptr<Statement>> stmts_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<CountyDatabase>> open_sqlite(const std::filesystem::path& file, const DatabaseOptions& o) {
+  const std::string where = file.string();
+  try {
+    std::unique_ptr<Connection> db;
+    if (o.read_only) {
+      if (std::error_code ec; !std::filesystem::exists(file, ec))
+        return Error{where, "no such database", "point [county] db (or --db) at the collector's county.db"};
+      db = std::make_unique<Connection>(where, SQLITE_OPEN_READONLY);
+    } else {
+      // Created 0640 by us (the collector's group may read it: campusctl on the county box).
+      if (std::error_code ec; !std::filesystem::exists(file, ec)) {
+        int fd = ::open(where.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0640);
+        if (fd < 0 && errno != EEXIST)
+          return Error{where, std::string("cannot create the database: ") + std::strerror(errno),
+                       "check that the directory exists and the collector's user may write it"};
+        if (fd >= 0) ::close(fd);
+      }
+      db = std::make_unique<Connection>(where, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    }
+    db->exec("PRAGMA busy_timeout = 5000");
+    if (!o.read_only) {
+      db->exec("PRAGMA journal_mode = WAL");
+      db->exec(o.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+      db->exec("PRAGMA journal_size_limit = 67108864");
+    }
+    db->exec("PRAGMA foreign_keys = OFF");
+    const bool empty = db->scalar_int("SELECT COUNT(*) FROM sqlite_master") == 0;
+    int version = 0;
+    if (!empty) {
+      if (db->scalar_int("SELECT COUNT(*) FROM sqlite_master WHERE name = 'meta'") == 0 ||
+          db->scalar_text("SELECT value FROM meta WHERE key = 'application'") != kApplication)
+        return Error{where, "not a campus-county database", "point the collector at its own county.db, or move this file aside"};
+      version = static_cast<int>(db->scalar_int("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema_version'"));
+    }
+    if (version > kSchemaVersion)
+      return Error{where, "schema version " + std::to_string(version) + " is newer than this campus-county knows (" +
+                              std::to_string(kSchemaVersion) + ")",
+                   "upgrade campus-county (and campusctl)"};
+    if (version < kSchemaVersion) {
+      if (o.read_only)
+        return Error{where, "schema version " + std::to_string(version) + ", this campusctl reads " +
+                                std::to_string(kSchemaVersion),
+                     "start campus-county once (it migrates the database), or use the matching campusctl"};
+      for (int v = version; v < kSchemaVersion; ++v) {
+        Transaction tx(*db);
+        db->exec(kMigrations[v]);
+        if (v == 0) db->exec(std::string("INSERT INTO meta(key, value) VALUES ('application', '") + kApplication + "')");
+        db->exec("INSERT INTO meta(key, value) VALUES ('schema_version', '" + std::to_string(v + 1) +
+                 "') ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+        tx.commit();
+      }
+    }
+    return std::unique_ptr<CountyDatabase>(std::make_unique<SqliteDatabase>(std::move(db), o));
+  } catch (const Failure& f) {
+    return Error{where, f.what(), f.code() == SQLITE_NOTADB ? "this file is not a SQLite database: move it aside" : ""};
+  }
+}
+
+}  // namespace campus::county
