@@ -1076,9 +1076,19 @@ class SqliteDatabase final : public CountyDatabase {
     q("UPDATE resend_request SET outcome = ?2, reply_ms = ?3, reply = ?4 WHERE id = ?1 AND outcome IS NULL")
         .bind_all(id, outcome, now_, b.dump())
         .run();
-    // The copies came before the reply (the agent answers once the broker has them all); what
-    // is still open was dropped on the way: ask again later.
-    retry_later(series, from, to, policy_);
+    // The copies came before the reply (the agent answers once the broker has them all). What
+    // is still open of the range was dropped on the way: ask again after the backoff. When the
+    // range is settled, the rest of its gaps is asked for at once.
+    auto& open = q("SELECT COUNT(*) FROM gap_piece WHERE series = ?1 AND state = 'open' AND to_seq >= ?2 AND from_seq <= ?3");
+    open.bind_all(series, from, to);
+    if (open.step() && open.int64(0) > 0) {
+      retry_later(series, from, to, policy_);
+    } else {
+      q("UPDATE gap SET next_request_ms = ?4, backoff_step = 0 WHERE series = ?1 AND state = 'open' AND to_seq >= ?2 AND "
+        "from_seq <= ?3")
+          .bind_all(series, from, to, now_)
+          .run();
+    }
   }
 
   // ---- projections: the history the plan is measured by ----

@@ -353,3 +353,20 @@ TEST(CountyDatabase, ItRefusesAFileThatIsNotItsOwn) {
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message().find("no such database"), std::string::npos);
 }
+
+TEST(CountyDatabase, WhenARequestsRangeIsSettledTheRestOfItsGapIsAskedForAtOnce) {
+  RepairPolicy p = quick_policy();
+  p.max_range = 5;
+  TempDb t(p);
+  ingest(*t.db, {state("school-a", true, 1, 0), report("school-a", 1), report("school-a", 14)});
+  auto first = t.db->plan_repairs(p, T0 + 61s).value().at(0);
+  EXPECT_EQ(first.to_seq, 6);
+  std::vector<Json> copies;
+  for (int s = 2; s <= 6; ++s) copies.push_back(event("school-a", s));
+  ingest(*t.db, copies, T0 + 62s);
+  ingest(*t.db, {reply("school-a", ok_reply(2, 6))}, T0 + 63s, first.correlation);
+  auto next = t.db->plan_repairs(p, T0 + 64s).value();
+  ASSERT_EQ(next.size(), 1u) << "the rest waited for the first request's timeout";
+  EXPECT_EQ(next[0].from_seq, 7);
+  EXPECT_EQ(next[0].to_seq, 11);
+}

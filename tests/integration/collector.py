@@ -1,0 +1,277 @@
+"""The county collector (campus-county) in tests: its config, the real binary, what its database
+holds, campusctl on that database, and FakeSchool: a school that speaks the wire contract
+(docs/protocol.md) through Debian's python3-paho-mqtt (MQTT 5), for what a real agent never
+does on demand (a conflicting copy, seqs out of order, a slow or partial resend answer)."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from county import COUNTY, tls_args
+from harness import BIN, LOOPBACK, Proc, wait_until, write_file
+
+
+def collector_bin():
+    return os.path.join(BIN, "campus-county")
+
+
+def collector_config(workdir, port, certs=None, name="collector", register=None, **sections):
+    """county.toml for the collector on 127.0.0.1:port (TLS as the county account when `certs`
+    is given, else plain TCP). `sections` override keys: repair={"reorder_grace": "1s"}, ..."""
+    data = os.path.join(workdir, f"{name}-data")
+    os.makedirs(data, exist_ok=True)
+    tables = {
+        "county": {"code": COUNTY, "log_level": "debug"},
+        "mqtt": {"host": LOOPBACK, "port": port, "keep_alive": "5s", "reconnect_min": "100ms",
+                 "reconnect_max": "1s", "connect_timeout": "5s"},
+        "database": {"path": os.path.join(data, "county.db")},
+        "repair": {"reorder_grace": "2s", "tick": "500ms", "backoff_min": "1s", "backoff_max": "4s",
+                   "request_timeout": "20s", "tail_wait_max": "10s"},
+        "history": {"status_every": "500ms"},
+    }
+    if certs:
+        tables["mqtt"].update({"ca_file": f"{certs}/ca.crt", "cert_file": f"{certs}/county.crt",
+                               "key_file": f"{certs}/county.key"})
+    else:
+        tables["mqtt"]["insecure"] = True
+    if register is not None:
+        path = write_file(os.path.join(workdir, f"{name}-register.csv"),
+                          "code,name\n" + "".join(f"{s},{s}\n" for s in register))
+        tables["county"]["register"] = path
+    for table, keys in sections.items():
+        tables.setdefault(table, {}).update(keys)
+    lines = []
+    for table, keys in tables.items():
+        lines.append(f"[{table}]")
+        for k, v in keys.items():
+            lines.append(f"{k} = {json.dumps(v)}")
+        lines.append("")
+    return write_file(os.path.join(workdir, f"{name}.toml"), "\n".join(lines))
+
+
+class Collector:
+    """The real campus-county: start, SIGKILL, SIGTERM, SIGHUP, and what its database says."""
+
+    def __init__(self, workdir, config, name="collector"):
+        self.workdir, self.config, self.name = workdir, config, name
+        self.db = os.path.join(workdir, f"{name}-data", "county.db")
+        self.proc = None
+        self.runs = 0
+
+    def start(self, wait_connected=True):
+        self.runs += 1
+        self.proc = Proc(f"{self.name}-{self.runs}", [collector_bin(), "--config", self.config], self.workdir)
+        if wait_connected:
+            wait_until(lambda: "mqtt ingest: connected" in self.proc.output() or not self.proc.alive(), 30,
+                       what=f"{self.name} to connect")
+            assert self.proc.alive(), self.proc.output()
+        return self
+
+    def kill(self):
+        self.proc.kill(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc.stop()
+
+    def stop(self, timeout=20):
+        return self.proc.stop(timeout) if self.proc else None
+
+    def reload(self):
+        self.proc.kill(signal.SIGHUP)
+
+    def output(self):
+        return self.proc.output() if self.proc else ""
+
+    def sql(self, query):
+        """Rows of a read-only query (sqlite3's own CLI on the live database)."""
+        r = subprocess.run(["sqlite3", "-json", f"file:{self.db}?mode=ro", query], capture_output=True, text=True,
+                           timeout=60)
+        if r.returncode != 0:
+            raise AssertionError(f"sqlite3 failed: {r.stderr}")
+        return json.loads(r.stdout) if r.stdout.strip() else []
+
+    def scalar(self, query):
+        rows = self.sql(query)
+        return next(iter(rows[0].values())) if rows else None
+
+    def seqs(self, school, store=None):
+        """The seqs the database holds for a school (its current store, or `store`)."""
+        where = f"r.store_id = '{store}'" if store else \
+            f"r.id = (SELECT current_series FROM school WHERE school = '{school}')"
+        return [r["seq"] for r in self.sql(f"SELECT m.seq FROM message m JOIN series r ON r.id = m.series "
+                                           f"WHERE r.school = '{school}' AND {where} ORDER BY m.seq")]
+
+    def gaps(self, school=None):
+        q = "SELECT g.*, r.school, r.store_id FROM gap g JOIN series r ON r.id = g.series"
+        return self.sql(q + (f" WHERE r.school = '{school}'" if school else "") + " ORDER BY g.id")
+
+    def quarantine(self):
+        return self.sql("SELECT topic, school, kind, reason, detail, size FROM quarantine ORDER BY id")
+
+    def requests(self, school=None):
+        q = "SELECT * FROM resend_request"
+        return self.sql(q + (f" WHERE school = '{school}'" if school else "") + " ORDER BY id")
+
+
+def ctl(*args, db, timeout=60, config=None):
+    """campusctl reading the county database (--db)."""
+    argv = [os.path.join(BIN, "campusctl")]
+    if config:
+        argv += ["--config", config]
+    argv += ["--db", db, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def agent_store(workdir):
+    """(store id, last seq) of a real agent's database."""
+    db = os.path.join(workdir, "data", "agent.db")
+    r = subprocess.run(["sqlite3", f"file:{db}?mode=ro", "SELECT value FROM meta WHERE key = 'store_id'; "
+                        "SELECT COALESCE(MAX(seq), 0) FROM outbox;"], capture_output=True, text=True, timeout=30)
+    lines = r.stdout.split()
+    return lines[0], int(lines[1])
+
+
+class FakeSchool:
+    """A school on the wire: births, wills, reports and events with seq, health, and answers to
+    `resend` from what it "holds". Everything it publishes is QoS 1 and waits for the PUBACK."""
+
+    def __init__(self, port, school, store="a" * 32, certs=None, hold=True, reply_delay=0.0, answer=True):
+        import paho.mqtt.client as mqtt  # python3-paho-mqtt (Debian), MQTT 5
+        self.mqtt = mqtt
+        self.school, self.store = school, store
+        self.sent = {}         # seq -> (topic, envelope) as first published
+        self.missing = set()   # seqs it answers as no longer held
+        self.requests = []     # (monotonic time, request dict) of every resend asked
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.hold, self.reply_delay, self.answer = hold, reply_delay, answer
+        self.lock = threading.Lock()
+        self.session = 0
+        self.c = mqtt.Client(client_id=f"campus-{COUNTY}-{school}", protocol=mqtt.MQTTv5)
+        if certs:
+            self.c.tls_set(ca_certs=f"{certs}/ca.crt", certfile=f"{certs}/{school}.crt", keyfile=f"{certs}/{school}.key")
+        self.c.on_message = self._on_message
+        connected = threading.Event()
+        self.c.on_connect = lambda *a, **k: connected.set()
+        self.c.connect(LOOPBACK, port, keepalive=30)
+        self.c.loop_start()
+        if not connected.wait(10):
+            raise AssertionError(f"fake school {school} could not connect")
+        self.c.subscribe(self.topic("cmd"), qos=1)
+        time.sleep(0.2)
+
+    def topic(self, leaf):
+        return f"campus/v1/{COUNTY}/{self.school}/{leaf}"
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+    def _publish(self, topic, payload, retain=False, props=None):
+        info = self.c.publish(topic, payload if isinstance(payload, (bytes, str)) else json.dumps(payload), qos=1,
+                              retain=retain, properties=props)
+        info.wait_for_publish(10)
+
+    def envelope(self, kind, body, seq=None, audit=None, ts="2026-11-28T21:00:00+08:00"):
+        e = {"v": 1, "kind": kind, "county": COUNTY, "school": self.school, "ts": ts, "agent": "campus-agent/0.1.0",
+             "body": body}
+        if seq is not None:
+            e.update({"seq": seq, "id": f"{self.school}:{seq}", "audit": audit, "store_id": self.store})
+        return e
+
+    def report(self, seq, audit="fiber", summary=None, publish=True, **kw):
+        env = self.envelope("report", {"summary": summary or {"g": seq}, "findings": []}, seq, audit, **kw)
+        return self._seq(seq, self.topic(f"report/{audit}"), env, publish)
+
+    def event(self, seq, audit="fiber", publish=True, body=None):
+        env = self.envelope("event", body or {"subject": f"R{seq}", "from": "covered", "to": "down"}, seq, audit)
+        return self._seq(seq, self.topic(f"event/{audit}"), env, publish)
+
+    def _seq(self, seq, topic, env, publish):
+        with self.lock:
+            self.sent.setdefault(seq, (topic, env))
+        if publish:
+            self._publish(topic, env, retain=topic.split("/")[-2] == "report")
+        return env
+
+    def raw(self, leaf, payload):
+        self._publish(self.topic(leaf), payload)
+
+    def birth(self, last_seq=None, session=None):
+        self.session = session or self.session + 1
+        last = max(self.sent) if last_seq is None and self.sent else (last_seq or 0)
+        self._publish(self.topic("state"), self.envelope("state", {
+            "online": True, "session": self.session, "last_seq": last,
+            "store": {"id": self.store, "created": "2026-09-01T00:00:00+00:00", "recovered": None}}), retain=True)
+
+    def offline(self, reason="will", last_seq=None):
+        last = max(self.sent) if last_seq is None and self.sent else (last_seq or 0)
+        self._publish(self.topic("state"), self.envelope("state", {
+            "online": False, "session": self.session, "last_seq": last, "reason": reason}), retain=True)
+
+    def health(self, depth=0, last_seq=None):
+        last = max(self.sent) if last_seq is None and self.sent else (last_seq or 0)
+        self._publish(self.topic("health"), self.envelope("health", {
+            "version": "0.1.0", "outbox": {"depth": depth, "last_seq": last, "oldest_unsent_age_s": None},
+            "mqtt": {"session": self.session}, "store": {"id": self.store, "created": "x", "recovered": None}}),
+            retain=True)
+
+    def _on_message(self, client, userdata, msg):
+        try:
+            req = json.loads(msg.payload)
+        except ValueError:
+            return
+        if req.get("cmd") != "resend":
+            return
+        props = msg.properties
+        response = getattr(props, "ResponseTopic", None)
+        corr = getattr(props, "CorrelationData", None)
+        with self.lock:
+            self.requests.append((time.monotonic(), req))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        threading.Thread(target=self._answer, args=(req, response, corr), daemon=True).start()
+
+    def _answer(self, req, response, corr):
+        if self.reply_delay:
+            time.sleep(self.reply_delay)
+        lo, hi = req["from_seq"], req["to_seq"]
+        resent, missing = 0, []
+        last = max(self.sent) if self.sent else 0
+        for s in range(lo, min(hi, last) + 1):
+            if s in self.missing or s not in self.sent or not self.hold:
+                if missing and missing[-1][1] == s - 1:
+                    missing[-1][1] = s
+                else:
+                    missing.append([s, s])
+                continue
+            topic, env = self.sent[s]
+            copy = dict(env, resent=True)
+            self._publish(topic, copy)
+            resent += 1
+        with self.lock:
+            self.in_flight -= 1
+        if not self.answer or not response:
+            return
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+        props = Properties(PacketTypes.PUBLISH)
+        props.CorrelationData = corr
+        body = {"ok": True, "cmd": "resend", "result": {
+            "from_seq": lo, "to_seq": hi, "last_seq": last, "held": resent, "resent": resent, "failed": 0,
+            "missing": missing, "missing_count": sum(b - a + 1 for a, b in missing),
+            "not_yet_produced": [max(lo, last + 1), hi] if hi > last else None}}
+        self._publish(response, self.envelope("reply", body), props=props)
+
+
+def mosquitto_pub(port, topic, payload, certs=None, user="county", retain=False):
+    args = ["mosquitto_pub", "-V", "mqttv5", "-h", LOOPBACK, "-p", str(port), "-q", "1", "-t", topic, "-s"]
+    if certs:
+        args += tls_args(certs, user)
+    if retain:
+        args.append("-r")
+    r = subprocess.run(args, input=payload if isinstance(payload, bytes) else payload.encode(), capture_output=True,
+                       timeout=20)
+    if r.returncode != 0:
+        raise AssertionError(f"mosquitto_pub failed: {r.stderr.decode(errors='replace')}")
