@@ -108,6 +108,7 @@ void Collector::start() {
   last_status_ = started_;
   db_->set_policy(config_.repair);
   db_->set_retention(config_.history);
+  if (config_.register_file) write_register(register_rows());
   db_thread_ = std::thread([this] { db_io_.run(); });
   ingest_ = make_session(true);
   live_ = make_session(false);
@@ -266,6 +267,7 @@ void Collector::tick_status() {
                 {"connects", s ? s->connects() : 0}, {"last_error", s ? s->last_error() : ""}};
   };
   Json st = {{"at", now_utc()},
+             {"county", config_.county},
              {"version", std::string("campus-county/") + kAgentVersion},
              {"pid", ::getpid()},
              {"started", rfc3339(started_wall_, "+00:00")},
@@ -330,8 +332,21 @@ void Collector::reload(const CountyConfig& next) {
     self->db_->set_policy(policy);
     self->db_->set_retention(retention);
   });
+  if (config_.register_file)
+    on_db([self = shared_from_this(), rows = register_rows()] { self->write_register(rows); });
   log_->info("reload applied: {} school(s) in the register, repair {}", config_.schools.size(),
              config_.repair.enabled ? "on" : "off");
+}
+
+std::vector<std::pair<std::string, std::string>> Collector::register_rows() const {
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const auto& s : config_.schools) rows.emplace_back(s.code, s.name.empty() ? s.code : s.name);
+  return rows;
+}
+
+// REQUIRES: on the database thread (or before it runs).
+void Collector::write_register(const std::vector<std::pair<std::string, std::string>>& rows) {
+  if (auto st = db_->set_register(rows); !st.ok()) log_->warn("county: {}", st.error().message());
 }
 
 void Collector::liveness(std::function<void()> ping) {

@@ -63,6 +63,8 @@ class Collector : public std::enable_shared_from_this<Collector> {
   IngestRules rules() const;
   std::shared_ptr<mqtt::Session> make_session(bool durable);
   void finish_stop();
+  std::vector<std::pair<std::string, std::string>> register_rows() const;
+  void write_register(const std::vector<std::pair<std::string, std::string>>& rows);
   template <class F>
   void on_db(F&& f) { asio::post(db_io_, std::forward<F>(f)); }
 

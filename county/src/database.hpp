@@ -83,8 +83,14 @@ class CountyDatabase {
   // The reorder grace of new gaps and the backoff of repairs come from it.
   virtual void set_policy(const RepairPolicy& policy) = 0;
 
+  // The county register as the collector has it (schools listed even before they report).
+  virtual Status set_register(const std::vector<std::pair<std::string, std::string>>& code_and_name) = 0;
+
   // ---- reading (JSON rows, as campusctl prints them with --json) ----
-  // One row per school seen or in `register_schools`: state, latest summaries, cases, ledger.
+  // {"code": name} of the register the collector last wrote.
+  virtual Result<Json> register_schools() = 0;
+  // One row per school seen, in the register the collector wrote, or in `register_schools`:
+  // state, latest summaries, cases, ledger.
   virtual Result<std::vector<Json>> schools(const std::vector<std::string>& register_schools) = 0;
   // Absence cases of the schools' current stores: state "open" | "closed" | "all".
   virtual Result<std::vector<Json>> cases(const std::string& state, const std::string& school) = 0;

@@ -37,6 +37,7 @@ const char* const kMigrations[] = {
     R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE counter(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE register(school TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE school(
   school TEXT PRIMARY KEY,
   first_seen_ms INTEGER NOT NULL,
@@ -391,10 +392,46 @@ class SqliteDatabase final : public CountyDatabase {
   }
 
   // ---------------------------------------------------------------- reading
+  Status set_register(const std::vector<std::pair<std::string, std::string>>& schools) override {
+    if (read_only_) return {};
+    try {
+      Transaction tx(*db_);
+      db_->exec("DELETE FROM register");
+      auto ins = db_->prepare("INSERT INTO register(school, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING");
+      for (const auto& [code, name] : schools) {
+        ins.bind_all(code, name).run();
+        ins.reset();
+      }
+      tx.commit();
+    } catch (const Failure& f) {
+      return Error{"county database", std::string("cannot write the register: ") + f.what(), ""};
+    }
+    return {};
+  }
+
+  Result<Json> register_schools() override {
+    try {
+      Json out = Json::object();
+      auto q = db_->prepare("SELECT school, name FROM register ORDER BY school");
+      while (q.step()) out[q.text(0)] = q.text(1);
+      return out;
+    } catch (const Failure& f) {
+      return read_error(f);
+    }
+  }
+
   Result<std::vector<Json>> schools(const std::vector<std::string>& register_schools) override {
     try {
       std::map<std::string, Json> rows;
       for (const auto& s : register_schools) rows[s] = Json{{"school", s}, {"seen", false}};
+      {
+        auto reg = db_->prepare("SELECT school, name FROM register");
+        while (reg.step()) {
+          Json& row = rows[reg.text(0)];
+          if (!row.contains("seen")) row = Json{{"school", reg.text(0)}, {"seen", false}};
+          row["name"] = reg.text(1);
+        }
+      }
       auto q = db_->prepare(
           "SELECT s.school, s.online, s.session, s.state_at_ms, s.state_reason, s.version, s.last_seen, "
           "s.last_received_ms, s.health, s.health_at_ms, s.outbox_depth, s.takeovers, r.store_id, r.max_seen, "
@@ -562,6 +599,10 @@ class SqliteDatabase final : public CountyDatabase {
   Result<std::vector<Json>> monthly(const std::vector<std::string>& register_schools) override {
     try {
       std::set<std::string> schools(register_schools.begin(), register_schools.end());
+      {
+        auto reg = db_->prepare("SELECT school FROM register");
+        while (reg.step()) schools.insert(reg.text(0));
+      }
       if (schools.empty()) {
         auto s = db_->prepare("SELECT school FROM school");
         while (s.step()) schools.insert(s.text(0));

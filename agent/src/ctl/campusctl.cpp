@@ -18,6 +18,7 @@
 #include "core/mqtt_tls.hpp"
 #include "core/store.hpp"
 #include "ctl/county_client.hpp"
+#include "ctl/county_record.hpp"
 #include "ctl/county_view.hpp"
 
 namespace campus::ctl {
@@ -32,7 +33,26 @@ struct Options {
   std::string agent_config = "/etc/campus-agent/agent.toml";
   bool json = false, local = false;
   std::string timeout;  // per school; default depends on the command
+  std::string db;       // --db: the county collector's database
 };
+
+// The county database to read, when there is one: --db, else [county] db of campusctl.toml.
+// `record` carries what campusctl.toml adds (county code, register) when it can be read.
+std::optional<RecordOptions> county_record(const Options& o) {
+  RecordOptions r;
+  r.json = o.json;
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(o.config, ec)) {
+    if (auto cfg = load_ctl_config(o.config); cfg.ok()) {
+      r.county = cfg->county;
+      r.register_schools = cfg->schools;
+      r.db = cfg->db;
+    }
+  }
+  if (!o.db.empty()) r.db = o.db;
+  if (r.db.empty()) return std::nullopt;
+  return r;
+}
 
 Millis timeout_of(const Options& o, Millis fallback) {
   if (o.timeout.empty()) return fallback;
@@ -329,6 +349,7 @@ int main(int argc, char** argv) {
   app.add_flag("--local", o.local, "read this school's agent database directly (status, cases, case update)");
   app.add_option("--agent-config", o.agent_config, "the agent's agent.toml (with --local)")->capture_default_str();
   app.add_option("--timeout", o.timeout, "how long to wait for each school (default 5s; audit 3m)");
+  app.add_option("--db", o.db, "read the county collector's database (status, cases, report, history, gaps)");
 
   std::string school;
   bool all = false;
@@ -385,11 +406,41 @@ int main(int argc, char** argv) {
   report->add_option("--lang", lang, "en or zh")->check(CLI::IsMember({"en", "zh"}))->capture_default_str();
   report->add_option("--year", year, "the plan year to compare with (2023: 20%, 2024: 60%, 2025: 100%)");
 
+  std::string since;
+  auto* history = app.add_subcommand("history", "a school's history from the county database: states, coverage by day, case steps, events");
+  history->add_option("school", school)->required();
+  history->add_option("--audit", audit, "only this audit's events");
+  history->add_option("--since", since, "from this day on (YYYY-MM-DD)");
+
+  bool gaps_open = false;
+  auto* gaps = app.add_subcommand("gaps", "what the county database is missing: open, filled and lost ranges of seqs");
+  gaps->add_option("school", school, "one school (default: every school)");
+  gaps->add_flag("--open", gaps_open, "only the open ones");
+
   CLI11_PARSE(app, argc, argv);
   if (open_only) state = "open";
   if (closed_only) state = "closed";
 
   try {
+    if (!since.empty() && (since.size() != 10 || !parse_rfc3339(since + "T00:00:00Z"))) {
+      std::cerr << "campusctl: --since: expected a day like 2026-11-01, got \"" << since << "\"\n";
+      return kUsage;
+    }
+    if (!o.local && (status->parsed() || cases->parsed() || report->parsed() || history->parsed() || gaps->parsed())) {
+      if (auto rec = county_record(o)) {
+        if (status->parsed())
+          return record_status(*rec, !school.empty() && !all ? std::optional<std::string>(school) : std::nullopt);
+        if (cases->parsed()) return record_cases(*rec, all ? std::string() : school, state);
+        if (report->parsed()) return record_report(*rec, html_file, year, lang);
+        if (history->parsed()) return record_history(*rec, school, audit, since);
+        return record_gaps(*rec, school, gaps_open);
+      }
+      if (history->parsed() || gaps->parsed()) {
+        std::cerr << "campusctl: this command reads the county database: give --db PATH, or set [county] db in "
+                  << o.config << "\n";
+        return kUsage;
+      }
+    }
     if (o.local) {
       if (status->parsed()) return local_status(o);
       if (cases->parsed()) return local_cases(o, state);

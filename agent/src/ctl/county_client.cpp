@@ -77,6 +77,8 @@ Result<CtlConfig> load_ctl_config(const std::filesystem::path& file) {
       else c.schools.push_back(*s);
     }
   }
+  std::string db;
+  str("county.db", db, false);
   str("mqtt.host", c.host, false);
   if (auto p = find("mqtt.port")) {
     auto v = p.value<std::int64_t>();
@@ -97,6 +99,7 @@ Result<CtlConfig> load_ctl_config(const std::filesystem::path& file) {
     std::filesystem::path path(p);
     return path.is_absolute() ? path : file.parent_path() / path;
   };
+  c.db = rel(db);
   c.ca_file = rel(ca);
   c.cert_file = rel(cert);
   c.key_file = rel(key);

@@ -25,6 +25,7 @@ struct CtlConfig {
   std::filesystem::path file;
   std::string county;
   std::vector<std::string> schools;  // optional register: schools listed even if never seen
+  std::filesystem::path db;          // optional: the county collector's database ([county] db)
   std::string host = "localhost";
   int port = 8883;
   bool insecure = false;

@@ -200,7 +200,7 @@ struct Labels {
   std::string title, generated, year, plan_title, plan_note, targets, schools_meeting, plan, actual, digital, fiber_t,
       recording_t, attendance_t, fiber_chart, recording_chart, cases_chart, classroom, function_room, office,
       compliant, total, open, overdue, table, school, online, last_seen, yes, no, unknown, version, backlog,
-      on_track, behind, no_data, by_year;
+      on_track, behind, no_data, by_year, by_month, unknown_share;
 };
 
 Labels labels(const std::string& lang) {
@@ -210,7 +210,8 @@ Labels labels(const std::string& lang) {
             "达标学校占比", "达标学校", "规划目标", "实际", "数字校园", "光纤全覆盖", "录播教室全部合格",
             "无未结缺勤案件", "各校光纤覆盖率（按房间类型）", "各校录播教室合格情况", "各校缺勤案件（未结/超期）",
             "教室", "功能室", "办公室", "合格", "总数", "未结", "超期", "学校明细", "学校", "在线", "最后联系",
-            "是", "否", "未知", "版本", "待发消息", "达标", "未达标", "无数据", "数字校园占比：规划与实际"};
+            "是", "否", "未知", "版本", "待发消息", "达标", "未达标", "无数据", "数字校园占比：规划与实际",
+            "数字校园占比（逐月，来自县级数据库）：规划与实际", "数据未知的学校占比"};
   return {"Digital campus report", "Generated", "Year", "County against the plan",
           "Digital campus: 20% of schools in 2023, 60% in 2024, 100% in 2025; fiber in every classroom, function "
           "room and office; no open absence case (dynamic zero).",
@@ -219,7 +220,9 @@ Labels labels(const std::string& lang) {
           "Fiber coverage by room type", "Recording classrooms compliant", "Absence cases (open / overdue)",
           "Classroom", "Function room", "Office", "compliant", "total", "open", "overdue", "Schools", "School",
           "Online", "Last seen", "yes", "no", "unknown", "Version", "Backlog", "on track", "behind", "no data",
-          "Digital campus share: plan and actual"};
+          "Digital campus share: plan and actual",
+          "Digital campus share month by month (from the county database): plan and actual",
+          "schools without data"};
 }
 
 // Horizontal bars: one group per item, each bar a value in [0, max].
@@ -279,10 +282,63 @@ std::string bar_chart(const std::string& id, const std::string& title, const std
   return o.str();
 }
 
+// Month by month: the plan's share (a step each year) and the actual share of schools that are
+// a digital campus at the month's end, with the share of schools whose data is unknown.
+std::string monthly_chart(const std::vector<Json>& monthly, const Labels& L, const std::string& c_plan,
+                          const std::string& c_actual) {
+  const int left = 60, top = 34, plot_w = 640, plot_h = 220, bottom = 40;
+  const std::size_t n = monthly.size();
+  auto x = [&](std::size_t i) { return left + (n <= 1 ? plot_w / 2 : static_cast<int>(plot_w * i / (n - 1))); };
+  auto y = [&](double v) { return top + static_cast<int>(std::round(plot_h * (1.0 - std::clamp(v, 0.0, 1.0)))); };
+  std::ostringstream o;
+  o << "<figure><figcaption>" << esc(L.by_month) << "</figcaption>\n";
+  o << "<svg class=\"chart\" id=\"chart-monthly\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << left + plot_w + 40
+    << "\" height=\"" << top + plot_h + bottom << "\" role=\"img\" aria-label=\"" << esc(L.by_month) << "\">\n";
+  for (double g : {0.0, 0.2, 0.6, 1.0})
+    o << "<line x1=\"" << left << "\" x2=\"" << left + plot_w << "\" y1=\"" << y(g) << "\" y2=\"" << y(g)
+      << "\" stroke=\"#ddd\"/><text x=\"" << left - 6 << "\" y=\"" << y(g) + 4 << "\" text-anchor=\"end\">"
+      << static_cast<int>(g * 100) << "%</text>\n";
+  std::string plan_pts, actual_pts, unknown_pts;
+  for (std::size_t i = 0; i < n; ++i) {
+    const Json& m = monthly[i];
+    const double plan = m.value("plan", 0.0);
+    const Json dc = m.value("digital_campus", Json::object());
+    const double share = dc.value("share", 0.0);
+    const double schools = m.value("schools", 0.0);
+    const double unknown = schools > 0 ? dc.value("unknown", 0.0) / schools : 0.0;
+    if (i > 0) plan_pts += " " + std::to_string(x(i)) + "," + std::to_string(y(monthly[i - 1].value("plan", 0.0)));
+    plan_pts += (plan_pts.empty() ? "" : " ") + std::to_string(x(i)) + "," + std::to_string(y(plan));
+    actual_pts += (actual_pts.empty() ? "" : " ") + std::to_string(x(i)) + "," + std::to_string(y(share));
+    unknown_pts += (unknown_pts.empty() ? "" : " ") + std::to_string(x(i)) + "," + std::to_string(y(unknown));
+    o << "<circle class=\"actual\" data-month=\"" << esc(m.value("month", std::string())) << "\" data-share=\""
+      << fmt(share, 4) << "\" cx=\"" << x(i) << "\" cy=\"" << y(share) << "\" r=\"3\" fill=\"" << c_actual << "\"><title>"
+      << esc(m.value("month", std::string()) + ": " + percent(share) + " (" + L.plan + " " + percent(plan) + "; " +
+             L.unknown_share + " " + percent(unknown) + ")")
+      << "</title></circle>\n";
+    if (n <= 12 || i % ((n + 11) / 12) == 0)
+      o << "<text x=\"" << x(i) << "\" y=\"" << top + plot_h + 16 << "\" text-anchor=\"middle\">"
+        << esc(m.value("month", std::string())) << "</text>\n";
+  }
+  o << "<polyline class=\"plan\" fill=\"none\" stroke=\"" << c_plan << "\" stroke-width=\"2\" stroke-dasharray=\"5 3\" points=\""
+    << plan_pts << "\"/>\n";
+  o << "<polyline class=\"unknown\" fill=\"none\" stroke=\"#999\" stroke-width=\"1\" points=\"" << unknown_pts << "\"/>\n";
+  o << "<polyline class=\"actual\" fill=\"none\" stroke=\"" << c_actual << "\" stroke-width=\"2\" points=\"" << actual_pts
+    << "\"/>\n";
+  int lx = left;
+  for (const auto& [name, color] : std::vector<std::pair<std::string, std::string>>{
+           {L.plan, c_plan}, {L.actual, c_actual}, {L.unknown_share, "#999"}}) {
+    o << "<rect x=\"" << lx << "\" y=\"8\" width=\"12\" height=\"12\" fill=\"" << color << "\"/><text x=\"" << lx + 16
+      << "\" y=\"18\" class=\"legend\">" << esc(name) << "</text>\n";
+    lx += 30 + static_cast<int>(width(name)) * 7;
+  }
+  o << "</svg></figure>\n";
+  return o.str();
+}
+
 }  // namespace
 
 std::string html_report(const std::string& county, const std::vector<Json>& rows, int year, const std::string& lang,
-                        const std::string& generated_at) {
+                        const std::string& generated_at, const std::vector<Json>& monthly) {
   const Labels L = labels(lang);
   const Json sum = county_summary(rows, year);
   const std::string c_plan = "#c0392b", c_actual = "#2e86c1", c_cls = "#1f618d", c_fn = "#48c9b0", c_off = "#f5b041",
@@ -320,6 +376,7 @@ std::string html_report(const std::string& county, const std::vector<Json>& rows
     yg.push_back({std::to_string(y), bars, std::nullopt, ""});
   }
   o << bar_chart("chart-plan", L.by_year, yg, 1.0, {{L.plan, c_plan}, {L.actual, c_actual}}, L.no_data);
+  if (!monthly.empty()) o << monthly_chart(monthly, L, c_plan, c_actual);
   o << "<table id=\"targets\"><tr><th></th><th>" << esc(L.schools_meeting) << "</th><th>" << esc(L.actual) << "</th><th>"
     << esc(L.plan) << "</th><th></th></tr>\n";
   for (const auto& [key, name] : targets) {
@@ -387,7 +444,7 @@ std::string html_report(const std::string& county, const std::vector<Json>& rows
       << esc(r["version"].is_null() ? "-" : r["version"].get<std::string>()) << "</td></tr>\n";
   }
   // The numbers, for scripts; "</" is escaped so no value can end the script element.
-  std::string data = Json{{"county", county}, {"summary", sum}, {"schools", rows}}.dump();
+  std::string data = Json{{"county", county}, {"summary", sum}, {"schools", rows}, {"monthly", monthly}}.dump();
   for (std::size_t i = 0; (i = data.find("</", i)) != std::string::npos; i += 3) data.replace(i, 2, "<\\/");
   o << "</table>\n<script type=\"application/json\" id=\"data\">" << data << "</script>\n</body></html>\n";
   return o.str();

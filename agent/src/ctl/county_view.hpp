@@ -49,8 +49,10 @@ std::string render_table(const std::vector<std::string>& header, const std::vect
 std::string status_table(const std::vector<Json>& rows);
 std::string percent(const Json& ratio);  // 0.8333 -> "83%", null -> "-"
 
-// The HTML report (self-contained, inline SVG). lang: "en" or "zh".
+// The HTML report (self-contained, inline SVG). lang: "en" or "zh". `monthly`: the county
+// database's month-by-month shares (CountyDatabase::monthly), drawn as the plan line and the
+// actual line; empty when the figures come from retained messages only (no history).
 std::string html_report(const std::string& county, const std::vector<Json>& rows, int year, const std::string& lang,
-                        const std::string& generated_at);
+                        const std::string& generated_at, const std::vector<Json>& monthly = {});
 
 }  // namespace campus::ctl
