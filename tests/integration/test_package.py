@@ -1,6 +1,6 @@
-"""The Debian package on this machine (CI is root on Debian 12): install, files, owner and
-modes, the user, the unit verified, upgrade keeping config and data, remove, purge. The
-machine is left as it was."""
+"""The Debian packages on this machine (CI is root on Debian 12): campus-agent (install, files,
+owner and modes, the user, the unit verified, upgrade keeping config and data, remove, purge)
+and campus-county beside it (the same for the collector). The machine is left as it was."""
 import glob
 import os
 import pwd
@@ -14,6 +14,7 @@ import unittest
 from harness import BUILD
 
 PKG = "campus-agent"
+COUNTY_PKG = "campus-county"
 
 
 def sh(*argv, check=True, env=None):
@@ -25,17 +26,21 @@ def sh(*argv, check=True, env=None):
     return r
 
 
-def installed_version():
-    r = sh("dpkg-query", "-W", "-f=${Status} ${Version}", PKG, check=False)
+def installed_version(pkg=PKG):
+    r = sh("dpkg-query", "-W", "-f=${Status} ${Version}", pkg, check=False)
     if r.returncode != 0 or "install ok installed" not in r.stdout:
         return None
     return r.stdout.split()[-1]
 
 
-def build_deb(outdir, version):
-    sh("cpack", "-G", "DEB", "-B", outdir, "--config", os.path.join(BUILD, "CPackConfig.cmake"),
-       "-D", f"CPACK_PACKAGE_VERSION={version}")
-    return glob.glob(os.path.join(outdir, f"{PKG}_{version}_*.deb"))[0]
+def build_deb(outdir, version, pkg=PKG):
+    """Both packages of `version` (cpack makes them together); returns the one of `pkg`."""
+    found = glob.glob(os.path.join(outdir, f"{pkg}_{version}_*.deb"))
+    if not found:
+        sh("cpack", "-G", "DEB", "-B", outdir, "--config", os.path.join(BUILD, "CPackConfig.cmake"),
+           "-D", f"CPACK_PACKAGE_VERSION={version}")
+        found = glob.glob(os.path.join(outdir, f"{pkg}_{version}_*.deb"))
+    return found[0]
 
 
 def mode(path):
@@ -47,14 +52,14 @@ CONFIG = "/etc/campus-agent/agent.toml"
 WANTS = "/etc/systemd/system/*.wants/campus-agent.service"
 
 
-def run_exec_condition():
-    """Runs the installed unit's ExecCondition= the way systemd would for the service: as the
-    campus-agent user and group, no new privileges (CI has no systemd as PID 1 to start it)."""
-    with open(UNIT) as f:
+def run_exec_condition(unit=UNIT, user="campus-agent"):
+    """Runs the installed unit's ExecCondition= the way systemd would for the service: as its
+    user and group, no new privileges (CI has no systemd as PID 1 to start it)."""
+    with open(unit) as f:
         lines = [l for l in f.read().splitlines() if l.startswith("ExecCondition=")]
-    assert len(lines) == 1, f"one ExecCondition= in {UNIT}: {lines}"
+    assert len(lines) == 1, f"one ExecCondition= in {unit}: {lines}"
     argv = lines[0].split("=", 1)[1].split()
-    return sh("setpriv", "--reuid=campus-agent", "--regid=campus-agent", "--clear-groups", "--no-new-privs",
+    return sh("setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--no-new-privs",
               *argv, check=False)
 
 
@@ -62,13 +67,15 @@ def run_exec_condition():
 @unittest.skipUnless(shutil.which("dpkg") and shutil.which("cpack"), "needs dpkg and cpack")
 class DebianPackage(unittest.TestCase):
     def setUp(self):
-        if installed_version() is not None:
-            self.skipTest(f"{PKG} is already installed on this machine; not touching it")
+        for pkg in (PKG, COUNTY_PKG):
+            if installed_version(pkg) is not None:
+                self.skipTest(f"{pkg} is already installed on this machine; not touching it")
         self.out = tempfile.mkdtemp(prefix="campus-deb-")
 
     def tearDown(self):
-        if installed_version() is not None or sh("dpkg", "-s", PKG, check=False).returncode == 0:
-            sh("dpkg", "--purge", PKG, check=False)
+        for pkg in (COUNTY_PKG, PKG):
+            if installed_version(pkg) is not None or sh("dpkg", "-s", pkg, check=False).returncode == 0:
+                sh("dpkg", "--purge", pkg, check=False)
         shutil.rmtree(self.out, ignore_errors=True)
 
     def test_install_upgrade_remove_purge(self):
@@ -159,6 +166,57 @@ class DebianPackage(unittest.TestCase):
         # Nothing of the enabled service is left behind: no enable symlink, no helper state.
         self.assertEqual(glob.glob(WANTS), [])
         self.assertEqual(glob.glob("/var/lib/systemd/deb-systemd-*/**/campus-agent*", recursive=True), [])
+
+    def test_the_county_package_beside_the_agent_install_remove_purge(self):
+        agent, county = build_deb(self.out, "0.1.0"), build_deb(self.out, "0.1.0", COUNTY_PKG)
+        self.assertIn("campus-agent (= 0.1.0)", sh("dpkg-deb", "-f", county, "Depends").stdout)
+        r = sh("dpkg", "-i", county, check=False)
+        self.assertNotEqual(r.returncode, 0, "installed without the agent it depends on")
+        sh("dpkg", "--purge", COUNTY_PKG, check=False)
+        sh("dpkg", "-i", agent)
+        r = sh("dpkg", "-i", county)
+        self.assertIn("enabled, but not started", r.stdout + r.stderr)
+        self.assertEqual(installed_version(COUNTY_PKG), "0.1.0")
+        unit = "/lib/systemd/system/campus-county.service"
+        for f in ("/usr/sbin/campus-county", unit, "/usr/lib/sysusers.d/campus-county.conf",
+                  "/usr/lib/tmpfiles.d/campus-county.conf", "/usr/share/doc/campus-county/county.md",
+                  "/etc/campus-county/county.toml", "/usr/share/campus-county/county.toml.default"):
+            self.assertTrue(os.path.exists(f), f)
+        user = pwd.getpwnam("campus-county")
+        self.assertEqual(mode("/var/lib/campus-county"), 0o750)
+        self.assertEqual(os.stat("/var/lib/campus-county").st_uid, user.pw_uid)
+        self.assertEqual(mode("/etc/campus-county"), 0o750)
+        self.assertEqual(mode("/etc/campus-county/county.toml"), 0o640)
+        self.assertTrue(os.path.islink("/etc/systemd/system/multi-user.target.wants/campus-county.service"))
+        self.assertIn("campus-county 0.1.0", sh("/usr/sbin/campus-county", "--version").stdout)
+        # The shipped default names the county account's files, which the county makes: the check says so.
+        r = sh("/usr/sbin/campus-county", "--check-config", "--config", "/etc/campus-county/county.toml", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("key mqtt.ca_file", r.stderr)
+        self.assertIn("/etc/campus-county/ca.crt", r.stderr)
+        r = sh("systemd-analyze", "verify", unit, check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run_exec_condition(unit, "campus-county")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        for text in ("/etc/campus-county/county.toml is still the shipped default", "systemctl start campus-county",
+                     "campus-county --check-config"):
+            self.assertIn(text, r.stdout + r.stderr)
+        with open("/etc/campus-county/county.toml", "a") as f:
+            f.write("\n# edited by the county\n")
+        self.assertEqual(run_exec_condition(unit, "campus-county").returncode, 0)
+        with open("/var/lib/campus-county/county.db", "w") as f:
+            f.write("the county's record")
+        sh("dpkg", "-r", COUNTY_PKG)
+        self.assertFalse(os.path.exists("/usr/sbin/campus-county"))
+        self.assertTrue(os.path.exists("/var/lib/campus-county/county.db"), "remove keeps the county's record")
+        self.assertTrue(os.path.exists("/usr/sbin/campus-agent"), "the agent package stays")
+        sh("dpkg", "-P", COUNTY_PKG)
+        self.assertFalse(os.path.exists("/etc/campus-county"))
+        self.assertFalse(os.path.exists("/var/lib/campus-county"))
+        with self.assertRaises(KeyError):
+            pwd.getpwnam("campus-county")
+        self.assertEqual(glob.glob("/etc/systemd/system/*.wants/campus-county.service"), [])
+        self.assertEqual(glob.glob("/var/lib/systemd/deb-systemd-*/**/campus-county*", recursive=True), [])
 
 
 if __name__ == "__main__":
