@@ -39,6 +39,12 @@ class Demo(unittest.TestCase):
         self.assertIn("online=False", received)
         # campusctl: the status table and the HTML report.
         self.assertRegex(out, r"nansan-central-primary\s+yes\s+\S+\s+yes\s+\d+%\s+\d+%\s+\d+%\s+5/6\s+\d+/1")
+        # The county collector: a hole the broker lost (restart without persistence) is repaired
+        # by resend, and the county database holds every seq of the school's store once.
+        self.assertRegex(out, r"collector: .*repair: asking nansan-central-primary to resend seq \d+\.\.\d+")
+        self.assertRegex(out, r"0 open, [1-9]\d* filled, 0 lost")
+        self.assertRegex(out, r"holds seq 1\.\.(\d+); the county database holds \1 of them, each once; missing: none")
+        self.assertIn("figures from the county database", out)
         html = re.search(r"HTML report: (\S+)", out).group(1)
         self.assertTrue(os.path.getsize(html) > 1000, html)
         self.assertIn("Done; stopping everything the demo started", out)

@@ -306,10 +306,15 @@ std::string monthly_chart(const std::vector<Json>& monthly, const Labels& L, con
     const double share = dc.value("share", 0.0);
     const double schools = m.value("schools", 0.0);
     const double unknown = schools > 0 ? dc.value("unknown", 0.0) / schools : 0.0;
-    if (i > 0) plan_pts += " " + std::to_string(x(i)) + "," + std::to_string(y(monthly[i - 1].value("plan", 0.0)));
-    plan_pts += (plan_pts.empty() ? "" : " ") + std::to_string(x(i)) + "," + std::to_string(y(plan));
-    actual_pts += (actual_pts.empty() ? "" : " ") + std::to_string(x(i)) + "," + std::to_string(y(share));
-    unknown_pts += (unknown_pts.empty() ? "" : " ") + std::to_string(x(i)) + "," + std::to_string(y(unknown));
+    auto pt = [](int px, int py) { return std::to_string(px) + "," + std::to_string(py); };
+    if (n == 1) {
+      plan_pts = pt(left, y(plan)) + " " + pt(left + plot_w, y(plan));  // one month: the plan as a level
+    } else {
+      if (i > 0) plan_pts += " " + pt(x(i), y(monthly[i - 1].value("plan", 0.0)));  // a step at each year
+      plan_pts += (plan_pts.empty() ? "" : " ") + pt(x(i), y(plan));
+    }
+    actual_pts += (actual_pts.empty() ? "" : " ") + pt(x(i), y(share));
+    unknown_pts += (unknown_pts.empty() ? "" : " ") + pt(x(i), y(unknown));
     o << "<circle class=\"actual\" data-month=\"" << esc(m.value("month", std::string())) << "\" data-share=\""
       << fmt(share, 4) << "\" cx=\"" << x(i) << "\" cy=\"" << y(share) << "\" r=\"3\" fill=\"" << c_actual << "\"><title>"
       << esc(m.value("month", std::string()) + ": " + percent(share) + " (" + L.plan + " " + percent(plan) + "; " +
