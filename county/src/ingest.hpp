@@ -31,9 +31,14 @@ struct Incoming {
   std::string day;            // the school's local date of ts: "2026-11-28"
   bool resent = false;        // a copy sent on a resend request
   bool retained = false;      // delivered because it was retained (at a subscribe)
-  std::string canonical;      // the envelope without "resent", as JSON text: what is stored and compared
-  std::string sha256;         // hex SHA-256 of canonical
-  Json envelope;              // parsed, without "resent"
+  // The envelope as received, with a top-level "resent" member cut out: what is stored, and
+  // (hex SHA-256) what a later copy is compared with. An agent's copy is then byte for byte the
+  // original.
+  std::string payload;
+  std::string sha256;
+  // The parsed body; of a report only its summary ({"summary": ...}): the findings stay unparsed
+  // in `payload` (json_skim.hpp says why).
+  Json body;
   std::string requester;      // reply: the {requester} of .../reply/{requester}
   std::optional<std::string> correlation;  // reply: MQTT 5 Correlation Data
 };

@@ -161,6 +161,12 @@ CREATE TABLE report_daily(
   ts TEXT NOT NULL,
   ts_ms INTEGER NOT NULL,
   summary TEXT NOT NULL,
+  fa REAL,
+  fb REAL,
+  fc REAL,
+  n1 INTEGER,
+  n2 INTEGER,
+  met INTEGER,
   PRIMARY KEY(school, audit, day));
 CREATE TABLE school_day(
   school TEXT NOT NULL,
@@ -254,6 +260,16 @@ std::optional<double> opt_real(const Json& v) {
   return std::nullopt;
 }
 
+// Two copies of one seq whose bytes differ: the same message if they are the same JSON but for
+// "resent" (a sender that formats its copies differently), else a conflict.
+bool same_envelope(const std::string& a, const std::string& b) {
+  Json x = Json::parse(a, nullptr, false), y = Json::parse(b, nullptr, false);
+  if (x.is_discarded() || y.is_discarded() || !x.is_object() || !y.is_object()) return false;
+  x.erase("resent");
+  y.erase("resent");
+  return x == y;
+}
+
 // SQLite's errors that say the disk or the file is at fault (retry later), as opposed to a row
 // this database cannot take (quarantine it).
 bool environment_failure(int code) {
@@ -296,10 +312,13 @@ class SqliteDatabase final : public CountyDatabase {
           if (environment_failure(f.code())) throw;  // the transaction as a whole fails
           db_->exec("ROLLBACK TO message");
           db_->exec("RELEASE message");
+          // The school's row may have been made in the savepoint just undone: made again by the
+          // school's next message (the batch's write of when it was heard from goes with it).
+          if (auto* in = std::get_if<Incoming>(&p)) touched_.erase(in->school);
           Quarantined q;
           if (auto* in = std::get_if<Incoming>(&p)) {
             q.topic = in->topic, q.school = in->school, q.kind = kind_name(in->kind);
-            q.payload = in->canonical.substr(0, kQuarantineKeep), q.size = in->canonical.size();
+            q.payload = in->payload.substr(0, kQuarantineKeep), q.size = in->payload.size();
           } else {
             q = std::get<Quarantined>(p);
           }
@@ -309,10 +328,12 @@ class SqliteDatabase final : public CountyDatabase {
           quarantine(q, r);
         }
       }
+      flush_batch();
       flush_counters();
       tx.commit();
     } catch (const Failure& f) {
       stmts_.clear();
+      touched_.clear(), latest_.clear(), daily_.clear();
       return Error{"county database", std::string("the batch was not stored: ") + f.what(),
                    "nothing of it was acknowledged; the broker sends it again"};
     }
@@ -731,13 +752,14 @@ class SqliteDatabase final : public CountyDatabase {
   }
 
   // ---- schools and series ----
+  // The school's row exists at once (series refer to it); when it was last heard from is written
+  // once per batch (flush_batch).
   void touch_school(const Incoming& m) {
-    q("INSERT INTO school(school, first_seen_ms) VALUES (?1, ?2) ON CONFLICT(school) DO NOTHING").bind_all(m.school, now_).run();
-    q("UPDATE school SET last_received_ms = ?2, "
-      "last_seen = CASE WHEN last_seen_ms IS NULL OR ?3 > last_seen_ms THEN ?4 ELSE last_seen END, "
-      "last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?3) WHERE school = ?1")
-        .bind_all(m.school, now_, m.ts_ms, m.ts)
-        .run();
+    auto [it, added] = touched_.try_emplace(m.school, Touched{m.ts_ms, m.ts});
+    if (added)
+      q("INSERT INTO school(school, first_seen_ms) VALUES (?1, ?2) ON CONFLICT(school) DO NOTHING").bind_all(m.school, now_).run();
+    else if (m.ts_ms > it->second.ts_ms)
+      it->second = Touched{m.ts_ms, m.ts};
   }
 
   struct SeriesRow {
@@ -745,6 +767,7 @@ class SqliteDatabase final : public CountyDatabase {
     std::string store_id;
     std::int64_t max_seen = 0, announced = 0;
     bool retired = false;
+    bool current = false;  // the school's current series
   };
 
   std::optional<SeriesRow> current_series(const std::string& school) {
@@ -752,7 +775,7 @@ class SqliteDatabase final : public CountyDatabase {
                 "JOIN series r ON r.id = c.current_series WHERE c.school = ?1");
     s.bind_all(school);
     if (!s.step()) return std::nullopt;
-    return SeriesRow{s.int64(0), s.text(1), s.int64(2), s.int64(3), s.int64(4) != 0};
+    return SeriesRow{s.int64(0), s.text(1), s.int64(2), s.int64(3), s.int64(4) != 0, true};
   }
 
   // The series of (school, store); an empty store means the school's current one (an agent
@@ -761,12 +784,15 @@ class SqliteDatabase final : public CountyDatabase {
     if (store_id.empty()) {
       if (auto c = current_series(school)) return *c;
     }
-    auto& s = q("SELECT id, store_id, max_seen, announced, retired_ms IS NOT NULL FROM series WHERE school = ?1 AND store_id = ?2");
+    auto& s = q("SELECT r.id, r.store_id, r.max_seen, r.announced, r.retired_ms IS NOT NULL, "
+                "COALESCE((SELECT c.current_series = r.id FROM school c WHERE c.school = r.school), 0) "
+                "FROM series r WHERE r.school = ?1 AND r.store_id = ?2");
     s.bind_all(school, store_id);
-    if (s.step()) return SeriesRow{s.int64(0), s.text(1), s.int64(2), s.int64(3), s.int64(4) != 0};
+    if (s.step()) return SeriesRow{s.int64(0), s.text(1), s.int64(2), s.int64(3), s.int64(4) != 0, s.int64(5) != 0};
     q("INSERT INTO series(school, store_id, first_seen_ms) VALUES (?1, ?2, ?3)").bind_all(school, store_id, now_).run();
-    SeriesRow row{sqlite3_last_insert_rowid(db_->raw()), store_id, 0, 0, false};
+    SeriesRow row{sqlite3_last_insert_rowid(db_->raw()), store_id, 0, 0, false, false};
     q("UPDATE school SET current_series = ?2 WHERE school = ?1 AND current_series IS NULL").bind_all(school, row.id).run();
+    row.current = db_->changes() > 0;
     return row;
   }
 
@@ -896,7 +922,15 @@ class SqliteDatabase final : public CountyDatabase {
   }
 
   // seq s of the series is now held (stored) or known lost (quarantined copy).
-  void account(const SeriesRow& series, std::int64_t s, const std::optional<std::string>& lost_reason, BatchResult& r) {
+  // `stored`: 1 when a message of the series was stored with it (its count goes in the same update).
+  void account(const SeriesRow& series, std::int64_t s, const std::optional<std::string>& lost_reason, BatchResult& r,
+               int stored = 0) {
+    if (stored)
+      q("UPDATE series SET messages = messages + 1, max_seen = MAX(max_seen, ?2), announced = MAX(announced, ?2), "
+        "tail_since_ms = CASE WHEN MAX(announced, ?2) > MAX(max_seen, ?2) THEN COALESCE(tail_since_ms, ?3) ELSE NULL END "
+        "WHERE id = ?1")
+          .bind_all(series.id, s, now_)
+          .run();
     if (s > series.max_seen) {
       if (s > series.max_seen + 1) {
         std::int64_t g = new_gap(series.id, series.max_seen + 1, s - 1, "jump", now_ + policy_.reorder_grace.count());
@@ -910,8 +944,10 @@ class SqliteDatabase final : public CountyDatabase {
         refresh_gap(g);
         ++r.seqs_lost;
       }
-      q("UPDATE series SET max_seen = ?2, announced = MAX(announced, ?2) WHERE id = ?1").bind_all(series.id, s).run();
-      refresh_tail(series.id);
+      if (!stored) {
+        q("UPDATE series SET max_seen = ?2, announced = MAX(announced, ?2) WHERE id = ?1").bind_all(series.id, s).run();
+        refresh_tail(series.id);
+      }
       return;
     }
     auto p = piece_at(series.id, s);
@@ -953,18 +989,18 @@ class SqliteDatabase final : public CountyDatabase {
     SeriesRow series = series_for(m.school, m.store_id);
     bool fresh = m.seq > series.max_seen;
     if (!fresh) {
-      auto& e = q("SELECT sha256 FROM message WHERE series = ?1 AND seq = ?2");
+      auto& e = q("SELECT sha256, payload FROM message WHERE series = ?1 AND seq = ?2");
       e.bind_all(series.id, m.seq);
       if (e.step()) {
         const std::string kept = e.text(0);
-        if (kept == m.sha256) {
+        if (kept == m.sha256 || same_envelope(e.text(1), m.payload)) {
           ++r.duplicates;
           count("duplicates");
           q("UPDATE series SET duplicates = duplicates + 1 WHERE id = ?1").bind_all(series.id).run();
         } else {
           q("INSERT INTO conflict(series, seq, received_ms, topic, sha256_kept, sha256_new, payload) VALUES "
             "(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-              .bind_all(series.id, m.seq, now_, m.topic, kept, m.sha256, m.canonical)
+              .bind_all(series.id, m.seq, now_, m.topic, kept, m.sha256, m.payload)
               .run();
           q("UPDATE series SET conflicts = conflicts + 1 WHERE id = ?1").bind_all(series.id).run();
           ++r.conflicts;
@@ -985,20 +1021,19 @@ class SqliteDatabase final : public CountyDatabase {
     q("INSERT INTO message(series, seq, kind, audit, ts, ts_ms, day, received_ms, resent, sha256, payload) VALUES "
       "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
         .bind_all(series.id, m.seq, kind_name(m.kind), m.audit, m.ts, m.ts_ms, m.day, now_, m.resent ? 1 : 0, m.sha256,
-                  m.canonical)
+                  m.payload)
         .run();
-    q("UPDATE series SET messages = messages + 1 WHERE id = ?1").bind_all(series.id).run();
-    account(series, m.seq, std::nullopt, r);
+    account(series, m.seq, std::nullopt, r, /*stored=*/1);
     ++r.stored;
     count("stored");
-    if (m.kind == Kind::Report) project_report(m, series.id);
+    if (m.kind == Kind::Report) project_report(m, series);
     else project_event(m, series.id);
   }
 
   void ingest_state(const Incoming& m, BatchResult& r) {
     ++r.states;
     count("states");
-    const Json& b = m.envelope["body"];
+    const Json& b = m.body;
     const bool online = b["online"].get<bool>();
     const std::int64_t session = b["session"].get<std::int64_t>();
     const std::int64_t last_seq = b["last_seq"].get<std::int64_t>();
@@ -1041,7 +1076,7 @@ class SqliteDatabase final : public CountyDatabase {
   void ingest_health(const Incoming& m, BatchResult& r) {
     ++r.health;
     count("health");
-    const Json& b = m.envelope["body"];
+    const Json& b = m.body;
     switch_store(m.school, m.store_id, b.value("store", Json()), r);
     SeriesRow series = series_for(m.school, m.store_id);
     const Json& outbox = b["outbox"];
@@ -1081,7 +1116,7 @@ class SqliteDatabase final : public CountyDatabase {
     const std::int64_t id = s.int64(0), series = s.int64(1), from = s.int64(2), to = s.int64(3);
     ++r.replies;
     count("replies");
-    const Json& b = m.envelope["body"];
+    const Json& b = m.body;
     std::string outcome = "answered";
     if (b["ok"] == true) {
       const Json res = b.value("result", Json::object());
@@ -1133,60 +1168,137 @@ class SqliteDatabase final : public CountyDatabase {
   }
 
   // ---- projections: the history the plan is measured by ----
-  // The latest report of an audit: newer by (ts, seq) within a series; a report of the school's
-  // current series also replaces one of a store it replaced.
-  void project_report(const Incoming& m, std::int64_t series) {
-    auto cur = current_series(m.school);
-    const bool current = cur && cur->id == series;
-    const Json& summary = m.envelope["body"]["summary"];
-    const std::string text = summary.dump();
-    q("INSERT INTO report_latest(school, audit, series, seq, ts, ts_ms, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-      "ON CONFLICT(school, audit) DO UPDATE SET series = excluded.series, seq = excluded.seq, ts = excluded.ts, "
-      "ts_ms = excluded.ts_ms, summary = excluded.summary WHERE (?8 AND excluded.series <> report_latest.series) OR "
-      "excluded.ts_ms > report_latest.ts_ms OR (excluded.ts_ms = report_latest.ts_ms AND excluded.seq > report_latest.seq)")
-        .bind_all(m.school, m.audit, series, m.seq, m.ts, m.ts_ms, text, current ? 1 : 0)
-        .run();
-    q("INSERT INTO report_daily(school, audit, day, series, seq, ts, ts_ms, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-      "ON CONFLICT(school, audit, day) DO UPDATE SET series = excluded.series, seq = excluded.seq, ts = excluded.ts, "
-      "ts_ms = excluded.ts_ms, summary = excluded.summary WHERE (?9 AND excluded.series <> report_daily.series) OR "
-      "excluded.ts_ms > report_daily.ts_ms OR (excluded.ts_ms = report_daily.ts_ms AND excluded.seq > report_daily.seq)")
-        .bind_all(m.school, m.audit, m.day, series, m.seq, m.ts, m.ts_ms, text, current ? 1 : 0)
-        .run();
-    if (db_->changes() == 0) return;  // not the day's latest: nothing derived changes
-    if (m.audit == "fiber" || m.audit == "recording" || m.audit == "attendance") {
+  // The figures of one report the plan needs, from its summary (see plan.hpp): fiber coverage per
+  // room type, recording compliant/total, open/overdue cases, and whether its target is met.
+  struct Figures {
+    std::optional<double> a, b, c;       // fiber: classroom, function room, office coverage
+    std::optional<std::int64_t> n1, n2;  // recording: compliant, total; attendance: open, overdue
+    std::optional<std::int64_t> met;     // the audit's target: 1, 0, or unknown
+  };
+  static Figures figures_of(const std::string& audit, const Json& summary) {
+    Figures f;
+    auto num = [&](const Json& obj, const char* k) -> std::optional<double> {
+      return obj.is_object() ? opt_real(obj.value(k, Json())) : std::nullopt;
+    };
+    if (audit == "fiber") {
+      f.a = num(summary.value("classroom", Json()), "coverage");
+      f.b = num(summary.value("function_room", Json()), "coverage");
+      f.c = num(summary.value("office", Json()), "coverage");
+      f.met = opt_int(plan::fiber_target(summary));
+    } else if (audit == "recording") {
+      f.n1 = opt_int(summary.value("compliant", Json()));
+      f.n2 = opt_int(summary.value("classrooms", Json()));
+      f.met = opt_int(plan::recording_target(summary));
+    } else if (audit == "attendance") {
+      f.n1 = opt_int(summary.value("open", Json()));
+      f.n2 = opt_int(summary.value("overdue", Json()));
+      f.met = opt_int(plan::attendance_target(summary.value("open", Json())));
+    }
+    return f;
+  }
+
+  // The latest report of an audit (report_latest), and the last of each day (report_daily):
+  // newer by (ts, seq) within a series; a report of the school's current series also replaces
+  // one of a store it replaced. Staged per batch, written by flush_batch: a batch holds many
+  // reports of one school and audit, and only the newest changes anything.
+  struct Candidate {
+    std::int64_t series = 0, seq = 0, ts_ms = 0;
+    std::string ts, summary;
+    bool current = false;
+    Figures figures;
+    bool newer_than(const Candidate& o) const {
+      return (current && series != o.series) || ts_ms > o.ts_ms || (ts_ms == o.ts_ms && seq > o.seq);
+    }
+  };
+  using StageKey = std::tuple<std::string, std::string, std::string>;  // school, audit, day ("" for latest)
+  static void stage(std::map<StageKey, Candidate>& staged, StageKey key, const Candidate& c) {
+    auto [it, added] = staged.try_emplace(std::move(key), c);
+    if (!added && c.newer_than(it->second)) it->second = c;
+  }
+
+  void project_report(const Incoming& m, const SeriesRow& series) {
+    const Json& summary = m.body["summary"];
+    Candidate c;
+    c.series = series.id, c.seq = m.seq, c.ts_ms = m.ts_ms, c.ts = m.ts, c.summary = summary.dump();
+    c.current = series.current;
+    if (m.audit == "fiber" || m.audit == "recording" || m.audit == "attendance") c.figures = figures_of(m.audit, summary);
+    if (m.audit == "attendance" && summary.contains("open_cases") && summary["open_cases"].is_array())
+      reconcile_cases(m, series.id, summary["open_cases"]);
+    // Last: nothing after this can fail and roll the message back while its report stays staged.
+    stage(latest_, {m.school, m.audit, ""}, c);
+    stage(daily_, {m.school, m.audit, m.day}, c);
+  }
+
+  // Writes what the batch staged: when each school was last heard from, the latest and daily
+  // reports, and the daily rows of the plan for the days they change.
+  void flush_batch() {
+    for (const auto& [school, t] : touched_)
+      q("UPDATE school SET last_received_ms = ?2, "
+        "last_seen = CASE WHEN last_seen_ms IS NULL OR ?3 > last_seen_ms THEN ?4 ELSE last_seen END, "
+        "last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?3) WHERE school = ?1")
+          .bind_all(school, now_, t.ts_ms, t.ts)
+          .run();
+    touched_.clear();
+    for (const auto& [key, c] : latest_)
+      q("INSERT INTO report_latest(school, audit, series, seq, ts, ts_ms, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+        "ON CONFLICT(school, audit) DO UPDATE SET series = excluded.series, seq = excluded.seq, ts = excluded.ts, "
+        "ts_ms = excluded.ts_ms, summary = excluded.summary WHERE (?8 AND excluded.series <> report_latest.series) OR "
+        "excluded.ts_ms > report_latest.ts_ms OR (excluded.ts_ms = report_latest.ts_ms AND excluded.seq > report_latest.seq)")
+          .bind_all(std::get<0>(key), std::get<1>(key), c.series, c.seq, c.ts, c.ts_ms, c.summary, c.current ? 1 : 0)
+          .run();
+    latest_.clear();
+    std::set<std::pair<std::string, std::string>> days;  // (school, day) whose plan row changes
+    for (const auto& [key, c] : daily_) {
+      const auto& [school, audit, day] = key;
+      auto& d = q("INSERT INTO report_daily(school, audit, day, series, seq, ts, ts_ms, summary, fa, fb, fc, n1, n2, met) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?12, ?13, ?14, ?15) "
+                  "ON CONFLICT(school, audit, day) DO UPDATE SET series = excluded.series, seq = excluded.seq, "
+                  "ts = excluded.ts, ts_ms = excluded.ts_ms, summary = excluded.summary, fa = excluded.fa, "
+                  "fb = excluded.fb, fc = excluded.fc, n1 = excluded.n1, n2 = excluded.n2, met = excluded.met "
+                  "WHERE (?9 AND excluded.series <> report_daily.series) OR excluded.ts_ms > report_daily.ts_ms OR "
+                  "(excluded.ts_ms = report_daily.ts_ms AND excluded.seq > report_daily.seq)");
+      d.bind_all(school, audit, day, c.series, c.seq, c.ts, c.ts_ms, c.summary, c.current ? 1 : 0);
+      d.bind_real(10, c.figures.a).bind_real(11, c.figures.b).bind_real(12, c.figures.c);
+      d.bind(13, c.figures.n1).bind(14, c.figures.n2).bind(15, c.figures.met);
+      d.run();
+      if (db_->changes() == 0 || (audit != "fiber" && audit != "recording" && audit != "attendance")) continue;
       // This day, and the following days that have no report of this audit of their own (they
       // carry this one forward).
+      days.emplace(school, day);
       auto& nx = q("SELECT MIN(day) FROM report_daily WHERE school = ?1 AND audit = ?2 AND day > ?3");
-      nx.bind_all(m.school, m.audit, m.day);
+      nx.bind_all(school, audit, day);
       const std::string until = nx.step() && !nx.is_null(0) ? nx.text(0) : std::string("9999-12-31");
-      std::vector<std::string> days{m.day};
-      auto& later = q("SELECT day FROM school_day WHERE school = ?1 AND day > ?2 AND day < ?3 ORDER BY day");
-      later.bind_all(m.school, m.day, until);
-      while (later.step()) days.push_back(later.text(0));
-      for (const auto& d : days) write_school_day(m.school, d);
+      auto& later = q("SELECT day FROM school_day WHERE school = ?1 AND day > ?2 AND day < ?3");
+      later.bind_all(school, day, until);
+      while (later.step()) days.emplace(school, later.text(0));
     }
-    if (m.audit == "attendance" && summary.contains("open_cases") && summary["open_cases"].is_array())
-      reconcile_cases(m, series, summary["open_cases"]);
+    daily_.clear();
+    for (const auto& [school, day] : days) write_school_day(school, day);
   }
 
   // The plan's figures for one school and day, from each audit's last report on or before it.
   void write_school_day(const std::string& school, const std::string& day) {
-    std::map<std::string, Json> latest;
-    auto& s = q("SELECT audit, summary FROM report_daily d WHERE school = ?1 AND audit IN ('fiber', 'recording', "
-                "'attendance') AND day = (SELECT MAX(day) FROM report_daily e WHERE e.school = d.school AND "
+    Figures fiber, rec, att;
+    auto& s = q("SELECT audit, fa, fb, fc, n1, n2, met FROM report_daily d WHERE school = ?1 AND audit IN ('fiber', "
+                "'recording', 'attendance') AND day = (SELECT MAX(day) FROM report_daily e WHERE e.school = d.school AND "
                 "e.audit = d.audit AND e.day <= ?2)");
     s.bind_all(school, day);
-    while (s.step()) latest[s.text(0)] = text_json(s.text(1));
-    const Json f = latest.count("fiber") ? latest["fiber"] : Json(nullptr);
-    const Json rc = latest.count("recording") ? latest["recording"] : Json(nullptr);
-    const Json at = latest.count("attendance") ? latest["attendance"] : Json(nullptr);
-    auto cov = [&](const char* t) -> std::optional<double> {
-      return f.is_object() && f.contains(t) && f[t].is_object() ? opt_real(f[t].value("coverage", Json())) : std::nullopt;
-    };
-    const Json fiber_met = plan::fiber_target(f), rec_met = plan::recording_target(rc);
-    const Json open = at.is_object() ? at.value("open", Json()) : Json();
-    const Json att_met = plan::attendance_target(open);
-    const Json digital = plan::digital_campus(fiber_met, rec_met, att_met);
+    bool have_fiber = false, have_rec = false, have_att = false;
+    while (s.step()) {
+      Figures f;
+      if (!s.is_null(1)) f.a = s.real(1);
+      if (!s.is_null(2)) f.b = s.real(2);
+      if (!s.is_null(3)) f.c = s.real(3);
+      if (!s.is_null(4)) f.n1 = s.int64(4);
+      if (!s.is_null(5)) f.n2 = s.int64(5);
+      if (!s.is_null(6)) f.met = s.int64(6);
+      const std::string audit = s.text(0);
+      if (audit == "fiber") fiber = f, have_fiber = true;
+      else if (audit == "recording") rec = f, have_rec = true;
+      else att = f, have_att = true;
+    }
+    auto met = [](bool have, const Figures& f) { return have && f.met ? Json(*f.met != 0) : Json(nullptr); };
+    const Json digital = plan::digital_campus(met(have_fiber, fiber), met(have_rec, rec), met(have_att, att));
     auto& w = q("INSERT INTO school_day(school, day, fiber_classroom, fiber_function_room, fiber_office, fiber_met, "
                 "recording_compliant, recording_total, recording_met, cases_open, cases_overdue, attendance_met, "
                 "digital_campus) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(school, day) "
@@ -1196,16 +1308,9 @@ class SqliteDatabase final : public CountyDatabase {
                 "recording_met = excluded.recording_met, cases_open = excluded.cases_open, cases_overdue = "
                 "excluded.cases_overdue, attendance_met = excluded.attendance_met, digital_campus = excluded.digital_campus");
     w.bind(1, school).bind(2, day);
-    w.bind_real(3, cov("classroom"));
-    w.bind_real(4, cov("function_room"));
-    w.bind_real(5, cov("office"));
-    w.bind(6, opt_int(fiber_met));
-    w.bind(7, rc.is_object() ? opt_int(rc.value("compliant", Json())) : std::nullopt);
-    w.bind(8, rc.is_object() ? opt_int(rc.value("classrooms", Json())) : std::nullopt);
-    w.bind(9, opt_int(rec_met));
-    w.bind(10, opt_int(open));
-    w.bind(11, at.is_object() ? opt_int(at.value("overdue", Json())) : std::nullopt);
-    w.bind(12, opt_int(att_met));
+    w.bind_real(3, fiber.a).bind_real(4, fiber.b).bind_real(5, fiber.c).bind(6, fiber.met);
+    w.bind(7, rec.n1).bind(8, rec.n2).bind(9, rec.met);
+    w.bind(10, att.n1).bind(11, att.n2).bind(12, att.met);
     w.bind(13, opt_int(digital));
     w.run();
   }
@@ -1242,7 +1347,7 @@ class SqliteDatabase final : public CountyDatabase {
   }
 
   void project_event(const Incoming& m, std::int64_t series) {
-    const Json& b = m.envelope["body"];
+    const Json& b = m.body;
     if (b.contains("case") && b["case"].is_object()) upsert_case(m.school, series, b["case"], m.seq, m.ts);
   }
 
@@ -1449,6 +1554,12 @@ class SqliteDatabase final : public CountyDatabase {
   RepairPolicy policy_;
   std::int64_t now_ = 0;
   std::map<std::string, std::int64_t> counters_;
+  struct Touched {
+    std::int64_t ts_ms = 0;
+    std::string ts;
+  };
+  std::map<std::string, Touched> touched_;  // the batch's schools: the newest ts heard
+  std::map<std::tuple<std::string, std::string, std::string>, Candidate> latest_, daily_;
   mutable std::map<const char*, std::unique_ptr<Statement>> stmts_;
   std::mt19937_64 rng_;
 };
@@ -1462,7 +1573,7 @@ Result<std::unique_ptr<CountyDatabase>> open_sqlite(const std::filesystem::path&
     if (o.read_only) {
       if (std::error_code ec; !std::filesystem::exists(file, ec))
         return Error{where, "no such database", "point [county] db (or --db) at the collector's county.db"};
-      db = std::make_unique<Connection>(where, SQLITE_OPEN_READONLY);
+      db = std::make_unique<Connection>(where, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
     } else {
       // Created 0640 by us (the collector's group may read it: campusctl on the county box).
       if (std::error_code ec; !std::filesystem::exists(file, ec)) {
@@ -1472,7 +1583,8 @@ Result<std::unique_ptr<CountyDatabase>> open_sqlite(const std::filesystem::path&
                        "check that the directory exists and the collector's user may write it"};
         if (fd >= 0) ::close(fd);
       }
-      db = std::make_unique<Connection>(where, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+      // One thread uses the connection (the collector's database thread): no SQLite mutexes.
+      db = std::make_unique<Connection>(where, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
     }
     db->exec("PRAGMA busy_timeout = 5000");
     if (!o.read_only) {
