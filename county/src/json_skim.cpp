@@ -2,7 +2,9 @@
 // accepts exactly what nlohmann::json::parse accepts (the fuzz target checks it).
 #include "json_skim.hpp"
 
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 namespace campus::county {
 namespace {
@@ -136,8 +138,20 @@ struct Scanner {
     return i > from;
   }
 
-  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, and finite as a double: nlohmann refuses a
+  // number that overflows ("number overflow"), an integer beyond 64 bits included.
   bool number() {
+    const std::size_t from = i;
+    if (!number_syntax()) return false;
+    const std::string_view tok = s.substr(from, i - from);
+    if (tok.size() > 15 || tok.find_first_of(".eE") != std::string_view::npos) {
+      const std::string text(tok);
+      if (!std::isfinite(std::strtod(text.c_str(), nullptr))) return fail("a number too large for a double");
+    }
+    return true;
+  }
+
+  bool number_syntax() {
     if (peek() == '-') ++i;
     if (at_end()) return fail("a number without digits");
     if (peek() == '0') ++i;

@@ -1,5 +1,7 @@
 // A validating JSON scanner for the collector's hot path: it checks a whole document against
-// RFC 8259 (as strictly as nlohmann's parser: UTF-8, escapes, surrogate pairs, numbers) and
+// RFC 8259 (as strictly as nlohmann's parser: UTF-8, escapes, surrogate pairs, numbers; and on
+// one point more: nlohmann stops at a NUL byte outside a string as if the input ended there,
+// the scanner refuses it) and
 // records where the members of the top-level object, and of one nested object, are, without
 // building anything. The collector then parses only the small parts it needs (the envelope's
 // fields, a report's summary) and keeps the bulk (a report's findings) as the bytes it received.

@@ -12,7 +12,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto s = campus::county::skim_json(text);
   auto j = nlohmann::json::parse(text, nullptr, false);
-  if (s.ok == j.is_discarded()) __builtin_trap();  // accepted by one and not the other
+  // nlohmann takes a NUL byte outside a string for the end of the input and accepts what came
+  // before it; the scanner refuses it. Otherwise both accept the same documents.
+  const bool has_nul = text.find('\0') != std::string_view::npos;
+  if (s.ok && j.is_discarded()) __builtin_trap();
+  if (!has_nul && !s.ok && !j.is_discarded()) __builtin_trap();
   if (!s.ok) return 0;
   if (s.object != j.is_object()) __builtin_trap();
   for (const auto& m : s.members) {
