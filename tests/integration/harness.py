@@ -174,6 +174,26 @@ class CountySubscriber:
         self.proc.stop(3)
 
 
+def notify_reader(sock, got):
+    """Returns drain(): appends every sd_notify datagram waiting on sock to got, returns got."""
+    def drain():
+        try:
+            while True:
+                got.append(sock.recv(4096).decode())
+        except OSError:
+            pass
+        return got
+    return drain
+
+
+def notify_socket(address):
+    """A datagram socket for sd_notify at `address` (a path, or "\0name" for an abstract one)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(0.2)
+    return sock
+
+
 def agent_bin():
     return os.path.join(BIN, "campus-agent")
 

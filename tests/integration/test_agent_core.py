@@ -11,7 +11,7 @@ import subprocess
 import time
 import unittest
 
-from harness import PLUGINS, IntegrationTest, Proc, agent_bin, wait_until, write_file, SOURCE
+from harness import PLUGINS, IntegrationTest, Proc, agent_bin, notify_reader, notify_socket, wait_until, write_file, SOURCE
 
 
 def config(data_dir, findings, extra_audit="", interval="1h", mqtt="enabled = false"):
@@ -38,17 +38,6 @@ first_delay = "0s"
 def run(*args, timeout=60):
     return subprocess.run([agent_bin(), *args], capture_output=True, text=True, timeout=timeout)
 
-
-def notify_reader(sock, got):
-    """Returns drain(): appends every sd_notify datagram waiting on sock to got, returns got."""
-    def drain():
-        try:
-            while True:
-                got.append(sock.recv(4096).decode())
-        except OSError:
-            pass
-        return got
-    return drain
 
 class AgentCore(IntegrationTest):
     def setUp(self):
@@ -222,9 +211,7 @@ class AgentCore(IntegrationTest):
 
     def notify_socket(self, address):
         """A datagram socket where the agent's sd_notify messages arrive, as systemd's would."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(address)
-        sock.settimeout(0.2)
+        sock = notify_socket(address)
         self.addCleanup(sock.close)
         return sock
 

@@ -6,6 +6,7 @@ schools, pacing of resend requests, seqs no longer held, a replaced store, every
 import json
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -13,7 +14,8 @@ import unittest
 
 from collector import Collector, FakeSchool, agent_store, collector_config, ctl, mosquitto_pub
 from county import COUNTY, FindingsFlipper, agent_config
-from harness import IntegrationTest, Proc, agent_bin, free_port, start_mosquitto, wait_until, write_file
+from harness import (IntegrationTest, Proc, agent_bin, free_port, notify_reader, notify_socket, start_mosquitto, wait_until,
+                     write_file)
 
 
 def start_broker(test, port=None, persistent=True, name="mosquitto"):
@@ -284,6 +286,30 @@ class CollectorWithFakeSchools(IntegrationTest):
         coll.start()
         wait_until(lambda: coll.seqs("school-a") == list(range(1, 40)), 30, what="the queued seqs")
         self.assertEqual(coll.gaps(), [])
+
+    def test_systemd_ready_status_watchdog_reload_and_a_clean_stop(self):
+        from collector import collector_bin
+        sock = notify_socket(os.path.join(self.dir, "notify.sock"))
+        self.addCleanup(sock.close)
+        conf = collector_config(self.dir, self.port, name="notified")
+        p = self.track(Proc("notified", [collector_bin(), "--config", conf], self.dir,
+                            env={"NOTIFY_SOCKET": os.path.join(self.dir, "notify.sock"), "WATCHDOG_USEC": "400000"}))
+        got = []
+        drain = notify_reader(sock, got)
+        wait_until(lambda: any("READY=1" in m for m in drain()), 10, what="READY=1")
+        s = self.school()
+        s.birth(0)
+        s.report(1)
+        wait_until(lambda: sum("WATCHDOG=1" in m for m in drain()) >= 5, 10, what="5 watchdog pings")
+        status = re.compile(r"STATUS=[1-9]\d* committed, 0 open gap\(s\), 0 seq\(s\) lost, 0 quarantined")
+        wait_until(lambda: any(status.match(m) for m in drain()), 10, what="a STATUS line with the figures")
+        p.kill(signal.SIGHUP)
+        wait_until(lambda: any("RELOADING=1" in m for m in drain()), 5, what="RELOADING=1")
+        wait_until(lambda: "reload applied" in p.output(), 5, what="the reload")
+        p.kill(signal.SIGTERM)
+        self.assertEqual(p.wait(20), 0, p.output())
+        self.assertTrue(any("STOPPING=1" in m for m in drain()))
+        self.assertIn("county: stopped", p.output())
 
     def test_check_config_names_every_problem(self):
         bad = os.path.join(self.dir, "bad.toml")
