@@ -140,8 +140,29 @@ void Collector::on_message(const std::shared_ptr<mqtt::Session>& from, mqtt::Del
     if (health_dropped_++ == 0) log_->warn("county: the database is behind; health messages are dropped until it catches up");
     return;
   }
-  pending_.push_back(Pending{std::move(parsed), from, d.generation, d.message.qos > 0 ? d.message.packet_id : std::uint16_t{0}});
+  const std::size_t bytes = d.message.payload.size() + d.message.topic.size();
+  pending_bytes_ += bytes;
+  pending_.push_back(
+      Pending{std::move(parsed), bytes, from, d.generation, d.message.qos > 0 ? d.message.packet_id : std::uint16_t{0}});
+  flow_control();
   commit_next();
+}
+
+// Memory stays bounded when the schools send faster than the database commits (and Mosquitto
+// 2.0.11 does not hold the collector to its Receive Maximum): reading from the broker pauses
+// above ingest.max_pending and resumes below half of it.
+void Collector::flow_control() {
+  const std::size_t limit = config_.ingest.max_pending;
+  for (const auto& s : {ingest_, live_}) {
+    if (!s) continue;
+    if (!s->paused() && pending_bytes_ > limit) {
+      s->pause();
+      if (s == ingest_) log_->info("county: {} MiB waiting for the database: reading from the broker paused",
+                                   pending_bytes_ >> 20);
+    } else if (s->paused() && pending_bytes_ < limit / 2) {
+      s->resume();
+    }
+  }
 }
 
 void Collector::log_quarantine(const Quarantined& q) {
@@ -199,8 +220,14 @@ void Collector::committed(std::vector<Pending> batch, Result<BatchResult> result
     if (p.packet_id) p.session->ack(p.generation, p.packet_id);
   committed_ += static_cast<std::int64_t>(batch.size());
   ++batches_;
+  for (const auto& p : batch) pending_bytes_ -= std::min(pending_bytes_, p.bytes);
+  flow_control();
   const auto& r = result.value();
   for (const auto& line : r.log) log_->warn("county: {}", line);
+  // A reply frees its school's slot: plan the next requests now rather than at the next tick.
+  if (r.replies > 0) asio::post(io_, [w = weak_from_this()] {
+    if (auto s = w.lock()) s->plan_now();
+  });
   if (r.gaps_opened > 0) log_->info("county: {} new gap(s) in what schools sent; asking after {} unless they fill",
                                    r.gaps_opened, format_duration(config_.repair.reorder_grace));
   if (stopping_ && pending_.empty()) {
@@ -216,7 +243,11 @@ void Collector::tick_repair() {
   repair_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
     if (auto s = w.lock(); s && !ec) s->tick_repair();
   });
-  if (repairing_ || !ingest_ || !ingest_->connected()) return;
+  plan_now();
+}
+
+void Collector::plan_now() {
+  if (stopping_ || repairing_ || !ingest_ || !ingest_->connected()) return;
   repairing_ = true;
   on_db([self = shared_from_this(), policy = config_.repair] {
     auto r = self->db_->plan_repairs(policy, std::chrono::system_clock::now());
@@ -278,6 +309,8 @@ void Collector::tick_status() {
              {"committed", committed_},
              {"batches", batches_},
              {"pending", pending_.size()},
+             {"pending_bytes", pending_bytes_},
+             {"reading_paused", ingest_ && ingest_->paused()},
              {"health_dropped", health_dropped_},
              {"database_error", db_error_.empty() ? Json(nullptr) : Json(db_error_)},
              {"repair", config_.repair.enabled},

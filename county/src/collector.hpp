@@ -47,6 +47,7 @@ class Collector : public std::enable_shared_from_this<Collector> {
  private:
   struct Pending {
     Parsed parsed;
+    std::size_t bytes = 0;
     std::shared_ptr<mqtt::Session> session;
     std::uint64_t generation = 0;
     std::uint16_t packet_id = 0;  // 0: QoS 0, nothing to acknowledge
@@ -54,8 +55,10 @@ class Collector : public std::enable_shared_from_this<Collector> {
 
   void on_message(const std::shared_ptr<mqtt::Session>& from, mqtt::Delivery d);
   void commit_next();
+  void flow_control();
   void committed(std::vector<Pending> batch, Result<BatchResult> result);
   void tick_repair();
+  void plan_now();
   void send_requests(std::vector<ResendRequest> requests);
   void tick_status();
   void tick_prune();
@@ -77,6 +80,7 @@ class Collector : public std::enable_shared_from_this<Collector> {
   std::thread db_thread_;
   std::shared_ptr<mqtt::Session> ingest_, live_;
   std::vector<Pending> pending_;
+  std::size_t pending_bytes_ = 0;  // payload bytes in pending_ and in the batch being committed
   bool committing_ = false, stopping_ = false, stopped_ = false;
   int retry_step_ = 0;
   std::string db_error_;

@@ -134,6 +134,9 @@ CountyConfigLoad load_county_config(const std::filesystem::path& file) {
     c.ingest.max_payload = r.size("max_payload", c.ingest.max_payload);
     if (c.ingest.max_payload < 4096 || c.ingest.max_payload > (256ull << 20))
       r.error("max_payload", "must be between 4KiB and 256MiB, got " + format_size(c.ingest.max_payload));
+    c.ingest.max_pending = r.size("max_pending", c.ingest.max_pending);
+    if (c.ingest.max_pending < c.ingest.max_payload)
+      r.error("max_pending", "must be at least max_payload (" + format_size(c.ingest.max_payload) + ")");
     c.ingest.quarantine_log_every = r.duration("quarantine_log_every", c.ingest.quarantine_log_every, Millis(0), kYear);
     r.finish();
   }
@@ -187,7 +190,7 @@ std::string redacted_summary(const CountyConfig& c) {
                {"receive_maximum", m.receive_maximum}};
   j["database"] = {{"path", c.database.path.string()}, {"synchronous", c.database.synchronous_full ? "full" : "normal"},
                    {"batch_max", c.database.batch_max}};
-  j["ingest"] = {{"max_payload", format_size(c.ingest.max_payload)},
+  j["ingest"] = {{"max_payload", format_size(c.ingest.max_payload)}, {"max_pending", format_size(c.ingest.max_pending)},
                  {"quarantine_log_every", format_duration(c.ingest.quarantine_log_every)}};
   const auto& p = c.repair;
   j["repair"] = {{"enabled", p.enabled}, {"reorder_grace", format_duration(p.reorder_grace)},

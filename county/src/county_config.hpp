@@ -55,6 +55,7 @@ struct CountyConfig {
 
   struct Ingest {
     std::uint64_t max_payload = 16u << 20;
+    std::uint64_t max_pending = 32u << 20;  // received, not yet committed: above it, reading pauses
     Millis quarantine_log_every{std::chrono::hours(1)};
   } ingest;
 

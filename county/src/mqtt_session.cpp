@@ -312,6 +312,13 @@ asio::awaitable<std::string> Session::connect_once() {
       if (c->closed) break;
     }
     if (c->closed) break;
+    while (paused_ && !c->closed) {
+      resume_ = std::make_unique<asio::steady_timer>(io_, std::chrono::hours(24));
+      boost::system::error_code wait_ec;
+      co_await resume_->async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+      c->last_rx = SteadyClock::now();  // the broker's silence while paused is ours
+    }
+    if (c->closed) break;
     std::size_t n = co_await read_some(*c->stream, c->tls, asio::buffer(buf), ec);
     if (ec || c->closed) {
       if (!c->closed) close_connection(ec == asio::error::eof ? "the broker closed the connection" : ec.message());
@@ -333,6 +340,7 @@ asio::awaitable<void> Session::keep_alive(std::shared_ptr<Connection> c) {
     co_await c->ping.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (c->closed) break;
     const auto now = SteadyClock::now();
+    if (paused_) c->last_rx = now;  // nothing is read while paused: the broker's answers wait
     if (now - c->last_rx > c->keep_alive * 3 / 2) {
       close_connection("no packet from the broker for " + std::to_string(c->keep_alive.count() * 3 / 2) + " s");
       break;
@@ -374,6 +382,7 @@ void Session::close_connection(const std::string& why) {
   auto c = conn_;
   if (!c || c->closed) return;
   c->close();
+  if (resume_) resume_->cancel();
   const bool was = c->established && connected_;
   connected_ = false;
   auto pending = std::move(pending_publishes_);
@@ -385,6 +394,13 @@ void Session::close_connection(const std::string& why) {
     last_error_ = why;
     if (handlers_.on_disconnected) handlers_.on_disconnected(why);
   }
+}
+
+void Session::pause() { paused_ = true; }
+
+void Session::resume() {
+  paused_ = false;
+  if (resume_) resume_->cancel();
 }
 
 void Session::ack(std::uint64_t generation, std::uint16_t packet_id) {

@@ -75,6 +75,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // the connection was lost first (it is not retried: the caller decides).
   void publish(Publish message, std::function<void(bool ok, const std::string& why)> done);
 
+  // Flow control: while paused nothing more is read from the broker (TCP then holds it back, and
+  // the broker keeps it in the session). Keep-alive goes on.
+  void pause();
+  void resume();
+  bool paused() const { return paused_; }
+
   bool connected() const { return connected_; }
   std::uint64_t generation() const { return generation_; }
   const SessionOptions& options() const { return options_; }
@@ -107,6 +113,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<std::uint16_t> pending_subscribe_;
   std::function<void()> stopped_;
   asio::steady_timer wake_;
+  std::unique_ptr<asio::steady_timer> resume_;  // waited on by the read loop while paused
+  bool paused_ = false;
   std::mt19937_64 rng_;
   bool running_ = false;
 };
