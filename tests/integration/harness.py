@@ -283,6 +283,17 @@ def start_rtsp_camera(workdir, mounts, digest=None, basic=None, name="camera"):
     return proc
 
 
+def start_perl_rtsp_camera(workdir, mounts, name="perl-camera"):
+    """Debian's rtsp-server-perl (RTSP::Server), a second RTSP implementation next to
+    GStreamer's, with each mount published by tests/sim/recording/perl_rtsp_camera.py; .port set."""
+    argv = ["/usr/bin/python3", os.path.join(RECORDING_SIM, "perl_rtsp_camera.py")]
+    for m in mounts:
+        argv += ["--mount", m]
+    proc = Proc(name, argv, workdir)
+    proc.port = int(_ready_line(proc)[0])
+    return proc
+
+
 def start_bad_rtsp(workdir, modes, name="bad-rtsp"):
     """Misbehaving RTSP servers (tests/sim/recording/bad_rtsp.py); .ports maps mode -> port."""
     proc = Proc(name, ["/usr/bin/python3", os.path.join(RECORDING_SIM, "bad_rtsp.py"), *modes], workdir)

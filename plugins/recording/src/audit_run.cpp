@@ -124,6 +124,7 @@ Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation&
                {"video_tracks", r.video_tracks}, {"codecs", r.video_codecs}, {"auth", r.auth},
                {"elapsed_ms", r.elapsed.count()}};
     if (s.rtsp.deep_check) js["rtp_received"] = r.rtp_received;
+    if (!r.rtp_transport.empty()) js["rtp_transport"] = r.rtp_transport;
     if (r.status) js["rtsp_status"] = r.status;
     if (!r.error.empty()) js["error"] = r.error;
     streams.push_back(std::move(js));
