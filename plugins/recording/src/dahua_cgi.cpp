@@ -24,12 +24,14 @@ Error not_cgi(std::string_view body, const std::string& what) {
                "check that recorder_url is the recorder's base address and recorder_api is right"};
 }
 
+// A byte count: a finite number up to 1e18 (an exabyte), so sums over a recorder's partitions
+// stay finite (two partitions of 1e308 bytes would make the free percentage NaN).
 std::optional<double> number(std::string_view s) {
   std::string t(trim(s));
   if (t.empty()) return std::nullopt;
   char* end = nullptr;
   double v = std::strtod(t.c_str(), &end);
-  if (end != t.c_str() + t.size() || !std::isfinite(v)) return std::nullopt;
+  if (end != t.c_str() + t.size() || !std::isfinite(v) || v > 1e18) return std::nullopt;
   return v;
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 
 namespace campus::recording {
@@ -218,7 +219,10 @@ void apply_disks(const std::vector<RecorderDisk>& disks, RecorderStatus& st) {
     }
   }
   if (disks.empty()) st.storage_faults.push_back("the recorder reports no disk to record on");
-  if (capacity > 0) st.free_percent = 100.0 * free / capacity;
+  // 100 * free / capacity can round above 100 when nothing is used (found by fuzz_dahua: a
+  // 400044304999999-byte disk with no UsedBytes gave 100.00000000000001).
+  if (capacity > 0 && std::isfinite(capacity) && std::isfinite(free))
+    st.free_percent = std::min(100.0, 100.0 * free / capacity);
   else if (!disks.empty() && st.storage_faults.empty()) st.storage_error = "the recorder reports no capacity for its disks";
 }
 

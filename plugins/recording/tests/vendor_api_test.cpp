@@ -117,6 +117,27 @@ TEST(Dahua, ErrorsAndLocks) {
   EXPECT_FALSE(dahua::parse_record_mode("<html>").ok());
 }
 
+// Partitions of 1e308 bytes would sum to infinity and make the free percentage NaN (neither
+// below nor above the minimum): a byte count above 1e18 is not one. And a disk with nothing
+// used is 100% free, not 100.00000000000001% (found by fuzz_dahua).
+TEST(Dahua, AbsurdByteCountsAreNotSizesAndAnEmptyDiskIsAtMostAllFree) {
+  auto disks = dahua::parse_storage(
+      "list.info[0].Detail[0].TotalBytes=1e308\r\nlist.info[0].Detail[1].TotalBytes=1e308\r\n"
+      "list.info[0].Detail[0].UsedBytes=0\r\nlist.info[0].State=Success\r\n");
+  ASSERT_TRUE(disks.ok());
+  ASSERT_EQ(disks->size(), 1u);
+  EXPECT_FALSE((*disks)[0].capacity_bytes);
+  RecorderStatus st;
+  apply_disks(*disks, st);
+  EXPECT_FALSE(st.free_percent);
+  EXPECT_EQ(st.storage_error, "the recorder reports no capacity for its disks");
+  RecorderStatus empty_disk;
+  apply_disks(*dahua::parse_storage("list.info[0].Detail[0].TotalBytes=400044304999999\r\nlist.info[0].State=Success\r\n"),
+              empty_disk);
+  ASSERT_TRUE(empty_disk.free_percent);
+  EXPECT_LE(*empty_disk.free_percent, 100.0);
+}
+
 TEST(VendorStatus, DisksAndChannelsBecomeTheChecksInputs) {
   RecorderStatus st;
   apply_disks(*hikvision::parse_storage(data("hikvision/storage.xml")), st);
