@@ -114,7 +114,7 @@ class FiberAuditTest(FiberTest):
     def test_classifies_every_room_against_real_switches(self):
         self.start({
             "h3c": {"vendor": "h3c", "ports": [
-                port(1, rx_dbm=-5.2, alias="C101"),
+                port(1, rx_dbm=-5.2, alias="C101", tx_dbm=-5.5),
                 port(2, oper=DOWN, rx_dbm=None),
                 port(3, speed=100, rx_dbm=-6.0),
                 port(4, admin=DOWN, oper=DOWN),
@@ -123,7 +123,7 @@ class FiberAuditTest(FiberTest):
                 port(7, rx_dbm=-7.0, last_change=1),
             ]},
             "huawei": {"vendor": "huawei", "ports": [
-                port(1, name="GigabitEthernet0/0/1", rx_dbm=-6.3),
+                port(1, name="GigabitEthernet0/0/1", rx_dbm=-6.3, tx_dbm=-5.0),
                 port(2, name="GigabitEthernet0/0/2", rx_dbm=-30.0),
                 port(3, name="GigabitEthernet0/0/3", oper=LOWER_LAYER_DOWN),
             ]},
@@ -162,6 +162,7 @@ class FiberAuditTest(FiberTest):
 
         c101 = self.assertRoom(r, "C101", "covered")
         self.assertEqual(c101["details"]["rx_dbm"], -5.2)
+        self.assertEqual((c101["details"]["tx_dbm"], c101["details"]["tx_limits_from"]), (-5.5, "audit"))
         self.assertEqual(c101["details"]["if_alias"], "C101")
         self.assertRoom(r, "C102", "down", "link down")
         self.assertRoom(r, "C103", "degraded", "speed 100 Mbit/s below minimum 1000")
@@ -171,6 +172,7 @@ class FiberAuditTest(FiberTest):
         self.assertRoom(r, "C107", "degraded", "flapping")
         f201 = self.assertRoom(r, "F201", "covered")
         self.assertEqual(f201["details"]["rx_dbm"], -6.3, "huawei power through entAliasMapping")
+        self.assertEqual(f201["details"]["tx_dbm"], -5.0, "huawei transmit power through entAliasMapping")
         self.assertRoom(r, "F202", "degraded", "rx -30.0 dBm")
         self.assertRoom(r, "F203", "down", "lowerLayerDown")
         self.assertRoom(r, "F204", "not_planned", "no fiber link in the register")

@@ -14,7 +14,9 @@ import time
 IF_ENTRY = ".1.3.6.1.2.1.2.2.1"
 IFX_ENTRY = ".1.3.6.1.2.1.31.1.1.1"
 H3C_RX = ".1.3.6.1.4.1.25506.2.70.1.1.1.12"
+H3C_TX = ".1.3.6.1.4.1.25506.2.70.1.1.1.9"
 HUAWEI_RX = ".1.3.6.1.4.1.2011.5.25.31.1.1.3.1.8"
+HUAWEI_TX = ".1.3.6.1.4.1.2011.5.25.31.1.1.3.1.9"
 ENT_ALIAS = ".1.3.6.1.2.1.47.1.3.2.1.2"
 # RUIJIE-FIBER-MIB ruijieFiberEntry and ZTE-AN-OPTICAL-MODULE-MIB zxAnOpticalModuleInfoEntry
 # (the columns are cited in plugins/fiber/profiles/ruijie.toml and zte.toml).
@@ -70,11 +72,12 @@ def zte_rows(p):
     return rows
 
 
-def rx_oid(vendor, if_index):
+def rx_oid(vendor, if_index, column=None):
+    """The receive power OID of a port (transmit with column="tx")."""
     if vendor == "h3c":
-        return f"{H3C_RX}.{if_index}"
+        return f"{H3C_TX if column == 'tx' else H3C_RX}.{if_index}"
     if vendor == "huawei":
-        return f"{HUAWEI_RX}.{ENT_BASE + if_index}"
+        return f"{HUAWEI_TX if column == 'tx' else HUAWEI_RX}.{ENT_BASE + if_index}"
     return None
 
 
@@ -105,6 +108,8 @@ def switch_conf(ports, vendor="generic", community="public", v3_user=None):
         oid = rx_oid(vendor, i)
         if oid and p["rx_dbm"] is not None:
             lines.append(f"override -rw {oid} integer {round(p['rx_dbm'] * 100)}")
+        if oid and p["tx_dbm"] is not None:
+            lines.append(f"override -rw {rx_oid(vendor, i, 'tx')} integer {round(p['tx_dbm'] * 100)}")
     return "\n".join(lines) + "\n"
 
 
