@@ -44,13 +44,16 @@ struct Window {
   std::string source;   // the same for the reason: "the module's own alarm thresholds", ...
 };
 
-Window power_window(const std::optional<PowerWindow>& module, const std::optional<PowerWindow>& profile_window,
-                    const VendorProfile* profile, double audit_min, double audit_max, double margin,
-                    const std::string& dir) {
+// The first known of: the module's own alarm thresholds, the profile's window, the audit's.
+Window power_window(const std::optional<PowerWindow>& module, const VendorProfile* profile, const std::string& dir,
+                    const Thresholds& lim) {
+  const bool rx = dir == "rx";
+  const double margin = rx ? lim.rx_margin_db : lim.tx_margin_db;
   if (module) return {*module, margin, "module", "the module's own alarm thresholds"};
-  if (profile_window && profile)
-    return {*profile_window, margin, "profile", "profile " + profile->name + "'s " + dir + "_min_dbm/" + dir + "_max_dbm"};
-  return {{audit_min, audit_max}, margin, "audit", "the audit's " + dir + "_min_dbm/" + dir + "_max_dbm"};
+  const std::optional<PowerWindow> own = profile ? (rx ? profile->rx_window : profile->tx_window) : std::nullopt;
+  if (own) return {*own, margin, "profile", "profile " + profile->name + "'s " + dir + "_min_dbm/" + dir + "_max_dbm"};
+  PowerWindow audit = rx ? PowerWindow{lim.rx_min_dbm, lim.rx_max_dbm} : PowerWindow{lim.tx_min_dbm, lim.tx_max_dbm};
+  return {audit, margin, "audit", "the audit's " + dir + "_min_dbm/" + dir + "_max_dbm"};
 }
 
 // Optical power of one direction ("rx" or "tx") against its window: outside, or within the
@@ -110,12 +113,8 @@ void judge_port(const Room& room, const RoomEvidence& ev, const Thresholds& lim,
     part.worsen(RoomState::Degraded, "speed " + std::to_string(*p.high_speed) + " Mbit/s below minimum " +
                                          std::to_string(lim.min_speed_mbps) + " Mbit/s");
   if (!p.high_speed) part.worsen(RoomState::Degraded, "speed unknown (switch has no ifHighSpeed for the port)");
-  judge_power(power_window(p.rx_alarm, ev.profile ? ev.profile->rx_window : std::nullopt, ev.profile,
-                           lim.rx_min_dbm, lim.rx_max_dbm, lim.rx_margin_db, "rx"),
-              p.rx_dbm, "rx", part, d);
-  judge_power(power_window(p.tx_alarm, ev.profile ? ev.profile->tx_window : std::nullopt, ev.profile,
-                           lim.tx_min_dbm, lim.tx_max_dbm, lim.tx_margin_db, "tx"),
-              p.tx_dbm, "tx", part, d);
+  judge_power(power_window(p.rx_alarm, ev.profile, "rx", lim), p.rx_dbm, "rx", part, d);
+  judge_power(power_window(p.tx_alarm, ev.profile, "tx", lim), p.tx_dbm, "tx", part, d);
   if (p.last_change && *p.last_change > 0 && st->sys_uptime && *st->sys_uptime >= *p.last_change) {
     auto ago = Millis(static_cast<long long>(*st->sys_uptime - *p.last_change) * 10);
     d["last_change_s"] = ago.count() / 1000;
