@@ -1,23 +1,13 @@
 // RTSP response reading and SDP parsing, including SDPs as real cameras send them.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "rtsp_message.hpp"
 #include "rtsp_probe.hpp"
 #include "sdp.hpp"
+#include "test_data.hpp"
 
 using namespace campus::recording;
-
-namespace {
-std::string data(const std::string& name) {
-  std::ifstream in(std::string(RECORDING_TEST_DATA) + "/" + name, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-}  // namespace
+using campus::recording::test::data;
 
 TEST(RtspReader, ReadsResponseWithBodyArrivingInPieces) {
   RtspReader r(4096);

@@ -3,12 +3,10 @@
 // compliance rule reads a vendor recorder's status.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "audit_run.hpp"
 #include "dahua_cgi.hpp"
 #include "hikvision_isapi.hpp"
+#include "test_data.hpp"
 
 using namespace campus;
 using namespace campus::recording;
@@ -16,11 +14,9 @@ using namespace campus::recording;
 namespace {
 
 std::string data(const std::string& name) {
-  std::ifstream in(std::string(RECORDING_TEST_DATA) + "/" + name, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  EXPECT_FALSE(ss.str().empty()) << name;
-  return ss.str();
+  std::string bytes = test::data(name);
+  EXPECT_FALSE(bytes.empty()) << name;
+  return bytes;
 }
 
 constexpr double kMay1At10Utc = 1714557600;  // 2024-05-01T10:00:00Z
