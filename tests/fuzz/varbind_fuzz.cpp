@@ -109,15 +109,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } else {
     VendorProfile profile;
     profile.rx_power_oid = "1.3.6.1.4.1.25506.2.70.1.1.1.12";
+    // Ruijie-shaped: transmit power, both directions' alarm thresholds and the DOM flag too.
+    if (mode & 128) {
+      profile.tx_power_oid = "1.3.6.1.4.1.4881.1.1.10.2.105.1.1.1.81";
+      profile.rx_low_alarm_oid = "1.3.6.1.4.1.4881.1.1.10.2.105.1.1.1.93";
+      profile.rx_high_alarm_oid = "1.3.6.1.4.1.4881.1.1.10.2.105.1.1.1.94";
+      profile.tx_low_alarm_oid = "1.3.6.1.4.1.4881.1.1.10.2.105.1.1.1.97";
+      profile.tx_high_alarm_oid = "1.3.6.1.4.1.4881.1.1.10.2.105.1.1.1.98";
+      profile.dom_oid = "1.3.6.1.4.1.4881.1.1.10.2.105.1.1.1.15";
+    }
     profile.unit = static_cast<VendorProfile::Unit>((mode >> 2) % 3);
     if (mode & 16) profile.precision_oid = "1.3.6.1.2.1.99.1.1.1.3";
     profile.scale = (mode & 32) ? 0.01 : 1.0;
     profile.absent_values = {-2147483648L, 0};
     std::vector<int> batch = {1, 2, 3, 2147483647};
     long errstat = (mode & 64) ? static_cast<long>(mode) - 200 : 0;
-    apply_rx(errstat, vars, batch, profile, status.ports);
-    for (const auto& [idx, p] : status.ports)
+    apply_optics(errstat, vars, batch, profile, status.ports);
+    for (const auto& [idx, p] : status.ports) {
       if (p.rx_dbm ? !std::isfinite(*p.rx_dbm) : p.rx_note.empty()) __builtin_trap();
+      if (!profile.tx_power_oid.empty() && (p.tx_dbm ? !std::isfinite(*p.tx_dbm) : p.tx_note.empty())) __builtin_trap();
+      for (const auto* w : {&p.rx_alarm, &p.tx_alarm})
+        if (*w && !((*w)->min_dbm < (*w)->max_dbm)) __builtin_trap();
+    }
   }
   snmp_free_varbind(vars);
   return 0;

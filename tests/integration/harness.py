@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 BUILD = os.environ.get("CAMPUS_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 SOURCE = os.environ.get("CAMPUS_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
@@ -303,6 +304,17 @@ def start_rtsp_camera(workdir, mounts, digest=None, basic=None, name="camera"):
     return proc
 
 
+def start_perl_rtsp_camera(workdir, mounts, name="perl-camera"):
+    """Debian's rtsp-server-perl (RTSP::Server), a second RTSP implementation next to
+    GStreamer's, with each mount published by tests/sim/recording/perl_rtsp_camera.py; .port set."""
+    argv = ["/usr/bin/python3", os.path.join(RECORDING_SIM, "perl_rtsp_camera.py")]
+    for m in mounts:
+        argv += ["--mount", m]
+    proc = Proc(name, argv, workdir)
+    proc.port = int(_ready_line(proc)[0])
+    return proc
+
+
 def start_bad_rtsp(workdir, modes, name="bad-rtsp"):
     """Misbehaving RTSP servers (tests/sim/recording/bad_rtsp.py); .ports maps mode -> port."""
     proc = Proc(name, ["/usr/bin/python3", os.path.join(RECORDING_SIM, "bad_rtsp.py"), *modes], workdir)
@@ -326,6 +338,23 @@ def start_recorder_sim(workdir, devices, name="recorders"):
     proc.update = update
     proc.url = lambda dev, what: (f"http://{LOOPBACK}:{proc.port}/{dev}/api/status" if what == "status"
                                   else f"http://{LOOPBACK}:{proc.port}/{dev}/onvif/device_service")
+    return proc
+
+
+def start_nvr_sim(workdir, devices, name="nvrs"):
+    """Hikvision ISAPI and Dahua CGI recorders (tests/sim/recording/nvr_sim.py); devices is the
+    JSON table. .port set; .url(dev) is the device's base URL; .stats(dev) what it saw."""
+    path = os.path.join(workdir, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(devices, f)
+    proc = Proc(name, ["/usr/bin/python3", os.path.join(RECORDING_SIM, "nvr_sim.py"), path], workdir)
+    proc.port = int(_ready_line(proc)[0])
+    proc.url = lambda dev: f"http://{LOOPBACK}:{proc.port}/{dev}"
+
+    def stats(dev):
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{proc.port}/_stats/{dev}", timeout=5) as r:
+            return json.loads(r.read())
+    proc.stats = stats
     return proc
 
 

@@ -114,7 +114,7 @@ class FiberAuditTest(FiberTest):
     def test_classifies_every_room_against_real_switches(self):
         self.start({
             "h3c": {"vendor": "h3c", "ports": [
-                port(1, rx_dbm=-5.2, alias="C101"),
+                port(1, rx_dbm=-5.2, alias="C101", tx_dbm=-5.5),
                 port(2, oper=DOWN, rx_dbm=None),
                 port(3, speed=100, rx_dbm=-6.0),
                 port(4, admin=DOWN, oper=DOWN),
@@ -123,7 +123,7 @@ class FiberAuditTest(FiberTest):
                 port(7, rx_dbm=-7.0, last_change=1),
             ]},
             "huawei": {"vendor": "huawei", "ports": [
-                port(1, name="GigabitEthernet0/0/1", rx_dbm=-6.3),
+                port(1, name="GigabitEthernet0/0/1", rx_dbm=-6.3, tx_dbm=-5.0),
                 port(2, name="GigabitEthernet0/0/2", rx_dbm=-30.0),
                 port(3, name="GigabitEthernet0/0/3", oper=LOWER_LAYER_DOWN),
             ]},
@@ -162,6 +162,7 @@ class FiberAuditTest(FiberTest):
 
         c101 = self.assertRoom(r, "C101", "covered")
         self.assertEqual(c101["details"]["rx_dbm"], -5.2)
+        self.assertEqual((c101["details"]["tx_dbm"], c101["details"]["tx_limits_from"]), (-5.5, "audit"))
         self.assertEqual(c101["details"]["if_alias"], "C101")
         self.assertRoom(r, "C102", "down", "link down")
         self.assertRoom(r, "C103", "degraded", "speed 100 Mbit/s below minimum 1000")
@@ -171,6 +172,7 @@ class FiberAuditTest(FiberTest):
         self.assertRoom(r, "C107", "degraded", "flapping")
         f201 = self.assertRoom(r, "F201", "covered")
         self.assertEqual(f201["details"]["rx_dbm"], -6.3, "huawei power through entAliasMapping")
+        self.assertEqual(f201["details"]["tx_dbm"], -5.0, "huawei transmit power through entAliasMapping")
         self.assertRoom(r, "F202", "degraded", "rx -30.0 dBm")
         self.assertRoom(r, "F203", "down", "lowerLayerDown")
         self.assertRoom(r, "F204", "not_planned", "no fiber link in the register")
@@ -198,6 +200,68 @@ class FiberAuditTest(FiberTest):
         self.assertAlmostEqual(s["overall"]["coverage"], 3 / 19)
         self.assertEqual(len(s["not_covered"]), 16)
         self.assertEqual(s["switches"], {"listed": 4, "answered": 2})
+
+    def test_ruijie_and_zte_switches_with_their_own_profiles(self):
+        """RUIJIE-FIBER-MIB (0.01 dBm, -10000 = no reading, per-module alarm thresholds, DOM flag)
+        and ZTE-AN-OPTICAL-MODULE-MIB (0.001 dBm, no row without a module) served by snmpd."""
+        self.start({
+            "ruijie": {"vendor": "ruijie", "ports": [
+                # Healthy module with its own thresholds: -17.5 dBm is inside the audit's
+                # [-20, -1] but below the module's own -16 low alarm.
+                port(1, rx_dbm=-5.2, tx_dbm=-4.1, rx_alarm=(-18.0, 0.5), tx_alarm=(-9.0, -1.0)),
+                port(2, rx_dbm=-17.5, tx_dbm=-5.0, rx_alarm=(-16.0, 0.0), tx_alarm=(-9.0, -1.0)),
+                port(3, dom=False),                                   # a module without DOM
+                port(4, rx_raw=-10000, tx_dbm=-5.5),                  # the "no reading" value
+                port(5, rx_dbm=-8.0, tx_dbm=-11.8),                   # thresholds -10000: profile window
+                port(6, module=False),                                # copper / empty cage: no row
+            ]},
+            "zte": {"vendor": "zte", "ports": [
+                port(1, rx_dbm=-7.123, tx_dbm=-5.456),
+                port(2, rx_dbm=-21.5, tx_dbm=-5.0),
+                port(3, dom=False),
+            ]},
+        })
+        s = self.sims
+        switches = ("id,address,profile\n"
+                    f"rj,127.0.0.1:{s['ruijie'].port},ruijie\n"
+                    f"zte,127.0.0.1:{s['zte'].port},zte\n")
+        rooms = ("id,name,type,switch,port\n"
+                 "R1,一班,classroom,rj,1\nR2,二班,classroom,rj,2\nR3,三班,classroom,rj,3\n"
+                 "R4,四班,classroom,rj,4\nR5,五班,classroom,rj,5\nR6,六班,classroom,rj,6\n"
+                 "Z1,图书室,function_room,zte,1\nZ2,实验室,function_room,zte,2\nZ3,教研室,office,zte,3\n")
+        r = self.audit(rooms, switches)
+        self.assertEqual(r["errors"], [])
+
+        r1 = self.assertRoom(r, "R1", "covered")
+        d = r1["details"]
+        self.assertEqual((d["rx_dbm"], d["tx_dbm"]), (-5.2, -4.1))
+        self.assertEqual((d["rx_limits_from"], d["rx_limits_dbm"]), ("module", [-18.0, 0.5]))
+        self.assertEqual((d["tx_limits_from"], d["tx_limits_dbm"]), ("module", [-9.0, -1.0]))
+        r2 = self.assertRoom(r, "R2", "degraded", "optical power out of range: rx -17.5 dBm outside "
+                                                  "[-16.0 dBm, 0.0 dBm] (the module's own alarm thresholds)")
+        self.assertEqual(r2["details"]["rx_limits_from"], "module")
+        r3 = self.assertRoom(r, "R3", "covered")
+        self.assertEqual(r3["details"]["rx_note"],
+                         "the transceiver has no digital diagnostics (DOM): its optical power is not known")
+        self.assertNotIn("rx_dbm", r3["details"])
+        r4 = self.assertRoom(r, "R4", "covered")
+        self.assertIn("reports -10000 for the receive power, its \"no reading\" value", r4["details"]["rx_note"])
+        self.assertEqual(r4["details"]["tx_dbm"], -5.5)
+        r5 = self.assertRoom(r, "R5", "degraded", "transmit power out of range: tx -11.8 dBm outside "
+                                                  "[-11.0 dBm, -3.0 dBm] (profile ruijie's tx_min_dbm/tx_max_dbm)")
+        self.assertEqual(r5["details"]["rx_limits_from"], "profile")
+        self.assertIn("no usable receive alarm thresholds (low -10000, high -10000)", r5["details"]["rx_limits_note"])
+        r6 = self.assertRoom(r, "R6", "covered")
+        self.assertIn("no optical receive power reading for this port", r6["details"]["rx_note"])
+
+        z1 = self.assertRoom(r, "Z1", "covered")
+        self.assertEqual((z1["details"]["rx_dbm"], z1["details"]["tx_dbm"]), (-7.1, -5.5), "0.001 dBm, rounded")
+        self.assertEqual(z1["details"]["rx_limits_from"], "profile")
+        self.assertNotIn("rx_limits_note", z1["details"], "ZTE thresholds are not asked for")
+        self.assertRoom(r, "Z2", "degraded", "rx -21.5 dBm outside [-19.0 dBm, -3.0 dBm] (profile zte's")
+        z3 = self.assertRoom(r, "Z3", "covered")
+        self.assertIn("no optical receive power reading", z3["details"]["rx_note"])
+        self.assertEqual(r["summary"]["tx_range_dbm"], [-12.0, 3.0])
 
     def test_link_flipped_between_runs_changes_the_room_and_makes_an_event(self):
         self.start({"h3c": {"vendor": "h3c", "ports": [port(1, rx_dbm=-5.0), port(2, rx_dbm=-5.0)]}})

@@ -45,7 +45,9 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         p = self.path
         if p == "/hello":
-            self.reply(200, b"hello", [("X-Mixed-Case", "Yes"), ("Content-Type", "text/plain")])
+            self.reply(200, b"hello", [("X-Mixed-Case", "Yes"), ("Content-Type", "text/plain"),
+                                       ("WWW-Authenticate", 'Digest realm="r", nonce="n1"'),
+                                       ("WWW-Authenticate", 'Basic realm="r"')])
         elif p.startswith("/big/"):
             n = int(p[5:])
             self.reply(200, b"x" * n)
@@ -198,6 +200,8 @@ TEST(HttpClient, FetchesBodyStatusAndLowerCasedHeaders) {
   EXPECT_EQ(r->body, "hello");
   EXPECT_EQ(r->headers["x-mixed-case"], "Yes");
   EXPECT_EQ(r->headers["content-type"], "text/plain");
+  // Two challenges (Hikvision sends Digest then Basic): both kept, the Digest one too.
+  EXPECT_EQ(r->headers["www-authenticate"], "Digest realm=\"r\", nonce=\"n1\", Basic realm=\"r\"");
 }
 
 TEST(HttpClient, NonSuccessStatusIsAResponseNotAnError) {

@@ -38,7 +38,7 @@ struct HttpRequest {
 struct HttpResponse {
   long status = 0;
   std::string body;
-  std::map<std::string, std::string> headers;  // names lower-cased; last value wins
+  std::map<std::string, std::string> headers;  // names lower-cased; repeated ones joined by ", "
   Millis elapsed{0};
 };
 

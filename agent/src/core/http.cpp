@@ -87,7 +87,10 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   }
   auto colon = line.find(':');
   if (colon == std::string_view::npos) return bytes;
-  t->response.headers[lower(trim(line.substr(0, colon)))] = trim(line.substr(colon + 1));
+  // A header sent more than once (two WWW-Authenticate challenges) keeps every value, joined
+  // with ", " as RFC 9110 5.3 combines field lines.
+  std::string& value = t->response.headers[lower(trim(line.substr(0, colon)))];
+  value += (value.empty() ? "" : ", ") + trim(line.substr(colon + 1));
   return bytes;
 }
 

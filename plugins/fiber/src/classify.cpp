@@ -36,6 +36,45 @@ struct Part {
   }
 };
 
+// The window one direction's power is judged against, and where it came from.
+struct Window {
+  PowerWindow limits;
+  double margin_db = 0;
+  std::string from;     // "module" | "profile" | "audit": the finding's *_limits_from
+  std::string source;   // the same for the reason: "the module's own alarm thresholds", ...
+};
+
+// The first known of: the module's own alarm thresholds, the profile's window, the audit's.
+Window power_window(const std::optional<PowerWindow>& module, const VendorProfile* profile, const std::string& dir,
+                    const Thresholds& lim) {
+  const bool rx = dir == "rx";
+  const double margin = rx ? lim.rx_margin_db : lim.tx_margin_db;
+  if (module) return {*module, margin, "module", "the module's own alarm thresholds"};
+  const std::optional<PowerWindow> own = profile ? (rx ? profile->rx_window : profile->tx_window) : std::nullopt;
+  if (own) return {*own, margin, "profile", "profile " + profile->name + "'s " + dir + "_min_dbm/" + dir + "_max_dbm"};
+  PowerWindow audit = rx ? PowerWindow{lim.rx_min_dbm, lim.rx_max_dbm} : PowerWindow{lim.tx_min_dbm, lim.tx_max_dbm};
+  return {audit, margin, "audit", "the audit's " + dir + "_min_dbm/" + dir + "_max_dbm"};
+}
+
+// Optical power of one direction ("rx" or "tx") against its window: outside, or within the
+// margin of a limit, is degraded (the link is up, so it still carries traffic).
+void judge_power(const Window& w, const std::optional<double>& value, const std::string& dir, Part& part,
+                 nlohmann::json& d) {
+  if (!value) return;
+  d[dir + "_limits_dbm"] = {round1(w.limits.min_dbm), round1(w.limits.max_dbm)};
+  d[dir + "_limits_from"] = w.from;
+  const char* what = dir == "rx" ? "optical power" : "transmit power";
+  double v = *value;
+  std::string range = "[" + dbm(w.limits.min_dbm) + ", " + dbm(w.limits.max_dbm) + "] (" + w.source + ")";
+  char margin[16];
+  std::snprintf(margin, sizeof margin, "%g", w.margin_db);
+  if (v < w.limits.min_dbm || v > w.limits.max_dbm)
+    part.worsen(RoomState::Degraded, std::string(what) + " out of range: " + dir + " " + dbm(v) + " outside " + range);
+  else if (v < w.limits.min_dbm + w.margin_db || v > w.limits.max_dbm - w.margin_db)
+    part.worsen(RoomState::Degraded, std::string(what) + " near a limit: " + dir + " " + dbm(v) + " within " + margin +
+                                         " dB of " + range);
+}
+
 void judge_port(const Room& room, const RoomEvidence& ev, const Thresholds& lim, Part& part, nlohmann::json& d) {
   const std::string sw_name = "switch " + room.switch_id;
   d["switch"] = room.switch_id;
@@ -56,6 +95,11 @@ void judge_port(const Room& room, const RoomEvidence& ev, const Thresholds& lim,
   if (p.high_speed) d["speed_mbps"] = *p.high_speed;
   if (p.rx_dbm) d["rx_dbm"] = round1(*p.rx_dbm);
   if (!p.rx_note.empty()) d["rx_note"] = p.rx_note;
+  if (p.tx_dbm) d["tx_dbm"] = round1(*p.tx_dbm);
+  if (!p.tx_note.empty()) d["tx_note"] = p.tx_note;
+  // Why the module's own thresholds were not used, when the profile asked for them.
+  if (!p.rx_alarm_note.empty()) d["rx_limits_note"] = p.rx_alarm_note;
+  if (!p.tx_alarm_note.empty()) d["tx_limits_note"] = p.tx_alarm_note;
 
   if (!p.admin || !p.oper)
     return part.worsen(RoomState::Unknown, sw_name + " returned no admin/oper status for port " + d["port"].get<std::string>());
@@ -69,15 +113,8 @@ void judge_port(const Room& room, const RoomEvidence& ev, const Thresholds& lim,
     part.worsen(RoomState::Degraded, "speed " + std::to_string(*p.high_speed) + " Mbit/s below minimum " +
                                          std::to_string(lim.min_speed_mbps) + " Mbit/s");
   if (!p.high_speed) part.worsen(RoomState::Degraded, "speed unknown (switch has no ifHighSpeed for the port)");
-  if (p.rx_dbm) {
-    double v = *p.rx_dbm;
-    std::string range = "[" + dbm(lim.rx_min_dbm) + ", " + dbm(lim.rx_max_dbm) + "]";
-    if (v < lim.rx_min_dbm || v > lim.rx_max_dbm)
-      part.worsen(RoomState::Degraded, "optical power out of range: rx " + dbm(v) + " outside " + range);
-    else if (v < lim.rx_min_dbm + lim.rx_margin_db || v > lim.rx_max_dbm - lim.rx_margin_db)
-      part.worsen(RoomState::Degraded, "optical power near a limit: rx " + dbm(v) + " within " +
-                                           std::to_string(static_cast<int>(lim.rx_margin_db)) + " dB of " + range);
-  }
+  judge_power(power_window(p.rx_alarm, ev.profile, "rx", lim), p.rx_dbm, "rx", part, d);
+  judge_power(power_window(p.tx_alarm, ev.profile, "tx", lim), p.tx_dbm, "tx", part, d);
   if (p.last_change && *p.last_change > 0 && st->sys_uptime && *st->sys_uptime >= *p.last_change) {
     auto ago = Millis(static_cast<long long>(*st->sys_uptime - *p.last_change) * 10);
     d["last_change_s"] = ago.count() / 1000;

@@ -16,11 +16,16 @@ namespace campus::fiber {
 enum class RoomState { Covered, Degraded, Down, NotPlanned, Unknown };
 const char* to_string(RoomState s);
 
+// The audit's own limits. The optical windows are the last resort: a transceiver's own alarm
+// thresholds (when the switch reports them) come first, the vendor profile's window next.
 struct Thresholds {
   long min_speed_mbps = 1000;
   double rx_min_dbm = -20.0;
   double rx_max_dbm = -1.0;
   double rx_margin_db = 3.0;   // within this of a limit: degraded
+  double tx_min_dbm = -12.0;
+  double tx_max_dbm = 3.0;
+  double tx_margin_db = 1.0;
   Millis flap_window{std::chrono::minutes(15)};
 };
 
@@ -29,6 +34,7 @@ struct RoomEvidence {
   const Switch* sw = nullptr;              // the register's switch (null: none or unknown)
   const SwitchStatus* switch_status = nullptr;
   std::optional<ProbeResult> endpoint;     // set when the room has an endpoint and it was probed
+  const VendorProfile* profile = nullptr;  // the switch's profile (its default power windows)
 };
 
 struct Verdict {

@@ -31,6 +31,11 @@ FiberSettings read_fiber_settings(TableReader& r) {
   if (s.limits.rx_min_dbm >= s.limits.rx_max_dbm)
     r.error("rx_max_dbm", "must be above rx_min_dbm", "e.g. rx_min_dbm = -20, rx_max_dbm = -1");
   s.limits.rx_margin_db = r.number("rx_margin_db", 3.0, 0.0, 20.0);
+  s.limits.tx_min_dbm = r.number("tx_min_dbm", -12.0, -60.0, 20.0);
+  s.limits.tx_max_dbm = r.number("tx_max_dbm", 3.0, -60.0, 20.0);
+  if (s.limits.tx_min_dbm >= s.limits.tx_max_dbm)
+    r.error("tx_max_dbm", "must be above tx_min_dbm", "e.g. tx_min_dbm = -12, tx_max_dbm = 3");
+  s.limits.tx_margin_db = r.number("tx_margin_db", 1.0, 0.0, 20.0);
   s.limits.flap_window = r.duration("flap_window", std::chrono::minutes(15));
   s.snmp_timeout = r.duration("snmp_timeout", Millis(1000), Millis(50), Millis(60000));
   s.snmp_retries = static_cast<int>(r.integer("snmp_retries", 1, 0, 10));
@@ -66,7 +71,8 @@ struct Tally {
 
 }  // namespace
 
-AuditReport build_report(const Registers& registers, const Observations& seen, const Thresholds& limits) {
+AuditReport build_report(const Registers& registers, const Observations& seen, const Thresholds& limits,
+                         const std::map<std::string, VendorProfile>& profiles) {
   AuditReport report;
   report.input_errors = registers.errors;
   std::map<std::string, std::pair<const Switch*, const SwitchStatus*>> switches;
@@ -81,6 +87,7 @@ AuditReport build_report(const Registers& registers, const Observations& seen, c
     if (auto it = switches.find(room.switch_id); it != switches.end()) {
       ev.sw = it->second.first;
       ev.switch_status = it->second.second;
+      if (auto p = profiles.find(ev.sw->profile); p != profiles.end()) ev.profile = &p->second;
       // A port the switch does not have is a register error too: name the row.
       if (room.invalid.empty() && ev.switch_status && ev.switch_status->answered && room.port &&
           !resolve_port(*room.port, ev.switch_status->ports))
@@ -110,6 +117,7 @@ AuditReport build_report(const Registers& registers, const Observations& seen, c
   s["endpoints"] = {{"probed", seen.endpoints.size()}, {"reachable", reachable}};
   s["min_speed_mbps"] = limits.min_speed_mbps;
   s["rx_range_dbm"] = {limits.rx_min_dbm, limits.rx_max_dbm};
+  s["tx_range_dbm"] = {limits.tx_min_dbm, limits.tx_max_dbm};
   return report;
 }
 
@@ -122,6 +130,7 @@ void FiberRun::start() {
   std::vector<std::filesystem::path> dirs = settings_.profile_dirs;
   ProfileSet profiles = load_profiles(dirs);
   extra_errors_ = profiles.errors;
+  profiles_ = profiles.profiles;
 
   auto rooms = read_csv_file(settings_.rooms_file, kRoomColumns);
   auto switches = read_csv_file(settings_.switches_file, kSwitchColumns);
@@ -243,7 +252,7 @@ void FiberRun::maybe_finish() {
   if (finished_ || !switches_done_) return;
   if (probes_done_ < probe_queue_.size() && !cancelled_) return;
   finished_ = true;
-  AuditReport report = build_report(registers_, seen_, settings_.limits);
+  AuditReport report = build_report(registers_, seen_, settings_.limits, profiles_);
   report.input_errors.insert(report.input_errors.begin(), extra_errors_.begin(), extra_errors_.end());
   auto elapsed = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
   report.summary["duration_ms"] = elapsed.count();

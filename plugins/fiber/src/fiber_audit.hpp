@@ -47,7 +47,9 @@ struct Observations {
 };
 
 // Classifies every room and builds the report (summary per room type, findings, errors).
-AuditReport build_report(const Registers& registers, const Observations& seen, const Thresholds& limits);
+// `profiles` (by name) give the switches' default power windows.
+AuditReport build_report(const Registers& registers, const Observations& seen, const Thresholds& limits,
+                         const std::map<std::string, VendorProfile>& profiles = {});
 
 class FiberRun : public std::enable_shared_from_this<FiberRun> {
  public:
@@ -66,6 +68,7 @@ class FiberRun : public std::enable_shared_from_this<FiberRun> {
   std::shared_ptr<spdlog::logger> log_;
   std::function<void(AuditReport)> done_;
   Registers registers_;
+  std::map<std::string, VendorProfile> profiles_;
   Errors extra_errors_;
   Observations seen_;
   std::shared_ptr<SwitchPoller> poller_;

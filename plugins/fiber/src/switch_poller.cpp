@@ -155,8 +155,8 @@ class SwitchJob {
   void start_optical();
   void send_alias();
   void handle_alias(netsnmp_pdu* pdu);
-  void send_rx();
-  void handle_rx(netsnmp_pdu* pdu);
+  void send_optics();
+  void handle_optics(netsnmp_pdu* pdu);
   Oid rx_instance(int if_index, const std::string& column) const {
     Oid o = parse_oid(column);
     if (target.profile.index == VendorProfile::Index::IfIndex) o.push_back(static_cast<oid>(if_index));
@@ -275,7 +275,7 @@ void SwitchJob::handle_walk(netsnmp_pdu* pdu) {
 }
 
 void SwitchJob::start_optical() {
-  if (target.profile.rx_power_oid.empty()) return finish();
+  if (!target.profile.reads_optics()) return finish();
   for (const auto& ref : target.wanted)
     if (auto idx = resolve_port(ref, status.ports)) rx_ports.push_back(*idx);
   std::sort(rx_ports.begin(), rx_ports.end());
@@ -287,7 +287,7 @@ void SwitchJob::start_optical() {
     return send_alias();
   }
   phase = Phase::Rx;
-  send_rx();
+  send_optics();
 }
 
 void SwitchJob::send_alias() {
@@ -304,24 +304,27 @@ void SwitchJob::handle_alias(netsnmp_pdu* pdu) {
   std::vector<int> mapped;
   for (int idx : rx_ports) {
     if (ent_of_if.count(idx)) mapped.push_back(idx);
-    else status.ports[idx].rx_note = "port has no entity in entAliasMappingTable: optical power not known";
+    else status.ports[idx].no_optics("port has no entity in entAliasMappingTable: optical power not known", target.profile);
   }
   rx_ports = std::move(mapped);
   if (rx_ports.empty()) return finish();
   phase = Phase::Rx;
-  send_rx();
+  send_optics();
 }
 
-void SwitchJob::send_rx() {
+void SwitchJob::send_optics() {
+  const std::vector<ReadingColumn> columns = target.profile.reading_columns();
   const bool with_precision = !target.profile.precision_oid.empty();
-  const std::size_t per_port = with_precision ? 2 : 1;
+  const std::size_t per_port = columns.size() + (with_precision ? 1 : 0);
   std::size_t n = std::max<std::size_t>(1, static_cast<std::size_t>(opts.max_varbinds) / per_port);
   rx_batch.assign(rx_ports.begin(), rx_ports.begin() + std::min(n, rx_ports.size()));
   rx_ports.erase(rx_ports.begin(), rx_ports.begin() + rx_batch.size());
   netsnmp_pdu* pdu = snmp_pdu_create(SNMP_MSG_GET);
   for (int idx : rx_batch) {
-    Oid o = rx_instance(idx, target.profile.rx_power_oid);
-    snmp_add_null_var(pdu, o.data(), o.size());
+    for (const auto& c : columns) {
+      Oid o = rx_instance(idx, c.oid);
+      snmp_add_null_var(pdu, o.data(), o.size());
+    }
     if (with_precision) {
       Oid p = rx_instance(idx, target.profile.precision_oid);
       snmp_add_null_var(pdu, p.data(), p.size());
@@ -330,9 +333,9 @@ void SwitchJob::send_rx() {
   send(pdu);
 }
 
-void SwitchJob::handle_rx(netsnmp_pdu* pdu) {
-  apply_rx(pdu->errstat, pdu->variables, rx_batch, target.profile, status.ports);
-  if (!rx_ports.empty()) return send_rx();
+void SwitchJob::handle_optics(netsnmp_pdu* pdu) {
+  apply_optics(pdu->errstat, pdu->variables, rx_batch, target.profile, status.ports);
+  if (!rx_ports.empty()) return send_optics();
   finish();
 }
 
@@ -357,7 +360,7 @@ int SwitchJob::on_response(int op, int reqid, netsnmp_pdu* pdu) {
     } else {
       std::vector<int> left = rx_batch;
       left.insert(left.end(), rx_ports.begin(), rx_ports.end());
-      for (int idx : left) status.ports[idx].rx_note = "no answer when reading optical power";
+      for (int idx : left) status.ports[idx].no_optics("no answer when reading optical power", target.profile);
       finish();
     }
     return 1;
@@ -386,7 +389,7 @@ int SwitchJob::on_response(int op, int reqid, netsnmp_pdu* pdu) {
     case Phase::Discover: break;
     case Phase::Walk: handle_walk(pdu); break;
     case Phase::Alias: handle_alias(pdu); break;
-    case Phase::Rx: handle_rx(pdu); break;
+    case Phase::Rx: handle_optics(pdu); break;
   }
   return 1;
 }

@@ -30,6 +30,17 @@ struct PortStatus {
   std::optional<unsigned long> high_speed;   // ifHighSpeed, Mbit/s
   std::optional<double> rx_dbm;           // optical receive power, when the profile knows it
   std::string rx_note;                    // why rx_dbm is missing, when it was asked for
+  std::optional<double> tx_dbm;           // optical transmit power, likewise
+  std::string tx_note;
+  // The transceiver's own alarm thresholds, when the profile knows where they are and the
+  // module reports them; *_alarm_note says why not when they were asked for.
+  std::optional<PowerWindow> rx_alarm, tx_alarm;
+  std::string rx_alarm_note, tx_alarm_note;
+  // No optical reading for this port, for the reason given (both directions the profile reads).
+  void no_optics(const std::string& why, const VendorProfile& profile) {
+    if (!profile.rx_power_oid.empty()) rx_note = why;
+    if (!profile.tx_power_oid.empty()) tx_note = why;
+  }
 };
 
 struct SwitchStatus {

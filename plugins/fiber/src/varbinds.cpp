@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 namespace campus::fiber {
@@ -128,34 +130,100 @@ bool apply_alias(const netsnmp_variable_list* vars, Oid& cursor, std::map<int, l
   return more;
 }
 
-void apply_rx(long errstat, const netsnmp_variable_list* v, const std::vector<int>& batch, const VendorProfile& profile,
-              std::map<int, PortStatus>& ports) {
+namespace {
+
+// One power value (a varbind of `column`) -> dBm, or the note saying why there is none.
+std::optional<double> power_of(const netsnmp_variable_list* value, std::optional<long> precision,
+                               const VendorProfile& profile, const char* direction, std::string& note) {
+  std::optional<long> raw = value && !is_exception(value) ? as_long(value) : std::nullopt;
+  if (!raw) {
+    note = std::string("the switch has no optical ") + direction + " power reading for this port (no transceiver, or copper)";
+    return std::nullopt;
+  }
+  if (profile.absent_values.count(*raw)) {
+    note = "the switch reports " + std::to_string(*raw) + " for the " + direction +
+           " power, its \"no reading\" value (no transceiver, or the module gives no reading)";
+    return std::nullopt;
+  }
+  auto dbm = profile.to_dbm(*raw, precision);
+  if (!dbm || !std::isfinite(*dbm)) {
+    note = std::string("the switch reports no optical ") + direction + " power for this port";
+    return std::nullopt;
+  }
+  return dbm;
+}
+
+// The module's alarm thresholds of one direction, or the note saying why they are not usable.
+std::optional<PowerWindow> window_of(const netsnmp_variable_list* low, const netsnmp_variable_list* high,
+                                     std::optional<long> precision, const VendorProfile& profile,
+                                     const char* direction, std::string& note) {
+  std::string low_note, high_note;
+  auto lo = power_of(low, precision, profile, direction, low_note);
+  auto hi = power_of(high, precision, profile, direction, high_note);
+  if (!lo || !hi) {
+    std::optional<long> raw_lo = low && !is_exception(low) ? as_long(low) : std::nullopt;
+    std::optional<long> raw_hi = high && !is_exception(high) ? as_long(high) : std::nullopt;
+    auto shown = [](std::optional<long> r) { return r ? std::to_string(*r) : std::string("none"); };
+    note = std::string("the module reports no usable ") + direction + " alarm thresholds (low " + shown(raw_lo) +
+           ", high " + shown(raw_hi) + ")";
+    return std::nullopt;
+  }
+  if (*lo >= *hi) {
+    char b[96];
+    std::snprintf(b, sizeof b, " alarm thresholds are not a window (low %.2f dBm, high %.2f dBm)", *lo, *hi);
+    note = std::string("the module's ") + direction + b;
+    return std::nullopt;
+  }
+  return PowerWindow{*lo, *hi};
+}
+
+}  // namespace
+
+void apply_optics(long errstat, const netsnmp_variable_list* v, const std::vector<int>& batch,
+                  const VendorProfile& profile, std::map<int, PortStatus>& ports) {
+  const std::vector<ReadingColumn> columns = profile.reading_columns();
   const bool with_precision = !profile.precision_oid.empty();
   if (errstat != SNMP_ERR_NOERROR) {
     for (int idx : batch)
-      ports[idx].rx_note = std::string("switch refused the optical power request: ") + snmp_errstring(static_cast<int>(errstat));
+      ports[idx].no_optics(std::string("switch refused the optical power request: ") +
+                               snmp_errstring(static_cast<int>(errstat)),
+                           profile);
     return;
   }
   for (int idx : batch) {
     PortStatus& p = ports[idx];
-    auto* value = v;
-    auto* precision = (with_precision && v) ? v->next_variable : nullptr;
-    v = v ? v->next_variable : nullptr;
-    if (with_precision && v) v = v->next_variable;
-    std::optional<long> raw = value && !is_exception(value) ? as_long(value) : std::nullopt;
-    if (!raw) {
-      p.rx_note = "the switch has no optical power reading for this port (no transceiver, or copper)";
-      continue;
+    // This port's varbinds, by what they read, in request order (missing when the answer ran out).
+    std::map<Reading, const netsnmp_variable_list*> got;
+    for (const auto& c : columns) {
+      got[c.what] = v;
+      v = v ? v->next_variable : nullptr;
+    }
+    const netsnmp_variable_list* precision = nullptr;
+    if (with_precision) {
+      precision = v;
+      v = v ? v->next_variable : nullptr;
     }
     std::optional<long> prec;
     if (precision && !is_exception(precision)) prec = as_long(precision);
     // ENTITY-SENSOR-MIB EntitySensorPrecision is -8..9; anything else is not a reading.
     if (prec && (*prec < -8 || *prec > 9)) {
-      p.rx_note = "the switch reports an impossible sensor precision (" + std::to_string(*prec) + ") for this port";
+      p.no_optics("the switch reports an impossible sensor precision (" + std::to_string(*prec) + ") for this port",
+                  profile);
       continue;
     }
-    p.rx_dbm = profile.to_dbm(*raw, prec);
-    if (!p.rx_dbm) p.rx_note = "the switch reports no optical power for this port";
+    if (auto it = got.find(Reading::Dom); it != got.end() && it->second && !is_exception(it->second)) {
+      if (auto dom = as_long(it->second); dom && *dom == 2) {  // TruthValue false
+        p.no_optics("the transceiver has no digital diagnostics (DOM): its optical power is not known", profile);
+        continue;
+      }
+    }
+    auto at = [&](Reading r) { auto it = got.find(r); return it == got.end() ? nullptr : it->second; };
+    if (!profile.rx_power_oid.empty()) p.rx_dbm = power_of(at(Reading::RxPower), prec, profile, "receive", p.rx_note);
+    if (!profile.tx_power_oid.empty()) p.tx_dbm = power_of(at(Reading::TxPower), prec, profile, "transmit", p.tx_note);
+    if (!profile.rx_low_alarm_oid.empty())
+      p.rx_alarm = window_of(at(Reading::RxLowAlarm), at(Reading::RxHighAlarm), prec, profile, "receive", p.rx_alarm_note);
+    if (!profile.tx_low_alarm_oid.empty())
+      p.tx_alarm = window_of(at(Reading::TxLowAlarm), at(Reading::TxHighAlarm), prec, profile, "transmit", p.tx_alarm_note);
   }
 }
 

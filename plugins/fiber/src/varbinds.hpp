@@ -1,7 +1,7 @@
 // A switch's SNMP answers (net-snmp varbind lists, already BER-decoded by net-snmp) turned into
 // our rows: interface table walk -> ports, entAliasMappingTable -> ifIndex-to-entity map,
-// optical power GETs -> dBm through the vendor profile. Pure functions with no session or I/O,
-// so switch_poller.cpp and the fuzzer (tests/fuzz/varbind_fuzz.cpp) run the same code on
+// optical power and threshold GETs -> dBm through the vendor profile. Pure functions with no
+// session or I/O, so switch_poller.cpp and the fuzzer (tests/fuzz/varbind_fuzz.cpp) run the same code on
 // whatever a switch may send: wrong types, short or foreign OIDs, exceptions, huge values.
 #pragma once
 #include <cstddef>
@@ -49,9 +49,11 @@ void apply_walk(const netsnmp_variable_list* vars, bool with_uptime, const std::
 // mappings and moves the cursor. True while the table goes on (ask again from the cursor).
 bool apply_alias(const netsnmp_variable_list* vars, Oid& cursor, std::map<int, long>& ent_of_if);
 
-// The answer to one optical-power GET of `batch` (ifIndexes, in request order; each followed
-// by its precision varbind when the profile has precision_oid). Sets rx_dbm or rx_note.
-void apply_rx(long errstat, const netsnmp_variable_list* vars, const std::vector<int>& batch,
-              const VendorProfile& profile, std::map<int, PortStatus>& ports);
+// The answer to one optical GET of `batch` (ifIndexes, in request order; each port's varbinds
+// are the profile's reading_columns(), then its precision varbind when the profile has
+// precision_oid). Sets rx_dbm or rx_note, tx_dbm or tx_note, and the module's alarm windows
+// or their notes, for what the profile reads.
+void apply_optics(long errstat, const netsnmp_variable_list* vars, const std::vector<int>& batch,
+                  const VendorProfile& profile, std::map<int, PortStatus>& ports);
 
 }  // namespace campus::fiber

@@ -1,6 +1,7 @@
 // Loading vendor profiles from TOML files.
 #include "vendor_profile.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -41,6 +42,19 @@ std::optional<double> VendorProfile::to_dbm(long raw, std::optional<long> precis
   return std::nullopt;
 }
 
+std::vector<ReadingColumn> VendorProfile::reading_columns() const {
+  std::vector<ReadingColumn> out;
+  for (auto [what, oid] : {std::pair<Reading, const std::string*>{Reading::RxPower, &rx_power_oid},
+                           {Reading::TxPower, &tx_power_oid},
+                           {Reading::RxLowAlarm, &rx_low_alarm_oid},
+                           {Reading::RxHighAlarm, &rx_high_alarm_oid},
+                           {Reading::TxLowAlarm, &tx_low_alarm_oid},
+                           {Reading::TxHighAlarm, &tx_high_alarm_oid},
+                           {Reading::Dom, &dom_oid}})
+    if (!oid->empty()) out.push_back({what, *oid});
+  return out;
+}
+
 std::set<std::string> ProfileSet::names() const {
   std::set<std::string> n;
   for (const auto& [k, v] : profiles) n.insert(k);
@@ -60,19 +74,56 @@ Result<VendorProfile> parse_profile(const std::string& text, const std::string& 
     if (auto* n = t.get(key)) return file + ":" + std::to_string(n->source().begin.line) + " key " + key;
     return file + " key " + key;
   };
+  static const std::vector<std::string> known = {
+      "description",       "rx_power_oid",      "tx_power_oid",      "rx_low_alarm_oid", "rx_high_alarm_oid",
+      "tx_low_alarm_oid",  "tx_high_alarm_oid", "dom_oid",           "rx_min_dbm",       "rx_max_dbm",
+      "tx_min_dbm",        "tx_max_dbm",        "index",             "unit",             "scale",
+      "precision_oid",     "absent_values"};
   for (auto&& [k, v] : t) {
-    static const std::set<std::string> known = {"description", "rx_power_oid", "index", "unit", "scale",
-                                                "precision_oid", "absent_values"};
-    if (!known.count(std::string(k.str())))
-      return Error{where(std::string(k.str())), "unknown key", "known keys: description, rx_power_oid, index, unit, scale, precision_oid, absent_values"};
+    if (std::find(known.begin(), known.end(), std::string(k.str())) == known.end()) {
+      std::string list;
+      for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
+      return Error{where(std::string(k.str())), "unknown key", "known keys: " + list};
+    }
   }
   p.description = t["description"].value_or(std::string{});
-  p.rx_power_oid = strip_dot(t["rx_power_oid"].value_or(std::string{}));
-  if (!p.rx_power_oid.empty() && !numeric_oid(p.rx_power_oid))
-    return Error{where("rx_power_oid"), "not a numeric OID: \"" + p.rx_power_oid + "\"", "write digits and dots, e.g. 1.3.6.1.4.1.25506.2.70.1.1.1.12"};
-  p.precision_oid = strip_dot(t["precision_oid"].value_or(std::string{}));
-  if (!p.precision_oid.empty() && !numeric_oid(p.precision_oid))
-    return Error{where("precision_oid"), "not a numeric OID: \"" + p.precision_oid + "\"", ""};
+  auto oid_key = [&](const char* key, std::string& into) -> std::optional<Error> {
+    into = strip_dot(t[key].value_or(std::string{}));
+    if (!into.empty() && !numeric_oid(into))
+      return Error{where(key), "not a numeric OID: \"" + into + "\"",
+                   "write digits and dots, e.g. 1.3.6.1.4.1.25506.2.70.1.1.1.12"};
+    return std::nullopt;
+  };
+  for (auto [key, into] : {std::pair<const char*, std::string*>{"rx_power_oid", &p.rx_power_oid},
+                           {"tx_power_oid", &p.tx_power_oid},
+                           {"rx_low_alarm_oid", &p.rx_low_alarm_oid},
+                           {"rx_high_alarm_oid", &p.rx_high_alarm_oid},
+                           {"tx_low_alarm_oid", &p.tx_low_alarm_oid},
+                           {"tx_high_alarm_oid", &p.tx_high_alarm_oid},
+                           {"dom_oid", &p.dom_oid},
+                           {"precision_oid", &p.precision_oid}})
+    if (auto e = oid_key(key, *into)) return *e;
+  // Thresholds come in pairs: one without the other could not be judged against.
+  for (auto [low, high] : {std::pair<const char*, const char*>{"rx_low_alarm_oid", "rx_high_alarm_oid"},
+                           {"tx_low_alarm_oid", "tx_high_alarm_oid"}})
+    if (t[low].is_value() != t[high].is_value())
+      return Error{where(t[low].is_value() ? low : high), std::string("given without ") + (t[low].is_value() ? high : low),
+                   "give both alarm thresholds of a direction, or neither"};
+  auto window = [&](const char* min_key, const char* max_key, std::optional<PowerWindow>& into) -> std::optional<Error> {
+    auto* lo = t.get(min_key);
+    auto* hi = t.get(max_key);
+    if (!lo && !hi) return std::nullopt;
+    if (!lo || !hi)
+      return Error{where(lo ? min_key : max_key), std::string("given without ") + (lo ? max_key : min_key),
+                   "give both limits of the window, or neither (the audit's own window is used then)"};
+    auto l = lo->value<double>(), h = hi->value<double>();
+    if (!l || !h) return Error{where(l ? max_key : min_key), "expected a number of dBm", "e.g. -19.0"};
+    if (*l >= *h) return Error{where(max_key), std::string("must be above ") + min_key, ""};
+    into = PowerWindow{*l, *h};
+    return std::nullopt;
+  };
+  if (auto e = window("rx_min_dbm", "rx_max_dbm", p.rx_window)) return *e;
+  if (auto e = window("tx_min_dbm", "tx_max_dbm", p.tx_window)) return *e;
   std::string index = t["index"].value_or(std::string("ifIndex"));
   if (index == "ifIndex") p.index = VendorProfile::Index::IfIndex;
   else if (index == "entAliasMapping") p.index = VendorProfile::Index::EntAliasMapping;

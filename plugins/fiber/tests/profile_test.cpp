@@ -86,7 +86,7 @@ TEST(VendorProfile, ACountyAddsAModelWithoutCodeThroughProfilesDir) {
   long raw = 1000;
   snmp_varlist_add_variable(&vars, o.data(), o.size(), ASN_INTEGER, &raw, sizeof raw);
   std::map<int, PortStatus> ports;
-  apply_rx(SNMP_ERR_NOERROR, vars, {12}, used, ports);
+  apply_optics(SNMP_ERR_NOERROR, vars, {12}, used, ports);
   snmp_free_varbind(vars);
   ASSERT_TRUE(ports[12].rx_dbm) << ports[12].rx_note;
   EXPECT_NEAR(*ports[12].rx_dbm, -10.0, 1e-9);

@@ -104,7 +104,7 @@ TEST(Varbinds, OpticalPowerThroughTheProfileAndImpossiblePrecisions) {
       .num("1.3.6.1.2.1.99.1.1.1.4.1002", ASN_INTEGER, -523).num("1.3.6.1.2.1.99.1.1.1.3.1002", ASN_INTEGER, -400)
       .none("1.3.6.1.2.1.99.1.1.1.4.1003", SNMP_NOSUCHINSTANCE).none("1.3.6.1.2.1.99.1.1.1.3.1003", SNMP_NOSUCHINSTANCE);
   std::map<int, PortStatus> ports;
-  apply_rx(SNMP_ERR_NOERROR, v.list, {1, 2, 3, 4}, prof, ports);
+  apply_optics(SNMP_ERR_NOERROR, v.list, {1, 2, 3, 4}, prof, ports);
   ASSERT_TRUE(ports[1].rx_dbm);
   EXPECT_DOUBLE_EQ(*ports[1].rx_dbm, -5.23);
   EXPECT_FALSE(ports[2].rx_dbm);
@@ -113,7 +113,7 @@ TEST(Varbinds, OpticalPowerThroughTheProfileAndImpossiblePrecisions) {
   EXPECT_FALSE(ports[4].rx_dbm);  // the answer ran out of varbinds
   EXPECT_FALSE(ports[4].rx_note.empty());
   std::map<int, PortStatus> refused;
-  apply_rx(SNMP_ERR_GENERR, nullptr, {1}, prof, refused);
+  apply_optics(SNMP_ERR_GENERR, nullptr, {1}, prof, refused);
   EXPECT_EQ(refused[1].rx_note, "switch refused the optical power request: (genError) A general failure occured");
 }
 

@@ -5,6 +5,7 @@
 #include <deque>
 
 #include "campus/units.hpp"
+#include "recorder_probe.hpp"
 
 namespace campus::recording {
 namespace {
@@ -64,6 +65,13 @@ Finding verdict(const std::string& subject, const std::vector<Check>& checks, Js
   return f;
 }
 
+// Why nothing is known from the recorder's status: it did not answer, or refused us.
+std::string unavailable(const ClassroomObservation& o) {
+  if (o.recorder && !o.recorder->credentials_error.empty())
+    return "not checked: the recorder refused the credentials";
+  return "recorder status unavailable";
+}
+
 }  // namespace
 
 Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation& o, const RecordingSettings& s) {
@@ -83,7 +91,8 @@ Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation&
   {
     Check k{"recorder", "pass", {}};
     std::vector<std::string> why;
-    if (!c.recorder_url.empty() && o.recorder && !o.recorder->answered)
+    // A recorder that refused the register's credentials did answer: see recorder_credentials.
+    if (!c.recorder_url.empty() && o.recorder && !o.recorder->answered && o.recorder->credentials_error.empty())
       why.push_back("recorder status " + c.recorder_url + ": " + o.recorder->error);
     if (!c.onvif_url.empty() && o.onvif && !o.onvif->reachable)
       why.push_back("ONVIF " + c.onvif_url + ": " + o.onvif->error);
@@ -91,15 +100,26 @@ Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation&
     if (!why.empty()) k.status = "fail";
     checks.push_back(k);
   }
+  // The recorder's API refused the register's credentials, or has locked the account.
+  if (!c.recorder_url.empty() && o.recorder && !o.recorder->credentials_error.empty()) {
+    std::string file = c.credentials_file.empty() ? std::string("the credentials file") : c.credentials_file.string();
+    checks.push_back({"recorder_credentials", "unknown",
+                      "recorder " + o.recorder->credentials_error + ": write the recorder's user and password into " +
+                          file + " as username:password" +
+                          (o.recorder->credentials_error.find("locked") != std::string::npos
+                               ? ", then wait until the recorder unlocks the account (or unlock it on the recorder)"
+                               : "")});
+  }
   // Recording state (only where the recorder reports it).
   if (!c.recorder_url.empty() && s.require_recording) {
     Check k{"recording", "pass", {}};
     if (!o.recorder || !o.recorder->answered) {
-      k = {"recording", "unknown", "recorder status unavailable"};
+      k = {"recording", "unknown", unavailable(o)};
     } else if (!o.recorder->recording) {
       k = {"recording", "unknown", o.recorder->recording_error};
     } else if (!*o.recorder->recording) {
-      k = {"recording", "fail", "recorder reports it is not recording"};
+      k = {"recording", "fail", o.recorder->recording_reason.empty() ? "recorder reports it is not recording"
+                                                                      : "recorder: " + o.recorder->recording_reason};
     }
     checks.push_back(k);
   }
@@ -124,6 +144,7 @@ Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation&
                {"video_tracks", r.video_tracks}, {"codecs", r.video_codecs}, {"auth", r.auth},
                {"elapsed_ms", r.elapsed.count()}};
     if (s.rtsp.deep_check) js["rtp_received"] = r.rtp_received;
+    if (!r.rtp_transport.empty()) js["rtp_transport"] = r.rtp_transport;
     if (r.status) js["rtsp_status"] = r.status;
     if (!r.error.empty()) js["error"] = r.error;
     streams.push_back(std::move(js));
@@ -141,12 +162,19 @@ Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation&
     if (c.recorder_url.empty()) {
       k = {"storage", "unknown", "no recorder status URL in the register: free storage cannot be checked"};
     } else if (!o.recorder || !o.recorder->answered) {
-      k = {"storage", "unknown", "recorder status unavailable"};
-    } else if (!o.recorder->free_percent) {
-      k = {"storage", "unknown", o.recorder->storage_error};
-    } else if (*o.recorder->free_percent < s.min_free_percent) {
-      k = {"storage", "fail", "storage free " + fmt_percent(*o.recorder->free_percent) + " is below " +
-                                  fmt_percent(s.min_free_percent)};
+      k = {"storage", "unknown", unavailable(o)};
+    } else {
+      // Disks in error fail the check whatever the free space on the others.
+      std::vector<std::string> faults = o.recorder->storage_faults;
+      if (o.recorder->free_percent && *o.recorder->free_percent < s.min_free_percent)
+        faults.push_back("storage free " + fmt_percent(*o.recorder->free_percent) + " is below " +
+                         fmt_percent(s.min_free_percent));
+      if (!faults.empty()) {
+        k = {"storage", "fail", {}};
+        for (const auto& f : faults) k.reason += (k.reason.empty() ? "" : "; ") + f;
+      } else if (!o.recorder->free_percent) {
+        k = {"storage", "unknown", o.recorder->storage_error};
+      }
     }
     checks.push_back(k);
   }
@@ -154,13 +182,24 @@ Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation&
   {
     Check k{"clock", "pass", {}};
     double max_s = std::chrono::duration<double>(s.max_clock_drift).count();
-    if (c.onvif_url.empty()) {
+    // ONVIF's clock when it was read, else the recorder API's own (Hikvision, Dahua).
+    std::optional<double> drift = o.onvif ? o.onvif->clock_drift_s : std::nullopt;
+    if (!drift && o.recorder) drift = o.recorder->clock_drift_s;
+    if (drift) {
+      if (std::fabs(*drift) > max_s)
+        k = {"clock", "fail", "clock drift " + fmt_seconds(*drift) + " exceeds " + format_duration(s.max_clock_drift)};
+    } else if (c.onvif_url.empty() && (!o.recorder || o.recorder->api == "json")) {
       k = {"clock", "unknown", "no ONVIF address in the register: clock drift cannot be checked"};
-    } else if (!o.onvif || !o.onvif->clock_drift_s) {
-      k = {"clock", "unknown", o.onvif && !o.onvif->error.empty() ? "clock unknown: " + o.onvif->error : "clock unknown"};
-    } else if (std::fabs(*o.onvif->clock_drift_s) > max_s) {
-      k = {"clock", "fail", "clock drift " + fmt_seconds(*o.onvif->clock_drift_s) + " exceeds " +
-                                format_duration(s.max_clock_drift)};
+    } else {
+      std::vector<std::string> why;
+      if (o.onvif && !o.onvif->error.empty()) why.push_back(o.onvif->error);
+      if (o.recorder && o.recorder->api != "json") {
+        if (!o.recorder->clock_error.empty()) why.push_back(o.recorder->clock_error);
+        else if (!o.recorder->answered) why.push_back(unavailable(o));
+      }
+      std::string reason = "clock unknown";
+      for (std::size_t n = 0; n < why.size(); ++n) reason += (n == 0 ? ": " : "; ") + why[n];
+      k = {"clock", "unknown", reason};
     }
     checks.push_back(k);
   }
@@ -185,6 +224,22 @@ Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation&
     if (o.recorder->recording) r["recording"] = *o.recorder->recording;
     if (o.recorder->free_percent) r["storage_free_percent"] = std::round(*o.recorder->free_percent * 10) / 10;
     if (!o.recorder->raw_fields.empty()) r["fields"] = o.recorder->raw_fields;
+    if (o.recorder->api != "json") {
+      r["api"] = o.recorder->api;
+      if (o.recorder->identity) {
+        r["model"] = o.recorder->identity->model;
+        r["serial"] = o.recorder->identity->serial;
+        if (!o.recorder->identity->firmware.empty()) r["firmware"] = o.recorder->identity->firmware;
+      }
+      r["disks"] = o.recorder->disks;
+      r["channels"] = o.recorder->channels;
+      if (o.recorder->clock_drift_s) r["clock_drift_s"] = std::round(*o.recorder->clock_drift_s * 1000) / 1000;
+      if (!o.recorder->credentials_error.empty()) r["credentials_error"] = o.recorder->credentials_error;
+      for (auto [key, text] : {std::pair<const char*, const std::string*>{"storage_error", &o.recorder->storage_error},
+                               {"clock_error", &o.recorder->clock_error},
+                               {"recording_error", &o.recorder->recording_error}})
+        if (!text->empty()) r[key] = *text;
+    }
     d["recorder"] = r;
   }
   if (o.onvif) {
@@ -282,24 +337,18 @@ class Run final : public RecordingRun, public std::enable_shared_from_this<Run> 
  private:
   void fetch_recorder(std::size_t i) {
     const auto& c = classrooms_[i];
-    HttpRequest r;
-    r.url = c.recorder_url;
-    r.headers = {{"Accept", "application/json"}};
-    auto left = std::chrono::duration_cast<Millis>(deadline_ - Clock::now());
-    r.timeout = std::max(Millis(1), std::min(settings_.http_timeout, left));
-    r.max_response_bytes = settings_.max_response_bytes;
-    r.verify_tls = settings_.verify_tls;
-    if (settings_.ca_file) r.ca_file = *settings_.ca_file;
-    if (c.credentials) {
-      r.auth = HttpAuth::Any;
-      r.username = c.credentials->username;
-      r.password = c.credentials->password;
-    }
-    http_.fetch(std::move(r), [self = shared_from_this(), i](Result<HttpResponse> res) {
-      RecorderStatus st;
-      if (!res.ok()) st.error = res.error().what;
-      else if (res->status == 401) st.error = "status URL answered HTTP 401: credentials missing or rejected";
-      else st = parse_recorder_status(res->status, res->body, self->settings_.paths);
+    RecorderTarget t;
+    t.url = c.recorder_url;
+    t.api = c.recorder_api;
+    t.credentials = c.credentials;
+    t.timeout = settings_.http_timeout;
+    t.deadline = deadline_;
+    t.max_response_bytes = settings_.max_response_bytes;
+    t.verify_tls = settings_.verify_tls;
+    t.ca_file = settings_.ca_file;
+    t.paths = settings_.paths;
+    t.utc_offset_minutes = settings_.recorder_utc_offset_minutes;
+    probe_recorder(http_, std::move(t), [self = shared_from_this(), i](RecorderStatus st) {
       self->observations_[i].recorder = std::move(st);
       self->one_done();
     });

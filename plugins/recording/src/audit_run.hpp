@@ -28,6 +28,7 @@ struct RecordingSettings {
   bool verify_tls = true;
   std::optional<std::string> ca_file;
   RecorderPaths paths;
+  int recorder_utc_offset_minutes = 480;  // recorders reporting local time without a zone (Dahua)
   std::size_t max_parallel = 256;  // RTSP connections open at once
 };
 

@@ -143,17 +143,28 @@ std::vector<RecordingClassroom> parse_register(const CsvTable& table, const std:
     }
     c.recorder_url = trim(row.get("recorder_url"));
     c.onvif_url = trim(row.get("onvif_url"));
+    std::string api = trim(row.get("recorder_api"));
+    if (auto a = parse_recorder_api(api)) c.recorder_api = *a;
+    else
+      bad(c, Error{row.where("recorder_api"), "unknown recorder_api \"" + api + "\"",
+                   "json (a JSON status page), hikvision (ISAPI) or dahua (CGI); empty means json"});
     if (!c.recorder_url.empty()) {
       if (auto why = check_url(c.recorder_url, {"http", "https"}); !why.empty())
         bad(c, Error{row.where("recorder_url"), why,
-                     "write the recorder's JSON status URL, e.g. http://10.0.1.10/api/status (credentials go in the credentials file)"});
+                     c.recorder_api == RecorderApi::Json
+                         ? "write the recorder's JSON status URL, e.g. http://10.0.1.10/api/status (credentials go in the credentials file)"
+                         : "write the recorder's address, e.g. http://10.0.1.10 (credentials go in the credentials file)"});
+    } else if (c.recorder_api != RecorderApi::Json) {
+      bad(c, Error{row.where("recorder_url"), std::string("recorder_api ") + to_string(c.recorder_api) +
+                                                   " needs the recorder's address in recorder_url",
+                   "write the recorder's address, e.g. http://10.0.1.10"});
     }
     if (!c.onvif_url.empty()) {
       if (auto why = check_url(c.onvif_url, {"http", "https"}); !why.empty())
         bad(c, Error{row.where("onvif_url"), why,
                      "write the ONVIF device service, e.g. http://10.0.1.10/onvif/device_service (credentials go in the credentials file)"});
     }
-    if (c.recorder_url.empty() && c.onvif_url.empty()) {
+    if (c.recorder_url.empty() && c.onvif_url.empty() && c.recorder_api == RecorderApi::Json) {
       bad(c, Error{row.where("recorder_url"), "classroom " + c.id + " has neither recorder_url nor onvif_url",
                    "give the recorder's status URL, its ONVIF device service address, or both"});
     }

@@ -1,6 +1,6 @@
 // The register of recording classrooms: a CSV a school keeps in its spreadsheet.
 //
-//   id,name,recorder_url,onvif_url,streams,credentials,camera_credentials,min_cameras
+//   id,name,recorder_url,onvif_url,streams,credentials,camera_credentials,min_cameras[,recorder_api]
 //   R101,"101 录播教室",http://10.0.1.10/api/status,http://10.0.1.10/onvif/device_service,
 //        "teacher=rtsp://10.0.1.11/main;students=rtsp://10.0.1.12/main",secrets/r101.cred,,2
 //
@@ -15,6 +15,7 @@
 
 #include "campus/csv.hpp"
 #include "campus/error.hpp"
+#include "recorder_api.hpp"
 
 namespace campus::recording {
 
@@ -29,7 +30,8 @@ struct StreamSpec {
 
 struct RecordingClassroom {
   std::string id, name;
-  std::string recorder_url;  // may be empty
+  std::string recorder_url;  // may be empty; the base URL for the vendor APIs
+  RecorderApi recorder_api = RecorderApi::Json;  // how recorder_url is asked
   std::string onvif_url;     // may be empty
   std::vector<StreamSpec> streams;
   std::optional<Credentials> credentials;         // recorder + ONVIF

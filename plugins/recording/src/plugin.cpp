@@ -31,6 +31,12 @@ class RecordingAudit final : public AuditPlugin {
     s.verify_tls = r.boolean("verify_tls", true);
     if (auto ca = r.optional_path("ca_file", true)) s.ca_file = ca->string();
     s.max_parallel = static_cast<std::size_t>(r.integer("max_parallel", 256, 1, 4096));
+    {
+      std::string offset = r.string("recorder_utc_offset", "+08:00");
+      if (auto minutes = parse_utc_offset(offset)) s.recorder_utc_offset_minutes = *minutes;
+      else r.error("recorder_utc_offset", "expected a UTC offset like \"+08:00\", got \"" + offset + "\"",
+                   "the recorders' time zone, e.g. \"+08:00\" for China Standard Time");
+    }
     auto json_path = [&](const std::string& key, const std::string& def) {
       std::string p = r.string(key, def);
       if (auto why = json_path_check(p); !why.empty()) r.error(key, why, "use a.b[0].c or a JSON pointer /a/b/0/c");

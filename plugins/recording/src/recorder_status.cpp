@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdio>
 
 namespace campus::recording {
 namespace {
@@ -182,6 +184,70 @@ RecorderStatus parse_recorder_status(long http_status, const std::string& body, 
     st.free_percent.reset();
   }
   return st;
+}
+
+namespace {
+
+std::string gib(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", bytes / (1024.0 * 1024.0 * 1024.0));
+  return b;
+}
+
+std::string join_numbers(const std::vector<int>& n) {
+  std::string s;
+  for (std::size_t i = 0; i < n.size(); ++i) s += (i == 0 ? "" : i + 1 == n.size() ? " and " : ", ") + std::to_string(n[i]);
+  return s;
+}
+
+}  // namespace
+
+void apply_disks(const std::vector<RecorderDisk>& disks, RecorderStatus& st) {
+  double capacity = 0, free = 0;
+  for (const auto& d : disks) {
+    Json j = {{"id", d.id}, {"status", d.status}, {"healthy", d.healthy}};
+    if (d.capacity_bytes) j["capacity_gib"] = std::stod(gib(*d.capacity_bytes));
+    if (d.free_bytes) j["free_gib"] = std::stod(gib(*d.free_bytes));
+    st.disks.push_back(std::move(j));
+    if (!d.healthy) {
+      st.storage_faults.push_back("disk " + d.id + " reports status \"" + (d.status.empty() ? "none" : d.status) + "\"");
+      continue;
+    }
+    if (d.capacity_bytes && d.free_bytes && *d.capacity_bytes > 0) {
+      capacity += *d.capacity_bytes;
+      free += std::min(*d.free_bytes, *d.capacity_bytes);
+    }
+  }
+  if (disks.empty()) st.storage_faults.push_back("the recorder reports no disk to record on");
+  // 100 * free / capacity can round above 100 when nothing is used (found by fuzz_dahua: a
+  // 400044304999999-byte disk with no UsedBytes gave 100.00000000000001).
+  if (capacity > 0 && std::isfinite(capacity) && std::isfinite(free))
+    st.free_percent = std::min(100.0, 100.0 * free / capacity);
+  else if (!disks.empty() && st.storage_faults.empty()) st.storage_error = "the recorder reports no capacity for its disks";
+}
+
+void apply_channels(const std::vector<RecorderChannel>& channels, RecorderStatus& st) {
+  std::vector<int> idle, offline;
+  for (const auto& c : channels) {
+    Json j = {{"channel", c.number}, {"recording", c.recording}, {"state", c.state}};
+    if (c.online) j["online"] = *c.online;
+    st.channels.push_back(std::move(j));
+    if (c.online && !*c.online) offline.push_back(c.number);
+    else if (!c.recording) idle.push_back(c.number);
+  }
+  if (channels.empty()) {
+    st.recording_error = "the recorder reports no channels";
+    return;
+  }
+  if (idle.empty() && offline.size() == channels.size()) {
+    st.recording = false;
+    st.recording_reason = "no channel of the recorder is online (" + join_numbers(offline) + " offline)";
+    return;
+  }
+  st.recording = idle.empty();
+  if (!idle.empty())
+    st.recording_reason = std::string(idle.size() == 1 ? "channel " : "channels ") + join_numbers(idle) +
+                          (idle.size() == 1 ? " is" : " are") + " not recording";
 }
 
 }  // namespace campus::recording

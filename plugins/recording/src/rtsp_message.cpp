@@ -98,10 +98,11 @@ RtspReader::Event RtspReader::feed(std::string_view bytes) {
     buf_.erase(0, 4 + len);
     return Event::Frame;
   }
-  // Check the start early so garbage is refused without waiting for a blank line.
+  // Check the start early so garbage is refused without waiting for a blank line. The version
+  // is compared without case ("Rtsp/1.0" is still RTSP/1.0).
   constexpr std::string_view kVersion = "RTSP/1.0 ";
   std::size_t n = std::min(buf_.size(), kVersion.size());
-  if (buf_.compare(0, n, kVersion.substr(0, n)) != 0)
+  if (lower(std::string_view(buf_).substr(0, n)) != lower(kVersion.substr(0, n)))
     return fail("not an RTSP response: starts with \"" + printable(buf_, 40) + "\"");
 
   std::size_t end = buf_.find("\r\n\r\n");
@@ -135,8 +136,13 @@ RtspReader::Event RtspReader::feed(std::string_view bytes) {
     std::string_view line = trim(rest.substr(0, e));
     rest = e == std::string_view::npos ? std::string_view() : rest.substr(e + 1);
     if (line.empty()) continue;
+    // A line without a colon carries no header whose meaning could be known: it is skipped
+    // (and listed), the rest of the reply is still read.
     std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return fail("malformed header line \"" + printable(line) + "\"");
+    if (colon == std::string_view::npos || trim(line.substr(0, colon)).empty()) {
+      r.skipped_lines.push_back(printable(line));
+      continue;
+    }
     r.headers.emplace(lower(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
   }
   std::size_t body_len = 0;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace campus::recording {
 
@@ -15,6 +16,7 @@ struct RtspResponse {
   std::string reason;
   std::multimap<std::string, std::string> headers;  // names lower-cased
   std::string body;
+  std::vector<std::string> skipped_lines;  // header lines that were not "name: value" (printable)
 
   // First value of a header, empty when absent.
   std::string header(const std::string& lower_name) const;

@@ -15,11 +15,13 @@ namespace campus::recording {
 namespace {
 
 using tcp = asio::ip::tcp;
+using udp = asio::ip::udp;
 using Clock = std::chrono::steady_clock;
 
 struct ProbeState final : RtspProbe, std::enable_shared_from_this<ProbeState> {
   ProbeState(asio::io_context& io, RtspOptions o)
-      : socket(io), timer(io), resolver(io), options(std::move(o)), reader(options.max_response_bytes) {}
+      : socket(io), rtp(io), rtcp(io), timer(io), resolver(io), options(std::move(o)),
+        reader(options.max_response_bytes) {}
 
   void cancel() override {
     cancelled = true;
@@ -28,10 +30,14 @@ struct ProbeState final : RtspProbe, std::enable_shared_from_this<ProbeState> {
   void close() {
     boost::system::error_code ignored;
     socket.close(ignored);
+    rtp.close(ignored);
+    rtcp.close(ignored);
     resolver.cancel();
   }
 
   tcp::socket socket;
+  udp::socket rtp, rtcp;  // RTP over UDP, when the camera refuses TCP interleaved
+  unsigned short rtp_port = 0;
   asio::steady_timer timer;
   tcp::resolver resolver;
   RtspOptions options;
@@ -101,9 +107,10 @@ asio::awaitable<Reply> read_reply(std::shared_ptr<ProbeState> st, const std::str
     }
     if (ev == RtspReader::Event::Response) {
       const RtspResponse& r = st->reader.response();
+      // One request is outstanding at a time (we never pipeline), so a reply without a CSeq
+      // (or with one that is not a number) can only be that request's reply.
       auto got = r.cseq();
-      if (!got) co_return Failure{method + ": response without a CSeq header"};
-      if (*got != want_cseq) {
+      if (got && *got != want_cseq) {
         // A response to an earlier request would be acceptable only if we had pipelined; we never do.
         co_return Failure{method + ": response has CSeq " + std::to_string(*got) + ", the request had CSeq " +
                           std::to_string(want_cseq)};
@@ -177,7 +184,66 @@ asio::awaitable<Reply> exchange(std::shared_ptr<ProbeState> st, const std::strin
   co_return Failure{method + ": authentication did not settle after 3 attempts", StreamResult::Outcome::AuthFailed};
 }
 
-std::string session_id(const std::string& header) { return header.substr(0, header.find(';')); }
+// "12345678;timeout=60" -> "12345678" (trimmed: some cameras put a space before the ';').
+std::string session_id(const std::string& header) {
+  std::string id = header.substr(0, header.find(';'));
+  while (!id.empty() && (id.back() == ' ' || id.back() == '\t')) id.pop_back();
+  return id;
+}
+
+// SETUP answers that mean "not over TCP interleaved": 461 Unsupported Transport (RFC 2326
+// 11.4.16) and, from servers that only parse client_port, 400 Bad Request or 501.
+bool refuses_tcp(int status) { return status == 461 || status == 400 || status == 501; }
+
+// Binds an RTP port (even) and the RTCP port above it on the local address of the RTSP
+// connection (the address the camera can send to). The RTP port, or nullopt and `why`.
+std::optional<unsigned short> open_udp_pair(ProbeState& st, std::string& why) {
+  boost::system::error_code ec;
+  auto local = st.socket.local_endpoint(ec);
+  if (ec) {
+    why = "the RTSP connection has no local address: " + ec.message();
+    return std::nullopt;
+  }
+  const auto protocol = local.address().is_v6() ? udp::v6() : udp::v4();
+  for (int attempt = 0; attempt < 32; ++attempt) {
+    boost::system::error_code ignored;
+    st.rtp.close(ignored);
+    st.rtcp.close(ignored);
+    st.rtp.open(protocol, ec);
+    if (!ec) st.rtp.bind(udp::endpoint(local.address(), 0), ec);
+    if (ec) {
+      why = "cannot bind a UDP socket on " + local.address().to_string() + ": " + ec.message();
+      return std::nullopt;
+    }
+    unsigned short port = st.rtp.local_endpoint(ec).port();
+    if (ec || port % 2 != 0 || port == 65535) continue;  // RTP takes the even port (RFC 3550 11)
+    st.rtcp.open(protocol, ec);
+    if (!ec) st.rtcp.bind(udp::endpoint(local.address(), static_cast<unsigned short>(port + 1)), ec);
+    if (!ec) return port;
+  }
+  why = "no free even/odd UDP port pair on " + local.address().to_string() + " after 32 tries";
+  return std::nullopt;
+}
+
+// Waits for the first RTP packet (version 2, at least the 12-byte header) from the camera's
+// address on our RTP port. Empty when one came (result.rtp_received), else why not.
+asio::awaitable<std::string> first_udp_rtp(std::shared_ptr<ProbeState> st) {
+  boost::system::error_code ec;
+  const auto camera = st->socket.remote_endpoint(ec).address();
+  std::array<unsigned char, 2048> buf{};
+  for (int datagrams = 0; datagrams < 1000; ++datagrams) {
+    udp::endpoint from;
+    std::size_t n =
+        co_await st->rtp.async_receive_from(asio::buffer(buf), from, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return st->cancelled ? std::string("cancelled") : st->timed_out ? no_answer(*st) : ec.message();
+    if (from.address() != camera) continue;  // not the camera's: ignored
+    if (n >= 12 && (buf[0] & 0xC0) == 0x80) {
+      st->result.rtp_received = true;
+      co_return std::string();
+    }
+  }
+  co_return std::string("1000 datagrams arrived and none was RTP");
+}
 
 asio::awaitable<void> run(std::shared_ptr<ProbeState> st, RtspUrl u) {
   auto fail = [st](const Failure& f) {
@@ -219,6 +285,12 @@ asio::awaitable<void> run(std::shared_ptr<ProbeState> st, RtspUrl u) {
     co_return;
   }
   auto& d = std::get<RtspResponse>(described);
+  if (d.status == 404) {
+    fail({"DESCRIBE answered 404 " + printable(d.reason) +
+              ": the camera has no stream at this path (check the stream URL in the register)",
+          StreamResult::Outcome::NoVideo});
+    co_return;
+  }
   if (d.status != 200) {
     fail({"DESCRIBE answered " + std::to_string(d.status) + " " + printable(d.reason), StreamResult::Outcome::NoVideo});
     co_return;
@@ -267,6 +339,35 @@ asio::awaitable<void> run(std::shared_ptr<ProbeState> st, RtspUrl u) {
     fail(*f);
     co_return;
   }
+  st->result.rtp_transport = "tcp";
+  if (refuses_tcp(std::get<RtspResponse>(setup).status)) {
+    // The camera does not send RTP inside the RTSP connection: ask for RTP over UDP to a port
+    // pair of ours on the address this connection leaves from.
+    const RtspResponse& refused = std::get<RtspResponse>(setup);
+    std::string over_tcp = "RTP over TCP answered " + std::to_string(refused.status) + " " + printable(refused.reason);
+    std::string why;
+    auto port = open_udp_pair(*st, why);
+    if (port) st->rtp_port = *port;
+    if (!port) {
+      fail({"SETUP: " + over_tcp + ", and no UDP port pair for RTP could be opened here: " + why});
+      co_return;
+    }
+    std::vector<std::string> udp_transport{"Transport: RTP/AVP;unicast;client_port=" + std::to_string(*port) + "-" +
+                                           std::to_string(*port + 1)};
+    setup = co_await exchange(st, "SETUP", track, std::move(udp_transport));
+    if (auto* f = std::get_if<Failure>(&setup)) {
+      fail({f->what + " (RTP over UDP, after " + over_tcp + ")", f->outcome});
+      co_return;
+    }
+    st->result.rtp_transport = "udp";
+    const RtspResponse& again = std::get<RtspResponse>(setup);
+    if (again.status != 200) {
+      fail({"SETUP: " + over_tcp + ", and RTP over UDP answered " + std::to_string(again.status) + " " +
+                printable(again.reason),
+            StreamResult::Outcome::NoVideo});
+      co_return;
+    }
+  }
   auto& s = std::get<RtspResponse>(setup);
   if (s.status != 200) {
     fail({"SETUP answered " + std::to_string(s.status) + " " + printable(s.reason), StreamResult::Outcome::NoVideo});
@@ -284,11 +385,20 @@ asio::awaitable<void> run(std::shared_ptr<ProbeState> st, RtspUrl u) {
     fail({"PLAY answered " + std::to_string(std::get<RtspResponse>(play).status), StreamResult::Outcome::NoVideo});
     co_return;
   }
-  Reply rtp = co_await read_reply(st, "PLAY", -1, /*until_rtp=*/true);
-  if (!st->result.rtp_received) {
-    auto* f = std::get_if<Failure>(&rtp);
-    fail({f ? f->what : "PLAY: no RTP packet", StreamResult::Outcome::NoVideo});
-    co_return;
+  if (st->result.rtp_transport == "udp") {
+    std::string why = co_await first_udp_rtp(st);
+    if (!st->result.rtp_received) {
+      fail({"PLAY: no RTP packet over UDP on port " + std::to_string(st->rtp_port) + " (" + why + ")",
+            StreamResult::Outcome::NoVideo});
+      co_return;
+    }
+  } else {
+    Reply rtp = co_await read_reply(st, "PLAY", -1, /*until_rtp=*/true);
+    if (!st->result.rtp_received) {
+      auto* f = std::get_if<Failure>(&rtp);
+      fail({f ? f->what : "PLAY: no RTP packet", StreamResult::Outcome::NoVideo});
+      co_return;
+    }
   }
   // TEARDOWN politely; the answer does not matter.
   std::string teardown = "TEARDOWN " + play_uri + " RTSP/1.0\r\nCSeq: " + std::to_string(++st->cseq) +

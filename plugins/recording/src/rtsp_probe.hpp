@@ -1,6 +1,6 @@
 // One camera stream checked over RTSP/1.0 (RFC 2326) on TCP: OPTIONS, DESCRIBE (Basic or
-// Digest authentication after a 401), SDP inspection; optionally SETUP (TCP interleaved) +
-// PLAY until the first RTP packet, then TEARDOWN. Bounded in time (one timer closes the
+// Digest authentication after a 401), SDP inspection; optionally SETUP (TCP interleaved, or RTP
+// over UDP when the camera refuses that) + PLAY until the first RTP packet, then TEARDOWN. Bounded in time (one timer closes the
 // socket) and in bytes (the reader refuses oversized replies).
 #pragma once
 #include <chrono>
@@ -18,7 +18,7 @@ namespace campus::recording {
 struct RtspOptions {
   std::chrono::milliseconds timeout{5000};  // the whole exchange, connect included
   std::size_t max_response_bytes = 256 * 1024;
-  bool deep_check = false;                 // SETUP + PLAY until the first RTP packet
+  bool deep_check = false;                 // SETUP + PLAY until the first RTP packet (TCP, else UDP)
   std::vector<std::string> codecs{"H264", "H265"};
   std::string user_agent = "campus-agent";
 };
@@ -37,6 +37,7 @@ struct StreamResult {
   std::vector<std::string> video_codecs;
   std::string auth;                  // "none", "basic", "digest"
   bool rtp_received = false;
+  std::string rtp_transport;         // deep check: "tcp" (interleaved) or "udp" (after TCP was refused)
   std::chrono::milliseconds elapsed{0};
 };
 

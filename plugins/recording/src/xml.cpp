@@ -133,6 +133,20 @@ std::optional<XmlElement> xml_find(std::string_view x, std::string_view name) {
   return std::nullopt;
 }
 
+std::vector<XmlElement> xml_find_all(std::string_view x, std::string_view name) {
+  std::vector<XmlElement> out;
+  std::size_t pos = 0;
+  while (pos <= x.size()) {
+    auto e = xml_find(x.substr(pos), name);
+    if (!e) break;
+    out.push_back(*e);
+    // Go on after this element's content (its end tag is skipped by the next search); the
+    // content starts after the start tag, so the search always moves forward.
+    pos = static_cast<std::size_t>(e->inner.data() - x.data()) + e->inner.size();
+  }
+  return out;
+}
+
 std::optional<std::string> xml_text(std::string_view x, std::string_view name) {
   auto e = xml_find(x, name);
   if (!e) return std::nullopt;

@@ -1,23 +1,13 @@
 // RTSP response reading and SDP parsing, including SDPs as real cameras send them.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "rtsp_message.hpp"
 #include "rtsp_probe.hpp"
 #include "sdp.hpp"
+#include "test_data.hpp"
 
 using namespace campus::recording;
-
-namespace {
-std::string data(const std::string& name) {
-  std::ifstream in(std::string(RECORDING_TEST_DATA) + "/" + name, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-}  // namespace
+using campus::recording::test::data;
 
 TEST(RtspReader, ReadsResponseWithBodyArrivingInPieces) {
   RtspReader r(4096);
@@ -42,6 +32,24 @@ TEST(RtspReader, KeepsRepeatedHeadersAndAcceptsBareLf) {
                    "WWW-Authenticate: Basic realm=\"a\"\n\n");
   ASSERT_EQ(ev, RtspReader::Event::Response);
   EXPECT_EQ(r.response().headers.count("www-authenticate"), 2u);
+}
+
+// Cameras as they are: header names in any case, a version in lower case, no reason phrase, a
+// header line that is not "name: value" (skipped and listed), no CSeq at all.
+TEST(RtspReader, ToleratesOddSpellingsWhereTheMeaningIsClear) {
+  RtspReader r(4096);
+  auto ev = r.feed("rtsp/1.0 200\r\ncseq:7\r\nCONTENT-LENGTH: 3\r\nX-Junk-Line\r\nsession:  ABCD ; timeout=60\r\n\r\nv=0");
+  ASSERT_EQ(ev, RtspReader::Event::Response) << r.error();
+  EXPECT_EQ(r.response().status, 200);
+  EXPECT_EQ(r.response().reason, "");
+  EXPECT_EQ(r.response().cseq(), 7);
+  EXPECT_EQ(r.response().body, "v=0");
+  EXPECT_EQ(r.response().header("session"), "ABCD ; timeout=60");
+  EXPECT_EQ(r.response().skipped_lines, std::vector<std::string>{"X-Junk-Line"});
+  RtspReader none(4096);
+  ASSERT_EQ(none.feed("RTSP/1.0 404 Not Found\r\n\r\n"), RtspReader::Event::Response);
+  EXPECT_FALSE(none.response().cseq()) << "no CSeq: the reply of the one outstanding request";
+  EXPECT_EQ(none.response().status, 404);
 }
 
 // Found by fuzz_rtsp: a status line with no code used to throw out_of_range (a crash of the

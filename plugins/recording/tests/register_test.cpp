@@ -136,3 +136,28 @@ TEST(Register, RefusesRtspUrlWithEmptyPort) {
   parse_streams("t=rtsp://127.0.0.1:/x", err);
   EXPECT_EQ(err, "stream t: \"rtsp://127.0.0.1:/x\" is not rtsp://host[:port]/path");
 }
+
+TEST(Register, RecorderApiSelectsHikvisionOrDahuaPerRecorder) {
+  Errors errors;
+  auto cs = parse(
+      "id,recorder_url,streams,recorder_api\n"
+      "H1,http://10.0.1.10,teacher=rtsp://10.0.1.11/t,hikvision\n"
+      "D1,http://10.0.2.10:8080/,teacher=rtsp://10.0.2.11/t,Dahua\n"
+      "J1,http://10.0.3.10/api/status,teacher=rtsp://10.0.3.11/t,\n"
+      "X1,http://10.0.4.10,teacher=rtsp://10.0.4.11/t,uniview\n"
+      "N1,,teacher=rtsp://10.0.5.11/t,hikvision\n",
+      errors);
+  ASSERT_EQ(cs.size(), 5u);
+  EXPECT_EQ(cs[0].recorder_api, RecorderApi::Hikvision);
+  EXPECT_TRUE(cs[0].invalid.empty()) << cs[0].invalid;
+  EXPECT_EQ(cs[1].recorder_api, RecorderApi::Dahua);
+  EXPECT_EQ(cs[2].recorder_api, RecorderApi::Json);
+  EXPECT_NE(cs[3].invalid.find("rec.csv:5 column recorder_api: unknown recorder_api \"uniview\" (fix: json (a JSON "
+                               "status page), hikvision (ISAPI) or dahua (CGI)"),
+            std::string::npos)
+      << cs[3].invalid;
+  EXPECT_NE(cs[4].invalid.find("rec.csv:6 column recorder_url: recorder_api hikvision needs the recorder's address"),
+            std::string::npos)
+      << cs[4].invalid;
+  EXPECT_EQ(errors.size(), 2u);
+}

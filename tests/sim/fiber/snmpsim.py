@@ -14,27 +14,70 @@ import time
 IF_ENTRY = ".1.3.6.1.2.1.2.2.1"
 IFX_ENTRY = ".1.3.6.1.2.1.31.1.1.1"
 H3C_RX = ".1.3.6.1.4.1.25506.2.70.1.1.1.12"
+H3C_TX = ".1.3.6.1.4.1.25506.2.70.1.1.1.9"
 HUAWEI_RX = ".1.3.6.1.4.1.2011.5.25.31.1.1.3.1.8"
+HUAWEI_TX = ".1.3.6.1.4.1.2011.5.25.31.1.1.3.1.9"
 ENT_ALIAS = ".1.3.6.1.2.1.47.1.3.2.1.2"
+# RUIJIE-FIBER-MIB ruijieFiberEntry and ZTE-AN-OPTICAL-MODULE-MIB zxAnOpticalModuleInfoEntry
+# (the columns are cited in plugins/fiber/profiles/ruijie.toml and zte.toml).
+RUIJIE_FIBER = ".1.3.6.1.4.1.4881.1.1.10.2.105.1.1.1"
+RUIJIE_INVALID = -10000
+ZTE_OPTICAL = ".1.3.6.1.4.1.3902.1082.30.40.2.4.1"
 ENT_BASE = 67108864  # Huawei-style entPhysicalIndex = ENT_BASE + ifIndex
 
 UP, DOWN = 1, 2
 LOWER_LAYER_DOWN = 7
 
 
-def port(if_index, name=None, admin=UP, oper=UP, speed=1000, rx_dbm=None, last_change=0, alias=""):
-    """One switch port. rx_dbm: optical receive power (None: no transceiver reading).
+def port(if_index, name=None, admin=UP, oper=UP, speed=1000, rx_dbm=None, last_change=0, alias="", tx_dbm=None,
+         module=True, dom=True, rx_alarm=None, tx_alarm=None, rx_raw=None):
+    """One switch port. rx_dbm / tx_dbm: optical receive / transmit power (None: no reading).
     last_change: ifLastChange in TimeTicks; any value > 0 on a freshly started snmpd counts as
-    a change within the flap window."""
+    a change within the flap window. For the ruijie and zte vendors: module=False leaves the
+    port without a row in the vendor's optical table; dom=False is a module without digital
+    diagnostics (ruijie: ruijieFiberDDMSupportStatus false, every value -10000; zte: no row);
+    rx_alarm / tx_alarm = (low, high) are the module's alarm thresholds in dBm (ruijie; None:
+    -10000); rx_raw is the raw receive value served instead of rx_dbm (a vendor sentinel)."""
     return {"if_index": if_index, "name": name or f"GigabitEthernet1/0/{if_index}", "admin": admin,
-            "oper": oper, "speed": speed, "rx_dbm": rx_dbm, "last_change": last_change, "alias": alias}
+            "oper": oper, "speed": speed, "rx_dbm": rx_dbm, "last_change": last_change, "alias": alias,
+            "tx_dbm": tx_dbm, "module": module, "dom": dom, "rx_alarm": rx_alarm, "tx_alarm": tx_alarm,
+            "rx_raw": rx_raw}
 
 
-def rx_oid(vendor, if_index):
+def ruijie_rows(p):
+    """RUIJIE-FIBER-MIB rows of one port: values in 0.01 dBm, -10000 where there is none."""
+    i = p["if_index"]
+    if not p["module"]:
+        return []
+    hundredths = lambda v: RUIJIE_INVALID if v is None or not p["dom"] else round(v * 100)  # noqa: E731
+    rx = p["rx_raw"] if p["rx_raw"] is not None else hundredths(p["rx_dbm"])
+    rx_lo, rx_hi = p["rx_alarm"] or (None, None)
+    tx_lo, tx_hi = p["tx_alarm"] or (None, None)
+    rows = [(15, 1 if p["dom"] else 2), (76, rx), (81, hundredths(p["tx_dbm"])),
+            (93, hundredths(rx_lo)), (94, hundredths(rx_hi)), (97, hundredths(tx_lo)), (98, hundredths(tx_hi))]
+    return [f"override -rw {RUIJIE_FIBER}.{column}.{i} integer {value}" for column, value in rows]
+
+
+def zte_rows(p):
+    """ZTE-AN-OPTICAL-MODULE-MIB rows of one port: 0.001 dBm; no row without a module or DOM."""
+    i = p["if_index"]
+    if not p["module"] or not p["dom"]:
+        return []
+    rows = []
+    rx = p["rx_raw"] if p["rx_raw"] is not None else (None if p["rx_dbm"] is None else round(p["rx_dbm"] * 1000))
+    if rx is not None:
+        rows.append(f"override -rw {ZTE_OPTICAL}.2.{i} integer {rx}")
+    if p["tx_dbm"] is not None:
+        rows.append(f"override -rw {ZTE_OPTICAL}.3.{i} integer {round(p['tx_dbm'] * 1000)}")
+    return rows
+
+
+def rx_oid(vendor, if_index, column=None):
+    """The receive power OID of a port (transmit with column="tx")."""
     if vendor == "h3c":
-        return f"{H3C_RX}.{if_index}"
+        return f"{H3C_TX if column == 'tx' else H3C_RX}.{if_index}"
     if vendor == "huawei":
-        return f"{HUAWEI_RX}.{ENT_BASE + if_index}"
+        return f"{HUAWEI_TX if column == 'tx' else HUAWEI_RX}.{ENT_BASE + if_index}"
     return None
 
 
@@ -58,9 +101,15 @@ def switch_conf(ports, vendor="generic", community="public", v3_user=None):
                   f'override -rw {IFX_ENTRY}.18.{i} octet_str "{p["alias"]}"']
         if vendor == "huawei":
             lines.append(f"override {ENT_ALIAS}.{ENT_BASE + i}.0 object_id {IF_ENTRY}.1.{i}")
+        if vendor == "ruijie":
+            lines += ruijie_rows(p)
+        if vendor == "zte":
+            lines += zte_rows(p)
         oid = rx_oid(vendor, i)
         if oid and p["rx_dbm"] is not None:
             lines.append(f"override -rw {oid} integer {round(p['rx_dbm'] * 100)}")
+        if oid and p["tx_dbm"] is not None:
+            lines.append(f"override -rw {rx_oid(vendor, i, 'tx')} integer {round(p['tx_dbm'] * 100)}")
     return "\n".join(lines) + "\n"
 
 
