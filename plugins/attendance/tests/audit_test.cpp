@@ -341,7 +341,7 @@ TEST_F(AttendanceAuditTest, GbkCsvWithChineseHeadersIsConverted) {
   std::string header = "\xd1\xa7\xba\xc5,\xb0\xe0\xbc\xb6,\xc4\xea\xbc\xb6,\xc8\xd5\xc6\xda,\xd7\xb4\xcc\xac,"
                        "\xc7\xeb\xbc\xd9\xc5\xfa\xd7\xbc,\xd0\xd5\xc3\xfb\r\n";
   std::string row = "S1,\xc8\xfd\xc4\xea\xbc\xb6\xb6\xfe\xb0\xe0,3,2026-11-02,\xc8\xb1\xc7\xda,\xb7\xf1,\xd5\xc5\xc8\xfd\r\n";
-  ASSERT_EQ(detect_encoding(header + row), CsvEncoding::Gbk);
+  ASSERT_EQ(detect_encoding(header + row), CsvEncoding::Gb18030);
   dir.write("spool/gbk.csv", header + row);
   AuditReport r = run("2026-11-02");
   ASSERT_EQ(writes(r, kMonthRecordKind), 1) << (r.input_errors.empty() ? "" : r.input_errors[0].message());
@@ -405,6 +405,24 @@ TEST_F(AttendanceAuditTest, StudentChangingClassKeepsCaseUnderNewClass) {
   EXPECT_EQ(r.case_actions[0].details["class"], "3-3");
   EXPECT_EQ(finding(r, "class:3-3")->state, "open_cases");
   EXPECT_EQ(finding(r, "class:3-2")->state, "ok");
+}
+
+// A name with characters outside GBK (four-byte GB18030 sequences) in a spreadsheet's "CSV".
+TEST_F(AttendanceAuditTest, Gb18030CsvWithFourByteCharactersIsConverted) {
+  settings.publish_names = true;
+  ASSERT_TRUE(audit.apply(settings).ok());
+  // S1,三年级二班,3,2026-11-02,leave,否,刘㐀 and S2 ... 𠀀 in GB18030
+  std::string csv = std::string(kHeader) +
+                    "S1,\xc8\xfd\xc4\xea\xbc\xb6\xb6\xfe\xb0\xe0,3,2026-11-02,leave,\xb7\xf1,\xc1\xf5\x81\x39\xee\x39\n"
+                    "S2,\xc8\xfd\xc4\xea\xbc\xb6\xb6\xfe\xb0\xe0,3,2026-11-02,present,no,\x95\x32\x82\x36\n";
+  ASSERT_EQ(detect_encoding(csv), CsvEncoding::Gb18030);
+  dir.write("spool/gb18030.csv", csv);
+  AuditReport r = run("2026-11-02");
+  EXPECT_TRUE(r.input_errors.empty()) << r.input_errors[0].message();
+  EXPECT_EQ(store.records["month"]["S1|2026-11"]["name"], "刘㐀");
+  EXPECT_EQ(store.records["month"]["S2|2026-11"]["name"], "𠀀");
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "leave 三年级二班");
+  EXPECT_TRUE(fs::exists(dir.path / "spool/done/gb18030.csv"));
 }
 
 // Clock jumps (docs/reliability.md "Clock jumps"). "today" is the school's clock when the audit
