@@ -1,5 +1,6 @@
 // The audit end to end against an in-memory store: imports, cases, deadlines, restarts, privacy.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "campus/csv.hpp"
 #include "test_support.hpp"
@@ -405,6 +406,131 @@ TEST_F(AttendanceAuditTest, StudentChangingClassKeepsCaseUnderNewClass) {
   EXPECT_EQ(r.case_actions[0].details["class"], "3-3");
   EXPECT_EQ(finding(r, "class:3-3")->state, "open_cases");
   EXPECT_EQ(finding(r, "class:3-2")->state, "ok");
+}
+
+// ---- 学籍号 and other identifiers that must not leave the school ----------------------------
+
+const char* kXuejihao = "G530102201001011234";  // G + an 18-character ID number
+
+class StudentKeyTest : public AttendanceAuditTest {
+ protected:
+  void SetUp() override {
+    AttendanceAuditTest::SetUp();
+    settings.pseudonymize_students = true;
+    settings.pseudonym_key_file = dir.path / "student-pseudonym.key";
+    settings.csv_fields.student_id = "学籍号";
+    ASSERT_TRUE(audit.apply(settings).ok());
+  }
+  void drop(const char* date, const char* status, const char* file = nullptr) {
+    std::string csv = "学籍号,class,grade,date,status,leave_approved,name\n";
+    csv += std::string(kXuejihao) + ",3-2,3," + date + "," + status + ",no,\n";
+    csv += std::string("G530102201001015678,3-2,3,") + date + ",present,no,\n";
+    dir.write(std::string("spool/") + (file ? file : date) + ".csv", csv);
+  }
+  std::string pseudonym() const {
+    auto keys = StudentPseudonyms::open(settings.pseudonym_key_file, false);
+    EXPECT_TRUE(keys.ok());
+    return keys.ok() ? keys->pseudonym(kXuejihao) : "";
+  }
+  // Everything a report carries, and everything the store holds.
+  std::string everything(const AuditReport& r) const {
+    std::string all = r.summary.dump();
+    for (const auto& w : r.records) all += w.key + (w.value ? w.value->dump() : "");
+    for (const auto& a : r.case_actions) all += a.subject + a.note + a.details.dump();
+    for (const auto& f : r.findings) all += f.subject + f.reason + f.details.dump();
+    for (const auto& e : r.input_errors) all += e.message();
+    for (const auto& [kind, recs] : store.records)
+      for (const auto& [k, v] : recs) all += k + v.dump();
+    for (const auto& c : store.cases) all += c.id + c.subject + c.details.dump();
+    return all;
+  }
+};
+
+TEST_F(StudentKeyTest, AXuejihaoBecomesItsPseudonymAndTheNumberIsNowhere) {
+  drop("2026-11-02", "absent");
+  drop("2026-11-03", "旷课");
+  AuditReport r = run("2026-11-03");
+  drop("2026-11-04", "未到");
+  r = run("2026-11-04");
+  ASSERT_EQ(count(r, CaseAction::Kind::Open), 1) << (r.input_errors.empty() ? "" : r.input_errors[0].message());
+  const std::string p = pseudonym();
+  EXPECT_TRUE(StudentPseudonyms::is_pseudonym(p)) << p;
+  EXPECT_EQ(r.case_actions[0].subject, p);
+  EXPECT_EQ(store.cases.at(0).subject, p);
+  EXPECT_EQ(r.summary["open_cases"][0]["student"], p);
+  EXPECT_EQ(r.summary["student_key"]["pseudonyms"], true);
+  EXPECT_EQ(r.summary["student_key"]["key"], StudentPseudonyms::open(settings.pseudonym_key_file, false)->fingerprint());
+  std::string all = everything(r);
+  EXPECT_EQ(all.find("530102201001011234"), std::string::npos) << "a 学籍号 reached the report or the store";
+  EXPECT_EQ(all.find("530102201001015678"), std::string::npos);
+  // The key was made on the first run, for this school only.
+  struct stat st {};
+  ASSERT_EQ(::stat(settings.pseudonym_key_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_TRUE(fs::exists(dir.path / "spool/done/2026-11-04.csv"));
+}
+
+TEST_F(StudentKeyTest, WithoutPseudonymsAXuejihaoIsRefusedAndTheFixNamesTheOption) {
+  settings.pseudonymize_students = false;
+  ASSERT_TRUE(audit.apply(settings).ok());
+  drop("2026-11-02", "absent");
+  AuditReport r = run("2026-11-02");
+  EXPECT_EQ(r.summary["imports"]["rows_imported"], 0);
+  ASSERT_EQ(r.input_errors.size(), 2u);
+  EXPECT_NE(r.input_errors[0].message().find("学籍号"), std::string::npos) << r.input_errors[0].message();
+  EXPECT_NE(r.input_errors[0].fix.find("pseudonymize_students = true"), std::string::npos);
+  EXPECT_EQ(everything(r).find("530102201001011234"), std::string::npos);
+  EXPECT_FALSE(fs::exists(settings.pseudonym_key_file));
+}
+
+TEST_F(StudentKeyTest, AKeyFileThatWentMissingIsNeverReplacedByANewOne) {
+  drop("2026-11-02", "absent");
+  run("2026-11-02");
+  const std::string fp = StudentPseudonyms::open(settings.pseudonym_key_file, false)->fingerprint();
+  fs::remove(settings.pseudonym_key_file);
+  drop("2026-11-03", "absent");
+  AuditReport r = run("2026-11-03");
+  EXPECT_FALSE(fs::exists(settings.pseudonym_key_file));
+  EXPECT_EQ(r.summary["imports"]["rows_imported"], 0);
+  EXPECT_EQ(finding(r, "source:spool")->state, "unknown");
+  EXPECT_NE(finding(r, "source:spool")->reason.find(fp), std::string::npos) << finding(r, "source:spool")->reason;
+  EXPECT_NE(finding(r, "source:spool")->reason.find("restore the key file"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir.path / "spool/2026-11-03.csv"));  // kept for when the key is back
+}
+
+TEST_F(StudentKeyTest, ReplacingTheKeyWaitsUntilNoCaseIsOpenThenStartsAfresh) {
+  drop("2026-11-02", "absent");
+  drop("2026-11-03", "absent");
+  drop("2026-11-04", "absent");
+  run("2026-11-04");
+  const std::string old_p = pseudonym();
+  ASSERT_NE(store.open_case(old_p), nullptr);
+  std::ofstream(settings.pseudonym_key_file, std::ios::trunc) << "a new key for this school, long enough\n";
+  const std::string new_fp = StudentPseudonyms::open(settings.pseudonym_key_file, false)->fingerprint();
+  drop("2026-11-05", "absent");
+  AuditReport r = run("2026-11-05");
+  EXPECT_EQ(r.summary["imports"]["rows_imported"], 0);
+  EXPECT_EQ(finding(r, "source:spool")->state, "unknown");
+  EXPECT_NE(finding(r, "source:spool")->reason.find("1 absence case(s) keyed by the old key are open"), std::string::npos)
+      << finding(r, "source:spool")->reason;
+  EXPECT_TRUE(store.records["month"].count(old_p + "|2026-11"));
+
+  // The school closes the case, then the new key is taken: the old key's attendance goes (it
+  // can never be matched again), the exports dropped again are imported under the new key.
+  store.open_case(old_p)->stage = "closed";
+  drop("2026-11-02", "absent", "again-02");
+  drop("2026-11-03", "absent", "again-03");
+  drop("2026-11-04", "absent", "again-04");
+  r = run("2026-11-05");
+  EXPECT_FALSE(store.records["month"].count(old_p + "|2026-11"));
+  const std::string new_p = pseudonym();
+  EXPECT_NE(new_p, old_p);
+  EXPECT_TRUE(store.records["month"].count(new_p + "|2026-11"));
+  EXPECT_EQ(store.records["pseudonym_key"]["current"]["fingerprint"], new_fp);
+  ASSERT_NE(store.open_case(new_p), nullptr);  // the same absences, now under the new key
+  bool said = false;
+  for (const auto& e : r.input_errors) said = said || e.what.find("the pseudonym key changed") != std::string::npos;
+  EXPECT_TRUE(said);
 }
 
 // A name with characters outside GBK (four-byte GB18030 sequences) in a spreadsheet's "CSV".
