@@ -7,6 +7,7 @@
 #include <set>
 
 #include "csv_import.hpp"
+#include "xlsx_import.hpp"
 
 namespace campus::attendance {
 namespace {
@@ -25,11 +26,11 @@ std::optional<Day> rfc3339_day(const std::string& at) {
   return at.size() >= 10 ? parse_day(std::string_view(at).substr(0, 10)) : std::nullopt;
 }
 
-// A spool file by its extension, ignoring case (Windows saves "EXPORT.CSV").
+// A spool file by its extension, ignoring case (Windows saves "EXPORT.XLSX"): csv or xlsx.
 std::string export_kind(const fs::path& p) {
   std::string ext = p.extension().string();
   for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext == ".csv" ? "csv" : "";
+  return ext == ".csv" ? "csv" : ext == ".xlsx" ? "xlsx" : "";
 }
 
 struct SpoolFile {
@@ -217,7 +218,7 @@ void AttendanceAudit::audit(AuditContext ctx, std::function<void(AuditReport)> d
   const bool can_import = !settings_.pseudonymize_students || open_student_key(*run);
   const RecordRules rules = this->rules();
 
-  // Spool: every *.csv (never hidden or partial files: copy as .part and rename
+  // Spool: every *.csv and *.xlsx (never hidden or partial files: copy as .part and rename
   // when complete), in name order so a later export overrides an earlier one.
   if (settings_.spool_dir && can_import) {
     std::vector<fs::path> files;
@@ -233,7 +234,8 @@ void AttendanceAudit::audit(AuditContext ctx, std::function<void(AuditReport)> d
     for (const auto& f : files) {
       SpoolFile sf{f, {}, 0, false};
       auto sink = [&](const AttendanceRecord& r) { book_.put(r); };
-      auto result = import_csv_file(f, settings_.csv_fields, rules, sink);
+      auto result = export_kind(f) == "xlsx" ? import_xlsx_file(f, settings_.csv_fields, settings_.xlsx_sheet, rules, sink)
+                                             : import_csv_file(f, settings_.csv_fields, rules, sink);
       sf.errors = std::move(result.errors);
       sf.imported = result.imported;
       sf.fatal = result.fatal;

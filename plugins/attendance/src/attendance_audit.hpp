@@ -25,7 +25,8 @@ struct AttendanceSettings {
   int contact_within = 1;            // school days after the opening day
   bool publish_names = false;
   std::optional<std::filesystem::path> spool_dir;
-  FieldNames csv_fields;
+  FieldNames csv_fields;                 // CSV columns, and the header row of an XLSX sheet
+  std::string xlsx_sheet;                // the sheet to read; empty: the first one
   std::shared_ptr<const StatusVocabulary> status_words;  // nullptr: the shipped defaults
   // The student column (学籍号, ...) is replaced at import by its keyed pseudonym.
   bool pseudonymize_students = false;

@@ -1,4 +1,4 @@
-// Header lookup and row validation of an export's rows.
+// Header lookup and row validation shared by the CSV and XLSX importers.
 #include "export_rows.hpp"
 
 #include <algorithm>

@@ -99,7 +99,7 @@ struct FieldNames {
 Result<AttendanceRecord> make_record(const std::function<std::string(const std::string&)>& field,
                                      const FieldNames& names, const RecordRules& rules);
 
-// The same from the seven values, already picked out of a row (the CSV fast path).
+// The same from the seven values, already picked out of a row (the CSV and XLSX fast path).
 struct RecordFields {
   std::string_view student_id, class_name, grade, date, status, leave_approved, name;
 };

@@ -69,6 +69,7 @@ std::optional<AttendanceSettings> read_settings(TableReader& reader, const Plugi
   s.max_gap_entries = static_cast<int>(reader.integer("max_gap_entries", 50, 0, 10000));
   s.spool_dir = reader.optional_path("spool_dir", true);
   s.csv_fields = read_fields(reader, "csv_fields", errors);
+  s.xlsx_sheet = reader.string("xlsx_sheet", "");
   s.status_words = read_status_words(reader, "status_words", errors);
   s.pseudonymize_students = reader.boolean("pseudonymize_students", false);
   // Not required to exist: the agent creates it on its first run (the package already has).

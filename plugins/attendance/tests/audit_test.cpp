@@ -4,6 +4,7 @@
 
 #include "campus/csv.hpp"
 #include "test_support.hpp"
+#include "xlsx_builder.hpp"
 
 namespace campus::attendance {
 namespace {
@@ -549,6 +550,33 @@ TEST_F(AttendanceAuditTest, Gb18030CsvWithFourByteCharactersIsConverted) {
   EXPECT_EQ(store.records["month"]["S2|2026-11"]["name"], "𠀀");
   EXPECT_EQ(stored(store, "S1", "2026-11-02"), "leave 三年级二班");
   EXPECT_TRUE(fs::exists(dir.path / "spool/done/gb18030.csv"));
+}
+
+TEST_F(AttendanceAuditTest, XlsxInTheSpoolIsImportedAndMovedAsCsvIs) {
+  Workbook wb;
+  wb.shared = kHeaderStrings;
+  auto row = [](int r, const char* id, const char* serial, const char* status) {
+    auto n = std::to_string(r);
+    return "<row r=\"" + n + "\">" + inline_cell("A" + n, id) + inline_cell("B" + n, "3-2") + n_cell("C" + n, "3") +
+           n_cell("D" + n, serial) + inline_cell("E" + n, status) + "</row>";
+  };
+  // 46328..46330 = Mon 2026-11-02 .. Wed 11-04
+  wb.sheets = {{"Sheet1", header_row() + row(2, "S1", "46328", "缺勤") + row(3, "S1", "46329", "旷课") +
+                              row(4, "S1", "46330", "未到") + row(5, "S2", "46330", "正常")}};
+  dir.write("spool/2026-11-04.XLSX", wb.bytes());
+  AuditReport r = run("2026-11-04");
+  ASSERT_EQ(count(r, CaseAction::Kind::Open), 1) << (r.input_errors.empty() ? "" : r.input_errors[0].message());
+  EXPECT_EQ(r.summary["imports"]["files_imported"][0], "2026-11-04.XLSX");
+  EXPECT_TRUE(fs::exists(dir.path / "spool/done/2026-11-04.XLSX"));
+
+  wb.sheets = {{"Sheet1", header_row() + row(2, "S3", "46331", "absent") + row(3, "S4", "60", "absent")}};
+  dir.write("spool/2026-11-05.xlsx", wb.bytes());
+  r = run("2026-11-05");
+  EXPECT_EQ(r.summary["imports"]["files_rejected"][0], "2026-11-05.xlsx");
+  std::ifstream in(dir.path / "spool/rejected/2026-11-05.xlsx.error");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("2026-11-05.xlsx[Sheet1]:3 column date"), std::string::npos) << text;
+  EXPECT_EQ(stored(store, "S3", "2026-11-05"), "absent 3-2");
 }
 
 // Clock jumps (docs/reliability.md "Clock jumps"). "today" is the school's clock when the audit

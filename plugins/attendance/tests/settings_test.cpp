@@ -45,17 +45,19 @@ TEST(Settings, DefaultsWithCalendarAndSpool) {
   EXPECT_FALSE(p.settings->status_words);  // the shipped words
   EXPECT_FALSE(p.settings->pseudonymize_students);
   EXPECT_EQ(p.settings->pseudonym_key_file, "/var/lib/campus-agent/student-pseudonym.key");
+  EXPECT_EQ(p.settings->xlsx_sheet, "");
 }
 
-TEST(Settings, StatusWordsAndPseudonyms) {
+TEST(Settings, StatusWordsPseudonymsAndTheSheet) {
   TempDir dir;
   dir.write("calendar.csv", kCalendarCsv);
   std::filesystem::create_directories(dir.path / "spool");
-  auto p = parse(dir, "calendar = \"calendar.csv\"\nspool_dir = \"spool\"\n"
+  auto p = parse(dir, "calendar = \"calendar.csv\"\nspool_dir = \"spool\"\nxlsx_sheet = \"考勤\"\n"
                       "pseudonymize_students = true\npseudonym_key_file = \"keys/student.key\"\n"
                       "[audits.attendance.status_words]\n\"病休\" = \"leave\"\n\"病假\" = \"excused_leave\"\n"
                       "Field_Trip = \"excused_leave\"\n");
   ASSERT_TRUE(p.errors.empty()) << all(p.errors);
+  EXPECT_EQ(p.settings->xlsx_sheet, "考勤");
   EXPECT_TRUE(p.settings->pseudonymize_students);
   EXPECT_EQ(p.settings->pseudonym_key_file, dir.path / "keys/student.key");  // need not exist yet
   ASSERT_TRUE(p.settings->status_words);

@@ -1,6 +1,7 @@
-// attendance-eval: imports attendance CSV files and evaluates the absence rule, printing one
-// JSON line (counts, timings, peak RSS). The benchmark's subject: the same code the plugin runs.
-//   attendance-eval --calendar calendar.csv --today 2027-01-22 [--threshold 3] [--pseudonymize] FILE.csv...
+// attendance-eval: imports attendance CSV or XLSX files and evaluates the absence rule, printing
+// one JSON line (counts, timings, peak RSS). The benchmark's subject: the same code the plugin runs.
+//   attendance-eval --calendar calendar.csv --today 2027-01-22 [--threshold 3] [--pseudonymize]
+//                   FILE.csv|FILE.xlsx...
 #include <sys/resource.h>
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include "calendar.hpp"
 #include "csv_import.hpp"
 #include "rule.hpp"
+#include "xlsx_import.hpp"
 
 using namespace campus::attendance;
 
@@ -51,7 +53,9 @@ int main(int argc, char** argv) {
   std::size_t bad = 0;
   for (const auto& f : files) {
     auto sink = [&](const AttendanceRecord& rec) { book.put(rec); };
-    auto r = import_csv_file(f, FieldNames{}, rules_for_import, sink);
+    const bool xlsx = f.size() > 5 && f.substr(f.size() - 5) == ".xlsx";
+    auto r = xlsx ? import_xlsx_file(f, FieldNames{}, "", rules_for_import, sink)
+                  : import_csv_file(f, FieldNames{}, rules_for_import, sink);
     bad += r.errors.size();
     for (std::size_t i = 0; i < r.errors.size() && i < 5; ++i) std::fprintf(stderr, "%s\n", r.errors[i].message().c_str());
   }
