@@ -2,6 +2,7 @@
 #include "xlsx_import.hpp"
 
 #include <charconv>
+#include <unordered_map>
 
 #include "xlsx_reader.hpp"
 
@@ -30,7 +31,7 @@ ImportResult import_workbook(Result<XlsxReader> opened, const std::string& name,
   const bool date1904 = book.date1904();
   bool have_header = false;
   std::vector<std::string_view> cells;
-  std::string date_text;
+  std::unordered_map<Day, std::string> date_texts;
   Status st = book.read_rows(sheet, [&](std::size_t line, const std::vector<XlsxCell>& row) {
     cells.clear();
     for (const auto& c : row) cells.push_back(trim(c.text));
@@ -45,8 +46,10 @@ ImportResult import_workbook(Result<XlsxReader> opened, const std::string& name,
       auto r = std::from_chars(v.data(), v.data() + v.size(), serial);
       if (r.ec == std::errc()) {
         if (auto day = excel_serial_day(serial, date1904)) {
-          date_text = format_day(*day);
-          cells[static_cast<std::size_t>(d)] = date_text;
+          // A term has ~180 distinct days: each is formatted once.
+          auto [it, added] = date_texts.try_emplace(*day);
+          if (added) it->second = format_day(*day);
+          cells[static_cast<std::size_t>(d)] = it->second;
         }
       }
     }

@@ -9,7 +9,13 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
+#include <thread>
+
+#include "xml_scan.hpp"
 
 namespace campus::attendance {
 namespace {
@@ -23,9 +29,10 @@ std::string_view local_name(const XML_Char* name) {
   return at == std::string_view::npos ? n : n.substr(at + 1);
 }
 
-const XML_Char* attribute(const XML_Char** attrs, std::string_view local) {
+// `local` is a literal: compared as it is first (an unprefixed attribute), by its local part next.
+const XML_Char* attribute(const XML_Char** attrs, const char* local) {
   for (int i = 0; attrs[i]; i += 2)
-    if (local_name(attrs[i]) == local) return attrs[i + 1];
+    if (std::strcmp(attrs[i], local) == 0 || local_name(attrs[i]) == local) return attrs[i + 1];
   return nullptr;
 }
 
@@ -197,7 +204,7 @@ struct SharedStrings {
 };
 
 // A worksheet, row by row.
-struct SheetPart {
+struct SheetPart final : XmlEvents {
   const SharedStrings& strings;
   const XlsxReader::RowFn& emit;
   std::string name;
@@ -205,7 +212,7 @@ struct SheetPart {
   std::size_t used = 0;         // cells of this row in use (the vector keeps its strings' capacity)
   std::size_t row = 0;          // the current row's number
   long col = -1;                // the current cell's column
-  std::string type;             // the current cell's t attribute
+  char type = 'n';              // the current cell's t attribute: s, n, or the first letter of the others
   std::string value;            // its <v> or inline <t> text
   bool in_row = false, in_cell = false, in_v = false, in_is = false, in_t = false, has_value = false;
   int in_rph = 0;
@@ -219,13 +226,13 @@ struct SheetPart {
     failure = Error{name + ":" + std::to_string(row), std::move(what), "save the file again as an Excel workbook (.xlsx)"};
     return false;
   }
-  bool start(std::string_view el, const XML_Char** attrs) {
+  bool start(std::string_view el, const XmlAttributes& attrs) override {
     if (el == "row") {
-      const char* r = attribute(attrs, "r");
       std::size_t n = row + 1;
-      if (r) {
-        auto res = std::from_chars(r, r + std::strlen(r), n);
-        if (res.ec != std::errc() || n == 0 || n > 10'000'000) return fail("a row with a bad number \"" + std::string(r).substr(0, 12) + "\"");
+      if (auto r = attrs.get("r")) {
+        auto res = std::from_chars(r->data(), r->data() + r->size(), n);
+        if (res.ec != std::errc() || res.ptr != r->data() + r->size() || n == 0 || n > 10'000'000)
+          return fail("a row with a bad number \"" + std::string(r->substr(0, 12)) + "\"");
       }
       row = n;
       in_row = true;
@@ -233,13 +240,14 @@ struct SheetPart {
       any = false;
       col = -1;
     } else if (el == "c" && in_row) {
-      const char* r = attribute(attrs, "r");
-      long c = r ? column_of(r) : col + 1;
+      auto r = attrs.get("r");
+      long c = r ? column_of(*r) : col + 1;
       if (c < 0 || c >= static_cast<long>(XlsxReader::kMaxColumns)) return fail("a cell with a bad reference");
       if (c <= col) return fail("cells out of order in the row");
       col = c;
-      const char* t = attribute(attrs, "t");
-      type = t ? t : "n";
+      auto t = attrs.get("t");
+      // s (shared), n (number), inlineStr, str (formula text), b (boolean), e (error), d (date text)
+      type = !t ? 'n' : *t == "s" ? 's' : *t == "n" ? 'n' : 'o';
       value.clear();
       in_cell = true;
       has_value = false;
@@ -256,7 +264,7 @@ struct SheetPart {
     }
     return true;
   }
-  bool end(std::string_view el) {
+  bool end(std::string_view el) override {
     if (el == "v") in_v = false;
     else if (el == "t") in_t = false;
     else if (el == "rPh" && in_rph) --in_rph;
@@ -272,12 +280,12 @@ struct SheetPart {
       }
       XlsxCell& cell = cells[idx];
       cell.number = false;
-      if (type == "s") {
+      if (type == 's') {
         std::size_t i = 0;
         auto res = std::from_chars(value.data(), value.data() + value.size(), i);
         if (res.ec != std::errc() || i >= strings.ends.size()) return fail("a cell refers to a shared string that does not exist");
         cell.text.assign(strings.at(i));
-      } else if (type == "n") {
+      } else if (type == 'n') {
         cell.text = number_text(value);
         cell.number = !cell.text.empty();
       } else {  // inlineStr, str (a formula's text), b (1/0), e (#N/A, ...)
@@ -296,10 +304,116 @@ struct SheetPart {
     }
     return true;
   }
-  void text(std::string_view s) {
+  void text(std::string_view s) override {
     if (in_v || (in_t && in_is)) value.append(s);
   }
 };
+
+// Pieces of one zip entry, inflated on a thread of their own while the caller scans the ones
+// before: on a term's sheet inflating is a fifth of the work, and a school's server has a
+// second core. At most kPieces pieces wait; the thread ends with the entry, an error, or
+// stop() (the scan needs no more), and is joined before the entry is closed.
+class Inflater {
+ public:
+  static constexpr std::size_t kPieces = 4;
+  Inflater(zip_file_t* f, std::uint64_t limit) : file_(f), limit_(limit), thread_([this] { run(); }) {}
+  ~Inflater() {
+    stop();
+    thread_.join();
+  }
+  // The next piece (empty at the end); false with `error` set when inflating failed.
+  bool next(std::string& piece, std::string& error) {
+    std::unique_lock lock(mutex_);
+    ready_cv_.wait(lock, [&] { return !ready_.empty() || done_; });
+    if (!ready_.empty()) {
+      piece.swap(ready_.front());
+      ready_.pop_front();
+      space_cv_.notify_one();
+      return true;
+    }
+    piece.clear();
+    error = error_;
+    return error.empty();
+  }
+  void stop() {
+    std::lock_guard lock(mutex_);
+    stopped_ = true;
+    space_cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    std::uint64_t total = 0;
+    for (;;) {
+      std::string piece(4 * kChunk, '\0');
+      zip_int64_t n = zip_fread(file_, piece.data(), piece.size());
+      std::unique_lock lock(mutex_);
+      if (n < 0) error_ = std::string("cannot decompress: ") + zip_file_strerror(file_);
+      total += n > 0 ? static_cast<std::uint64_t>(n) : 0;
+      if (total > limit_) error_ = "larger than " + std::to_string(limit_ >> 20) + " MiB decompressed";
+      if (n <= 0 || !error_.empty() || stopped_) {
+        done_ = true;
+        ready_cv_.notify_one();
+        return;
+      }
+      piece.resize(static_cast<std::size_t>(n));
+      space_cv_.wait(lock, [&] { return ready_.size() < kPieces || stopped_; });
+      if (stopped_) {
+        done_ = true;
+        ready_cv_.notify_one();
+        return;
+      }
+      ready_.push_back(std::move(piece));
+      ready_cv_.notify_one();
+    }
+  }
+
+  zip_file_t* file_;
+  const std::uint64_t limit_;
+  std::mutex mutex_;
+  std::condition_variable ready_cv_, space_cv_;
+  std::deque<std::string> ready_;  // GUARDED_BY(mutex_), as are the three below
+  bool done_ = false, stopped_ = false;
+  std::string error_;
+  std::thread thread_;  // last: starts once everything above exists
+};
+
+// The worksheet through XmlScanner (xml_scan.hpp says why not expat), as the Inflater's
+// thread inflates it.
+Status scan_sheet(zip_t* zip, const std::string& part, const std::string& name, SheetPart& sheet, std::uint64_t limit) {
+  zip_int64_t index = zip_name_locate(zip, part.c_str(), 0);
+  if (index < 0) return Error{name, "the workbook has no part " + part, "save the file again as an Excel workbook (.xlsx)"};
+  zip_file_t* f = zip_fopen_index(zip, static_cast<zip_uint64_t>(index), 0);
+  if (!f) return Error{name, "cannot read " + part + ": " + zip_strerror(zip), "save the file again as an Excel workbook (.xlsx)"};
+  Status status;
+  {
+    XmlScanner scanner(sheet);
+    Inflater inflater(f, limit);
+    std::string piece, error;
+    for (bool first = true;; first = false) {
+      if (!inflater.next(piece, error)) {
+        status = Error{name, part + ": " + error, error.rfind("larger", 0) == 0 ? "split the export into smaller files"
+                                                                                 : "save the file again as an Excel workbook (.xlsx)"};
+        break;
+      }
+      if (first && piece.size() >= 2 && ((piece[0] == '\xFF' && piece[1] == '\xFE') || (piece[0] == '\xFE' && piece[1] == '\xFF'))) {
+        status = Error{name, part + " is UTF-16, which no spreadsheet program writes", "save the file again as an Excel workbook (.xlsx)"};
+        break;
+      }
+      if (!scanner.feed(piece, piece.empty())) {
+        if (sheet.stopped) break;
+        if (sheet.failure) status = *sheet.failure;
+        else
+          status = Error{name, part + " is not well-formed XML (near row " + std::to_string(sheet.row) + "): " + scanner.error(),
+                         "save the file again as an Excel workbook (.xlsx)"};
+        break;
+      }
+      if (piece.empty()) break;
+    }
+  }  // the Inflater's thread is joined here, before the entry is closed
+  zip_fclose(f);
+  return status;
+}
 
 }  // namespace
 
@@ -404,7 +518,7 @@ Status XlsxReader::read_rows(const std::string& sheet, const RowFn& row) {
     if (auto st = parse_part(wb.zip, wb.shared_strings_part, wb.name, strings, kMaxSharedStringsXml); !st) return st;
   }
   SheetPart part(strings, row, wb.name + "[" + chosen->first + "]");
-  return parse_part(wb.zip, chosen->second, wb.name, part, kMaxSheetXml);
+  return scan_sheet(wb.zip, chosen->second, wb.name, part, kMaxSheetXml);
 }
 
 std::optional<Day> excel_serial_day(double serial, bool date1904) {
