@@ -105,6 +105,8 @@ TARGETS = {
     ("recording", "wall_s@600_streams"): (_ratio_lt(1), "faster than ffprobe"),
     ("attendance", "wall_s@900k_records"): (_lt(1), "< 1 s and faster than sqlite3"),
     ("attendance", "peak_rss@900k_records"): (_lt(64), "< 64 MiB"),
+    ("attendance", "xlsx_wall_s@900k_records"): (_lt(2), "< 2 s"),
+    ("attendance", "xlsx_peak_rss@900k_records"): (_lt(64), "< 64 MiB"),
     ("drain", "msgs_per_s_plain"): (_ratio_ge(0.5), ">= 50% of mosquitto_pub"),
     ("drain", "msgs_per_s_tls"): (_ratio_ge(0.5), ">= 50% of mosquitto_pub"),
 }

@@ -67,7 +67,7 @@ void BM_AttendanceCsvImportUtf8(benchmark::State& state) {
   std::string text = attendance_csv(25, 40, false);
   for (auto _ : state) {
     std::size_t n = 0;
-    attendance::import_csv_text(text, "bench.csv", attendance::FieldNames{}, false,
+    attendance::import_csv_text(text, "bench.csv", attendance::FieldNames{}, attendance::RecordRules{},
                                 [&](const attendance::AttendanceRecord& r) { n += r.date; });
     benchmark::DoNotOptimize(n);
   }
@@ -81,9 +81,9 @@ void BM_AttendanceCsvImportGbk(benchmark::State& state) {
   std::string gbk = to_gbk(attendance_csv(25, 40, true));
   for (auto _ : state) {
     auto enc = detect_encoding(gbk);
-    auto utf8 = gbk_to_utf8(gbk);
+    auto utf8 = gb18030_to_utf8(gbk);
     std::size_t n = 0;
-    attendance::import_csv_text(*utf8, "bench.csv", attendance::FieldNames{}, false,
+    attendance::import_csv_text(*utf8, "bench.csv", attendance::FieldNames{}, attendance::RecordRules{},
                                 [&](const attendance::AttendanceRecord& r) { n += r.date; });
     benchmark::DoNotOptimize(enc);
     benchmark::DoNotOptimize(n);

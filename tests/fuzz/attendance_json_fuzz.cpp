@@ -11,7 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   campus::attendance::JsonPageFormat format;
   format.numbered = data[0] & 1;
-  format.keep_names = data[0] & 2;
+  format.rules.keep_names = data[0] & 2;
   if (data[0] & 4) format.records_field = "data";
   int page = (data[0] & 8) ? 2147483647 : 1 + (data[0] >> 4);
   std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);

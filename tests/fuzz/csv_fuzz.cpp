@@ -1,4 +1,4 @@
-// Registers and exports as outside input: CSV parsing, encoding detection and GBK conversion,
+// Registers and exports as outside input: CSV parsing, encoding detection and GB18030 conversion,
 // and the small value parsers (durations, sizes, timestamps) that read cells and keys.
 #include <cstddef>
 #include <cstdint>
@@ -12,8 +12,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
   std::string text(bytes);
-  if (auto enc = campus::detect_encoding(bytes); enc == campus::CsvEncoding::Gbk) {
-    auto utf8 = campus::gbk_to_utf8(bytes);
+  if (auto enc = campus::detect_encoding(bytes); enc == campus::CsvEncoding::Gb18030) {
+    auto utf8 = campus::gb18030_to_utf8(bytes);
     if (utf8.ok()) text = utf8.value();
   }
   auto table = campus::parse_csv(text, "fuzz.csv", {"id"});

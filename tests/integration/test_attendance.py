@@ -1,9 +1,14 @@
 """The attendance audit end to end: the real campus-agent binary and plugin, the simulated
 attendance HTTP service (tests/sim/attendance/server.py) and a spool directory, with the demo's
-planted cases. Everything on 127.0.0.1."""
+planted cases; and exports as schools' systems write them (Exports): .xlsx workbooks written by
+openpyxl and saved by LibreOffice, their own status words, students keyed by 学籍号 (replaced by
+pseudonyms, found again with campusctl), GB18030 CSV. Everything on 127.0.0.1."""
+import datetime as dt
+import glob
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -11,9 +16,12 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import PLUGINS, SIM, IntegrationTest, agent_bin, attendance_sim, write_file
+import openpyxl
+
+from harness import BIN, PLUGINS, SIM, IntegrationTest, agent_bin, attendance_sim, write_file
 
 sys.path.insert(0, os.path.join(SIM, "attendance"))
+import attendance_data  # noqa: E402
 import demo  # noqa: E402
 
 STUDENTS = 200
@@ -185,6 +193,205 @@ class Attendance(IntegrationTest):
             url = f"http://127.0.0.1:{self.sim.port}{body['next']}" if body["next"] else None
         self.assertEqual(seen, body["total"])
         self.assertGreater(pages, 20)
+
+
+# ---- exports as they come out of a school's system -------------------------------------------
+
+# Students keyed by 学籍号: G + an 18-character ID number (fictitious).
+XUEJIHAO = [f"G5301022010010{i:04d}{'X' if i % 7 == 0 else i % 10}" for i in range(1, 41)]
+HEADER = ["学籍号", "班级", "年级", "日期", "考勤状态", "请假审批", "姓名"]
+# The school's own word for sick leave reported by the family, mapped in the config below.
+SCHOOL_TABLE_EXTRA = """pseudonymize_students = true
+pseudonym_key_file = "{key}"
+xlsx_sheet = "考勤"
+
+[audits.attendance.status_words]
+"病休" = "leave"
+
+[audits.attendance.csv_fields]
+student_id = "学籍号"
+class = "班级"
+grade = "年级"
+date = "日期"
+status = "考勤状态"
+leave_approved = "请假审批"
+name = "姓名"
+"""
+
+
+def school_days_before(today, n):
+    days = attendance_data.school_days(attendance_data.CALENDAR_ROWS, until=today - dt.timedelta(days=1))
+    return days[-n:]
+
+
+class Exports(IntegrationTest):
+    """An export keyed by 学籍号, with 病假/事假/早退/旷课/公假 and a word of the school's own,
+    as an .xlsx written by openpyxl: imported through the real agent without editing it."""
+
+    def setUp(self):
+        super().setUp()
+        self.att = os.path.join(self.dir, "attendance")
+        self.spool = os.path.join(self.att, "spool")
+        os.makedirs(self.spool)
+        write_file(os.path.join(self.att, "calendar.csv"), attendance_data.calendar_csv())
+        self.key = os.path.join(self.att, "student-pseudonym.key")  # made by the agent's first run
+        self.data = os.path.join(self.dir, "data")
+        self.today = demo.school_today()
+        self.days = school_days_before(self.today, 6)
+        table = f"""[audits.attendance]
+calendar = "{self.att}/calendar.csv"
+spool_dir = "{self.spool}"
+publish_names = true
+""" + SCHOOL_TABLE_EXTRA.format(key=self.key)
+        self.conf = write_file(os.path.join(self.dir, "agent.toml"), agent_toml(self.data, table))
+
+    def rows(self):
+        """Six school days for 40 students. Planted: student 0 truant the last 3 days (a case),
+        1 on sick leave nobody approved for 3 days (a case), 2 on approved sick leave and 3 on
+        official leave (no case), 4 left early (no case), 5 on the school's own 病休 unapproved
+        (a case); everyone else present."""
+        plan = {0: ("旷课", "否"), 1: ("病假", "否"), 2: ("病假", "是"), 3: ("公假", ""), 4: ("早退", "否"),
+                5: ("病休", "否")}
+        out = []
+        for k, day in enumerate(self.days):
+            for i, sid in enumerate(XUEJIHAO):
+                status, approved = plan[i] if i in plan and k >= 3 else ("出勤" if i % 2 else "正常", "")
+                name = "刘㐀" if i == 9 else f"学生{i}"
+                out.append([sid, "三年级二班", 3, day, status, approved, name])
+        return out
+
+    def write_xlsx(self, path, rows, sheet="考勤"):
+        wb = openpyxl.Workbook()
+        notes = wb.active
+        notes.title = "说明"  # the data is on the second sheet: xlsx_sheet names it
+        notes.append(["本表由学校考勤系统导出"])
+        ws = wb.create_sheet(sheet)
+        ws.append(HEADER)
+        for r in rows:
+            ws.append(r)  # dates as date cells (serials with a date style), grade as a number
+        wb.save(path)
+        return path
+
+    def agent(self, *args):
+        return subprocess.run([agent_bin(), "--config", self.conf, *args], capture_output=True, text=True, timeout=120)
+
+    def campusctl(self, *args):
+        return subprocess.run([os.path.join(BIN, "campusctl"), "--local", "--agent-config", self.conf, *args],
+                              capture_output=True, text=True, timeout=30)
+
+    def store_bytes(self):
+        out = b""
+        for path in glob.glob(os.path.join(self.data, "agent.db*")):
+            with open(path, "rb") as f:
+                out += f.read()
+        return out
+
+    def assert_no_xuejihao(self, blob, what):
+        if isinstance(blob, str):
+            blob = blob.encode()
+        for sid in XUEJIHAO:
+            self.assertNotIn(sid[1:].encode(), blob, f"a 学籍号 in {what}")
+
+    def cases(self):
+        with sqlite3.connect(os.path.join(self.data, "agent.db")) as c:
+            return c.execute("select id, subject, stage, details from cases where audit = 'attendance'").fetchall()
+
+    def test_an_xlsx_keyed_by_xuejihao_with_the_schools_words_imports_as_it_comes(self):
+        self.write_xlsx(os.path.join(self.spool, "考勤导出.xlsx"), self.rows())
+        r = self.agent("--once")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("created the student pseudonym key", r.stderr)
+        self.assertEqual(os.stat(self.key).st_mode & 0o777, 0o600)
+        self.assertTrue(os.path.exists(os.path.join(self.spool, "done", "考勤导出.xlsx")), r.stderr)
+        cases = self.cases()
+        subjects = {s for _, s, _, _ in cases}
+        self.assertEqual(len(cases), 3, cases)
+        for s in subjects:
+            self.assertRegex(s, r"^p-[a-z2-7]{16}$")
+        # campusctl finds each planted student's case from the real number, on this box.
+        for i in (0, 1, 5):
+            found = self.campusctl("case", "find", "--student", XUEJIHAO[i], "--json")
+            self.assertEqual(found.returncode, 0, found.stderr)
+            body = json.loads(found.stdout)
+            self.assertIn(body["subject"], subjects)
+            self.assertEqual(len(body["cases"]), 1, body)
+            self.assertEqual(body["cases"][0]["stage"], "open")
+        for i in (2, 3, 4, 6):
+            body = json.loads(self.campusctl("case", "find", "--student", XUEJIHAO[i], "--json").stdout)
+            self.assertEqual(body["cases"], [], f"student {i} must have no case")
+        human = self.campusctl("case", "find", "--student", XUEJIHAO[0].lower())  # typed in lower case
+        self.assertIn("student key on this box: p-", human.stdout)
+        self.assertIn("open", human.stdout)
+        # Without --local there is no key: campusctl says so instead of asking the county.
+        county = subprocess.run([os.path.join(BIN, "campusctl"), "case", "find", "--student", XUEJIHAO[0]],
+                                capture_output=True, text=True, timeout=30)
+        self.assertEqual(county.returncode, 2)
+        self.assertIn("--local", county.stderr)
+        # The numbers are nowhere: not in the database's bytes (db and WAL), not in the outbox
+        # (what the county would get), not in the agent's output.
+        self.assert_no_xuejihao(self.store_bytes(), "the store")
+        self.assert_no_xuejihao(r.stdout + r.stderr, "the agent's log")
+        with sqlite3.connect(os.path.join(self.data, "agent.db")) as c:
+            report = json.loads(c.execute("select body from reports where audit = 'attendance' order by seq desc")
+                                .fetchone()[0])
+        s = report.get("summary", report)
+        self.assertEqual(s["imports"]["rows_imported"], len(XUEJIHAO) * 6)
+        self.assertEqual(s["student_key"]["pseudonyms"], True)
+        self.assertRegex(s["student_key"]["key"], r"^[0-9a-f]{8}$")
+
+    def test_an_unknown_word_rejects_the_rows_and_names_the_key_that_maps_it(self):
+        rows = self.rows()
+        rows[7][4] = "病退"  # nobody mapped it
+        self.write_xlsx(os.path.join(self.spool, "a.xlsx"), rows)
+        self.write_xlsx(os.path.join(self.spool, "b.xlsx"), rows[:3], sheet="Sheet1")  # no 考勤 sheet
+        r = self.agent("--once")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rejected = os.path.join(self.spool, "rejected")
+        with open(os.path.join(rejected, "a.xlsx.error"), encoding="utf-8") as f:
+            err = f.read()
+        self.assertIn("a.xlsx[考勤]:9 column 考勤状态: unknown status \"病退\"", err)
+        self.assertIn("[audits.attendance.status_words]: \"病退\" = ", err)
+        with open(os.path.join(rejected, "b.xlsx.error"), encoding="utf-8") as f:
+            self.assertIn("no sheet \"考勤\" (sheets: \"说明\", \"Sheet1\")", f.read())
+        self.assertEqual(len(self.cases()), 3, "the good rows of the half-bad file count at once")
+        self.assert_no_xuejihao(err, "a .error file")
+
+    def test_a_workbook_saved_by_libreoffice(self):
+        soffice = shutil.which("soffice")
+        self.assertIsNotNone(soffice, "LibreOffice is missing: scripts/install-deps installs libreoffice-calc-nogui")
+        src = self.write_xlsx(os.path.join(self.dir, "from-openpyxl.xlsx"), self.rows())
+        out = os.path.join(self.dir, "lo")
+        t0 = time.monotonic()
+        r = subprocess.run([soffice, f"-env:UserInstallation=file://{self.dir}/lo-profile", "--headless",
+                            "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", out, src],
+                           capture_output=True, text=True, timeout=180)
+        print(f"\nLibreOffice saved the workbook in {time.monotonic() - t0:.1f} s", flush=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        shutil.copy(os.path.join(out, "from-openpyxl.xlsx"), os.path.join(self.spool, "saved-by-libreoffice.xlsx"))
+        report = json.loads(self.agent("--dry-run", "--json").stdout.splitlines()[0])
+        s = report["summary"]
+        self.assertEqual(s["imports"]["files_imported"], ["saved-by-libreoffice.xlsx"], json.dumps(report)[:3000])
+        self.assertEqual(s["imports"]["rows_imported"], len(XUEJIHAO) * 6)
+        self.assertEqual(len(s["open_cases"]), 3)
+
+    def test_a_gb18030_csv_with_characters_outside_gbk(self):
+        path = os.path.join(self.spool, "export.csv")
+        with open(path, "w", encoding="gb18030", newline="") as f:
+            f.write(",".join(HEADER) + "\n")
+            for r in self.rows():
+                f.write(",".join(str(x) if not isinstance(x, dt.date) else x.isoformat() for x in r) + "\n")
+        with open(path, "rb") as f:
+            raw = f.read()
+        self.assertIn("刘㐀".encode("gb18030"), raw)
+        self.assertEqual(len("㐀".encode("gb18030")), 4)
+        r = self.agent("--once")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.exists(os.path.join(self.spool, "done", "export.csv")), r.stderr)
+        with sqlite3.connect(os.path.join(self.data, "agent.db")) as c:
+            names = [json.loads(v).get("name") for (v,) in
+                     c.execute("select value from records where plugin = 'attendance' and key like 'p-%'")]
+        self.assertIn("刘㐀", names)
+        self.assertEqual(len(self.cases()), 3)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,13 @@ class DebianPackage(unittest.TestCase):
         self.assertEqual(mode("/var/lib/campus-agent"), 0o700)
         self.assertEqual(data.st_uid, user.pw_uid)
         self.assertEqual(mode("/etc/campus-agent/agent.toml"), 0o640)
+        # The attendance audit's pseudonym key: made at install, the agent's alone, 32 random bytes.
+        key = "/var/lib/campus-agent/student-pseudonym.key"
+        self.assertEqual(mode(key), 0o600)
+        self.assertEqual(os.stat(key).st_uid, user.pw_uid)
+        with open(key) as f:
+            key_text = f.read()
+        self.assertRegex(key_text, r"^[0-9a-f]{64}\n$")
         self.assertEqual(grp.getgrgid(os.stat("/etc/campus-agent/agent.toml").st_gid).gr_name, "campus-agent")
         # The config may name secret files: root writes it, only the agent's group reads it.
         self.assertEqual(mode("/etc/campus-agent"), 0o750)
@@ -150,6 +157,8 @@ class DebianPackage(unittest.TestCase):
             self.assertIn("# edited by the school", f.read())
         with open("/var/lib/campus-agent/agent.db") as f:
             self.assertEqual(f.read(), "school data")
+        with open(key) as f:
+            self.assertEqual(f.read(), key_text, "an upgrade must keep the pseudonym key")
         self.assertEqual(run_exec_condition().returncode, 0, "the kept edited config still starts")
 
         # Remove keeps config, data and the user; purge removes them.

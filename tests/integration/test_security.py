@@ -8,12 +8,18 @@
    county received and the `config` reply are searched for each value.
 2. No national ID number is stored or published: attendance imported from the GBK spool CSV
    and the HTTP API, both carrying an id_card column (and one row whose student number is an
-   ID number), then the SQLite files' raw bytes (db, -wal) and every county message are
+   ID number, imported as a pseudonym since this school keys by 学籍号), then the SQLite files' raw bytes (db, -wal) and every county message are
    searched for every ID number of the input.
+3. No national student number (学籍号, G + 18 characters) is: the school keys students by it in
+   an .xlsx export and a CSV export (pseudonymize_students = true), so every one is imported as
+   a pseudonym; each 学籍号 (and its 18 characters without the G) is searched in the same raw
+   bytes, the log and every county message, and the school's pseudonym key is searched like the
+   other secrets.
 
 test_attendance checks the dry-run output and the store's decoded rows for ID numbers and
 names; test_county checks that `config` shows the key file as "(secret file, not shown)".
 This test is the whole-agent version of both: raw bytes, every message, every secret kind."""
+import datetime
 import glob
 import json
 import os
@@ -22,6 +28,8 @@ import secrets
 import subprocess
 import sys
 import uuid
+
+import openpyxl
 
 import harness
 from county import COUNTY, county_subscriber, make_certs, start_county_broker, tls_args
@@ -129,6 +137,25 @@ class Security(IntegrationTest):
         write_file(os.path.join(work, "spool", "extra.csv"),
                    "student_id,class,grade,date,status,leave_approved,id_card\n"
                    f"{self.planted_id},1-1,1,2026-11-02,absent,no,{self.planted_id}\n")
+        # Two more exports keyed by 学籍号, as a school's system writes them: an .xlsx (openpyxl)
+        # and a UTF-8 CSV; three days absent for each of the first students (cases open).
+        self.xuejihao = [f"G5301022011020{i:04d}{'X' if i % 5 == 0 else i % 10}" for i in range(1, 31)]
+        days = [d for d in self.attendance_demo.data.school_days(
+            self.attendance_demo.data.CALENDAR_ROWS,
+            until=self.attendance_demo.school_today() - datetime.timedelta(days=1))][-3:]
+        rows = [[sid, "9-1", 9, day, "旷课" if i < 3 else "出勤", "否", f"学生{i}"]
+                for day in days for i, sid in enumerate(self.xuejihao)]
+        wb = openpyxl.Workbook()
+        wb.active.append(["学籍号", "class", "grade", "date", "status", "leave_approved", "name"])
+        for r in rows[: len(rows) // 2]:
+            wb.active.append(r)
+        wb.save(os.path.join(work, "spool", "xuejihao.xlsx"))
+        with open(os.path.join(work, "spool", "xuejihao.csv"), "w", encoding="utf-8") as f:
+            f.write("学籍号,class,grade,date,status,leave_approved,name\n")
+            f.writelines(",".join(str(x) for x in r) + "\n" for r in rows[len(rows) // 2:])
+        key = os.path.join(work, "student-pseudonym.key")
+        self.secrets["student pseudonym key"] = secret_value("pseudonymkey")
+        write_secret(key, self.secrets["student pseudonym key"])
         sim = self.track(attendance_sim(work, os.path.join(work, "records.jsonl"), token, page_size=40))
         ids = set()
         for path in (os.path.join(work, "records.jsonl"), os.path.join(work, "spool", "term-export.csv"),
@@ -136,7 +163,9 @@ class Security(IntegrationTest):
             with open(path, "rb") as f:
                 ids |= set(ID_RE.findall(f.read()))
         self.national_ids = ids
-        return d.toml_table(work, sim.port)
+        table = d.toml_table(work, sim.port)
+        return table.replace("publish_names = false\n", "publish_names = false\npseudonymize_students = true\n"
+                             f'pseudonym_key_file = "{key}"\n[audits.attendance.csv_fields]\nstudent_id = "学籍号"\n', 1)
 
     # ---- the agent and the county -------------------------------------------------------------
     def start(self):
@@ -237,12 +266,23 @@ health_interval = "1s"
         for nid in self.national_ids:
             self.assertEqual(leaks(nid.decode(), hay), [], f"national ID number {nid} published or logged")
             self.assertEqual(leaks(nid.decode(), files), [], f"national ID number {nid} stored")
+        # 学籍号: imported (the cases opened under pseudonyms), yet in no message, log or file.
+        report = self.request({"cmd": "report", "audit": "attendance"})["result"]["report"]
+        summary = report.get("body", report).get("summary", {})
+        self.assertEqual(summary["student_key"]["pseudonyms"], True, summary)
+        self.assertGreaterEqual(len([c for c in summary["open_cases"] if c["class"] == "9-1"]), 3, summary)
+        for sid in self.xuejihao:
+            for needle in (sid, sid[1:]):
+                self.assertEqual(leaks(needle, hay), [], f"学籍号 {sid} published or logged")
+                self.assertEqual(leaks(needle, files), [], f"学籍号 {sid} stored")
         self.assertEqual(self.agent.stop(), 0)
         for path in glob.glob(os.path.join(self.data, "agent.db*")):
             with open(path, "rb") as f:
                 data = f.read()
             for nid in self.national_ids:
                 self.assertNotIn(nid, data, f"national ID number {nid} in {path} after shutdown")
+            for sid in self.xuejihao:
+                self.assertNotIn(sid[1:].encode(), data, f"学籍号 {sid} in {path} after shutdown")
 
     def test_the_search_would_find_a_planted_secret(self):
         """The proof's own check: the same search finds a value where it is."""

@@ -69,10 +69,24 @@ TEST(Csv, MissingRequiredColumnNamesIt) {
 
 TEST(Csv, DetectsAndConvertsGbk) {
   std::string gbk = "id,name\nS1,\xd5\xc5\xc8\xfd\n";  // 张三 in GBK
-  EXPECT_EQ(detect_encoding(gbk), CsvEncoding::Gbk);
-  auto utf8 = gbk_to_utf8(gbk);
+  EXPECT_EQ(detect_encoding(gbk), CsvEncoding::Gb18030);
+  auto utf8 = gb18030_to_utf8(gbk);
   ASSERT_TRUE(utf8.ok());
   EXPECT_EQ(utf8.value(), "id,name\nS1,张三\n");
   EXPECT_EQ(detect_encoding("id,name\nS1,张三\n"), CsvEncoding::Utf8);
   EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));  // overlong '/'
+}
+
+// Names with characters GBK lacks: 㐀 (U+3400, CJK Extension A) and 𠀀 (U+20000, Extension B)
+// are four-byte sequences in GB18030; a GBK-only check refused the whole file.
+TEST(Csv, DetectsAndConvertsGb18030FourByteSequences) {
+  std::string bytes = "id,name\nS1,\xc1\xf5\x81\x39\xee\x39\nS2,\x95\x32\x82\x36\n";  // 刘㐀, 𠀀
+  EXPECT_EQ(detect_encoding(bytes), CsvEncoding::Gb18030);
+  auto utf8 = gb18030_to_utf8(bytes);
+  ASSERT_TRUE(utf8.ok()) << utf8.error().message();
+  EXPECT_EQ(utf8.value(), "id,name\nS1,刘㐀\nS2,𠀀\n");
+  // A four-byte sequence cut short, or with a second byte out of range, is neither encoding.
+  EXPECT_FALSE(detect_encoding(std::string("id\n\x82\x35\x87")).has_value());
+  EXPECT_FALSE(detect_encoding(std::string("id\n\x82\x35\x20\x38")).has_value());
+  EXPECT_FALSE(detect_encoding(std::string("id\n\x82\x35\x87\x40")).has_value());
 }

@@ -56,13 +56,15 @@ inline std::string csv_unclosed_quote(std::size_t quote_line) {
 }
 inline constexpr std::string_view kCsvUnclosedQuoteFix = "close the quote, or double a \" inside a quoted cell (\"\")";
 
-enum class CsvEncoding { Utf8, Gbk };
+// GB18030 is what Chinese spreadsheets save as "CSV": GBK's two-byte characters plus four-byte
+// sequences for every other Unicode character (rare name characters among them).
+enum class CsvEncoding { Utf8, Gb18030 };
 
 // Detects the encoding of raw bytes: UTF-8 (BOM optional) or, when not valid UTF-8 but valid
-// GBK, Gbk. Returns nullopt when it is neither.
+// GB18030 (two- and four-byte sequences), Gb18030. Returns nullopt when it is neither.
 std::optional<CsvEncoding> detect_encoding(std::string_view bytes);
-// Converts GBK bytes to UTF-8 (iconv). Error when a byte sequence is not GBK.
-Result<std::string> gbk_to_utf8(std::string_view bytes);
+// Converts GB18030 (and so GBK) bytes to UTF-8 (iconv). Error when a sequence is not GB18030.
+Result<std::string> gb18030_to_utf8(std::string_view bytes);
 // True when `s` is well-formed UTF-8.
 bool is_valid_utf8(std::string_view s);
 

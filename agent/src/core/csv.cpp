@@ -1,4 +1,4 @@
-// CSV registers: RFC 4180 parsing with line numbers, UTF-8 validation, GBK detection.
+// CSV registers: RFC 4180 parsing with line numbers, UTF-8 validation, GB18030 detection.
 #include "campus/csv.hpp"
 
 #include <iconv.h>
@@ -25,14 +25,24 @@ std::string lower(std::string s) {
 
 constexpr std::string_view kBom = "\xEF\xBB\xBF";
 
-// Strict GBK structure check: lead 0x81-0xFE, trail 0x40-0xFE except 0x7F.
-bool looks_like_gbk(std::string_view s) {
+// Strict GB18030 structure check. Two bytes (GBK): lead 0x81-0xFE, trail 0x40-0xFE except
+// 0x7F. Four bytes (the characters GBK lacks, e.g. CJK Extension A/B in names): 0x81-0xFE,
+// 0x30-0x39, 0x81-0xFE, 0x30-0x39.
+bool looks_like_gb18030(std::string_view s) {
+  auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
   for (std::size_t i = 0; i < s.size(); ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
+    auto c = at(i);
     if (c < 0x80) continue;
     if (c == 0x80 || c == 0xFF || i + 1 >= s.size()) return false;
-    auto t = static_cast<unsigned char>(s[++i]);
+    auto t = at(i + 1);
+    if (t >= 0x30 && t <= 0x39) {
+      if (i + 3 >= s.size() || at(i + 2) < 0x81 || at(i + 2) == 0xFF || at(i + 3) < 0x30 || at(i + 3) > 0x39)
+        return false;
+      i += 3;
+      continue;
+    }
     if (t < 0x40 || t == 0x7F || t == 0xFF) return false;
+    ++i;
   }
   return true;
 }
@@ -67,11 +77,11 @@ bool is_valid_utf8(std::string_view s) {
 
 std::optional<CsvEncoding> detect_encoding(std::string_view bytes) {
   if (bytes.substr(0, 3) == kBom || is_valid_utf8(bytes)) return CsvEncoding::Utf8;
-  if (looks_like_gbk(bytes)) return CsvEncoding::Gbk;
+  if (looks_like_gb18030(bytes)) return CsvEncoding::Gb18030;
   return std::nullopt;
 }
 
-Result<std::string> gbk_to_utf8(std::string_view bytes) {
+Result<std::string> gb18030_to_utf8(std::string_view bytes) {
   iconv_t cd = iconv_open("UTF-8", "GB18030");
   if (cd == reinterpret_cast<iconv_t>(-1)) return Error{"", "iconv has no GB18030 converter", ""};
   std::string out(bytes.size() * 2 + 16, '\0');
@@ -82,7 +92,7 @@ Result<std::string> gbk_to_utf8(std::string_view bytes) {
   std::size_t r = iconv(cd, &in, &in_left, &o, &out_left);
   iconv_close(cd);
   if (r == static_cast<std::size_t>(-1)) {
-    return Error{"byte " + std::to_string(bytes.size() - in_left), "not valid GBK text",
+    return Error{"byte " + std::to_string(bytes.size() - in_left), "not valid GB18030 (GBK) text",
                  "save the file as \"CSV UTF-8\" in the spreadsheet program"};
   }
   out.resize(out.size() - out_left);
@@ -230,12 +240,12 @@ Result<CsvTable> read_csv_file(const std::filesystem::path& file, const std::vec
   std::string bytes = ss.str();
   auto enc = detect_encoding(bytes);
   std::string name = file.string();
-  if (enc == CsvEncoding::Gbk) {
-    auto utf8 = gbk_to_utf8(bytes);
+  if (enc == CsvEncoding::Gb18030) {
+    auto utf8 = gb18030_to_utf8(bytes);
     if (!utf8) return Error{name, utf8.error().what, utf8.error().fix};
     bytes = std::move(utf8.value());
   }
-  // Invalid UTF-8 that is not GBK either: parse anyway so each bad row is named by line.
+  // Invalid UTF-8 that is not GB18030 either: parse anyway so each bad row is named by line.
   return parse_csv(bytes, name, required);
 }
 

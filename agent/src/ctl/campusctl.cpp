@@ -12,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "campus/pseudonym.hpp"
 #include "campus/units.hpp"
 #include "core/config.hpp"
 #include "core/envelope.hpp"
@@ -329,6 +330,51 @@ int local_case_update(const Options& o, const std::string& id, const std::string
   return kOk;
 }
 
+// case find --student NUMBER: a student's cases (every state) on this school's box. With the
+// attendance audit's pseudonymize_students, the cases' subject is the number's pseudonym,
+// computed here with the school's key; the number itself is neither stored nor sent anywhere.
+int local_case_find(const Options& o, const std::string& student) {
+  auto l = open_local(o, false);
+  if (!l) {
+    std::cerr << "campusctl: " << l.error().message() << "\n";
+    return kFailed;
+  }
+  std::string subject = student;
+  for (const auto& a : l->config.audits) {
+    auto table = l->config.audit_tables.find(a.name);
+    if ((a.plugin.empty() ? a.name : a.plugin) != "attendance" || table == l->config.audit_tables.end()) continue;
+    Errors errors;
+    TableReader r(*table->second, "audits." + a.name, l->config.file, errors);
+    if (!r.boolean("pseudonymize_students", false)) break;
+    auto keys = StudentPseudonyms::open(r.path("pseudonym_key_file", kDefaultStudentKeyFile, false), false);
+    if (!keys) {
+      std::cerr << "campusctl: " << keys.error().message() << "\n";
+      return kFailed;
+    }
+    subject = keys->pseudonym(student);
+    break;
+  }
+  CaseFilter f;
+  f.state = "all";
+  Json list = Json::array();
+  std::vector<std::vector<std::string>> cells;
+  for (const auto& c : l->store->cases(f)) {
+    if (c.subject != subject) continue;
+    Json j = c;
+    cells.push_back(case_cells(l->config.school, j));
+    j["school"] = l->config.school;
+    list.push_back(j);
+  }
+  if (o.json) {
+    std::cout << Json{{"subject", subject}, {"cases", list}}.dump() << "\n";
+  } else {
+    std::cout << "student key on this box: " << subject << "\n";
+    if (list.empty()) std::cout << "no case for this student\n";
+    else std::cout << render_table(kCaseHeader, cells);
+  }
+  return kOk;
+}
+
 }  // namespace
 }  // namespace campus::ctl
 
@@ -385,6 +431,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"contacted", "visited", "returned", "transferred", "leave_approved", "dropout_reported", "note"}));
   update->add_option("--note", note, "what happened");
   update->add_option("--by", by, "who did it")->required();
+
+  std::string find_student;
+  auto* find = case_cmd->add_subcommand("find", "with --local: a student's cases, by the school's own number (学籍号 too)");
+  find->add_option("--student", find_student, "the student number as the school's export has it")->required();
 
   std::int64_t from_seq = 0, to_seq = 0;
   auto* resend = app.add_subcommand("resend", "ask a school to publish stored messages FROM..TO again");
@@ -446,7 +496,13 @@ int main(int argc, char** argv) {
       if (cases->parsed()) return local_cases(o, state);
       if (update->parsed())
         return local_case_update(o, case_args.back(), action, note, by);
-      std::cerr << "campusctl: this command needs the county broker; --local supports status, cases and case update\n";
+      if (find->parsed()) return local_case_find(o, find_student);
+      std::cerr << "campusctl: this command needs the county broker; --local supports status, cases, case update and case find\n";
+      return kUsage;
+    }
+    if (find->parsed()) {
+      std::cerr << "campusctl: case find runs on the school's box (--local): only it has the key that turns a "
+                   "student number into the pseudonym the county sees\n";
       return kUsage;
     }
     auto county = connect_county(o);

@@ -2,10 +2,12 @@
 #include "attendance_audit.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <set>
 
 #include "csv_import.hpp"
+#include "xlsx_import.hpp"
 
 namespace campus::attendance {
 namespace {
@@ -22,6 +24,13 @@ std::optional<Day> json_day(const Json& j, const char* key) {
 // The local date of an RFC 3339 timestamp is its first ten characters.
 std::optional<Day> rfc3339_day(const std::string& at) {
   return at.size() >= 10 ? parse_day(std::string_view(at).substr(0, 10)) : std::nullopt;
+}
+
+// A spool file by its extension, ignoring case (Windows saves "EXPORT.XLSX"): csv or xlsx.
+std::string export_kind(const fs::path& p) {
+  std::string ext = p.extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".csv" ? "csv" : ext == ".xlsx" ? "xlsx" : "";
 }
 
 struct SpoolFile {
@@ -87,6 +96,9 @@ struct AttendanceAudit::Run {
   std::optional<HttpImportResult> http;
   std::size_t rows_imported = 0;
   std::size_t rows_rejected = 0;
+  std::optional<Error> student_key_error;  // the pseudonym key cannot be used: nothing imported
+  std::vector<RecordWrite> key_writes;     // the key's record, and a rotation's erasures
+  std::string key_fingerprint;
 
   Run(AuditContext c, std::function<void(AuditReport)> d) : ctx(std::move(c)), done(std::move(d)) {}
 };
@@ -116,6 +128,70 @@ void AttendanceAudit::reload(const RecordReader& records) {
   dirty_ = false;
 }
 
+RecordRules AttendanceAudit::rules() const {
+  RecordRules r;
+  r.statuses = settings_.status_words;
+  r.keep_names = settings_.publish_names;
+  r.pseudonyms = settings_.pseudonymize_students ? pseudonyms_ : nullptr;
+  return r;
+}
+
+bool AttendanceAudit::open_student_key(Run& run) {
+  auto& log = run.ctx.log;
+  pseudonyms_.reset();
+  const std::string key_where = settings_.pseudonym_key_file.string();
+  std::string stored;
+  if (auto v = run.ctx.records.get(kPseudonymKeyRecordKind, kPseudonymKeyRecordKey); v && v->is_object())
+    stored = v->value("fingerprint", "");
+  // A key is made only for a school that has never imported with one: a key file that went
+  // missing later is restored from the backup, never silently replaced (every student would
+  // become someone new).
+  bool created = false;
+  auto keys = StudentPseudonyms::open(settings_.pseudonym_key_file, stored.empty(), &created);
+  if (!keys) {
+    Error e = keys.error();
+    if (!stored.empty()) {
+      e.what += "; the stored attendance was keyed with the key whose fingerprint is " + stored;
+      e.fix = "restore the key file from this server's backup (plugins/attendance/README.md, \"Rotating the "
+              "pseudonym key\")";
+    }
+    run.student_key_error = std::move(e);
+    return false;
+  }
+  if (created && log)
+    log->warn("attendance: created the student pseudonym key {} (back it up with the database)", key_where);
+  auto current = keys->fingerprint();
+  if (!stored.empty() && stored != current) {
+    std::size_t open_under_old = 0;
+    for (const auto& c : run.ctx.open_cases) open_under_old += StudentPseudonyms::is_pseudonym(c.subject) ? 1 : 0;
+    if (open_under_old > 0) {
+      run.student_key_error = Error{
+          key_where,
+          "the pseudonym key was replaced (stored attendance: key " + stored + ", this file: key " + current + ") while " +
+              std::to_string(open_under_old) + " absence case(s) keyed by the old key are open; nothing was imported",
+          "put the old key file back, or close those cases first (campusctl --local cases) and then replace the key "
+          "(plugins/attendance/README.md, \"Rotating the pseudonym key\")"};
+      return false;
+    }
+    // Accepted: attendance under the old key can never be matched again; it goes, the cases
+    // (all closed) and their markers stay. The school drops the term's exports again.
+    run.key_writes = book_.forget([](const std::string& s) { return StudentPseudonyms::is_pseudonym(s); });
+    if (log)
+      log->warn("attendance: the student pseudonym key changed ({} -> {}): {} month records under the old key erased; "
+                "import the term's exports again",
+                stored, current, run.key_writes.size());
+    run.report.input_errors.push_back(
+        {key_where, "the pseudonym key changed (" + stored + " -> " + current + "): attendance imported under the old key was erased",
+         "drop the term's exports into the spool again"});
+  }
+  if (stored != current)
+    run.key_writes.push_back(RecordWrite{kPseudonymKeyRecordKind, kPseudonymKeyRecordKey,
+                                         Json{{"fingerprint", current}, {"since", format_day(run.today)}}});
+  run.key_fingerprint = current;
+  pseudonyms_ = std::make_shared<const StudentPseudonyms>(std::move(keys.value()));
+  return true;
+}
+
 void AttendanceAudit::cancel() {
   if (http_in_flight_) http_in_flight_->cancel_all();
 }
@@ -139,13 +215,16 @@ void AttendanceAudit::audit(AuditContext ctx, std::function<void(AuditReport)> d
     }
   }
 
-  // Spool: every *.csv (never hidden or partial files: copy as .part and rename when complete),
-  // in name order so a later export overrides an earlier one.
-  if (settings_.spool_dir) {
+  const bool can_import = !settings_.pseudonymize_students || open_student_key(*run);
+  const RecordRules rules = this->rules();
+
+  // Spool: every *.csv and *.xlsx (never hidden or partial files: copy as .part and rename
+  // when complete), in name order so a later export overrides an earlier one.
+  if (settings_.spool_dir && can_import) {
     std::vector<fs::path> files;
     for (fs::directory_iterator it(*settings_.spool_dir, ec), end; !ec && it != end; it.increment(ec)) {
       const auto& p = it->path();
-      if (it->is_regular_file() && p.extension() == ".csv" && p.filename().string()[0] != '.') files.push_back(p);
+      if (it->is_regular_file() && !export_kind(p).empty() && p.filename().string()[0] != '.') files.push_back(p);
     }
     if (ec) {
       run->spool_error = Error{settings_.spool_dir->string(), "cannot read the spool directory: " + ec.message(),
@@ -154,9 +233,9 @@ void AttendanceAudit::audit(AuditContext ctx, std::function<void(AuditReport)> d
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
       SpoolFile sf{f, {}, 0, false};
-      auto result = import_csv_file(f, settings_.csv_fields, settings_.publish_names, [&](const AttendanceRecord& r) {
-        book_.put(r);
-      });
+      auto sink = [&](const AttendanceRecord& r) { book_.put(r); };
+      auto result = export_kind(f) == "xlsx" ? import_xlsx_file(f, settings_.csv_fields, settings_.xlsx_sheet, rules, sink)
+                                             : import_csv_file(f, settings_.csv_fields, rules, sink);
       sf.errors = std::move(result.errors);
       sf.imported = result.imported;
       sf.fatal = result.fatal;
@@ -166,16 +245,24 @@ void AttendanceAudit::audit(AuditContext ctx, std::function<void(AuditReport)> d
       run->spool.push_back(std::move(sf));
     }
   }
+  if (pseudonyms_) pseudonyms_->forget();  // no student number stays in memory past the import
 
   if (!settings_.http) {
     asio::post(run->ctx.io, [this, run] { finish(run); });
     return;
   }
+  if (!can_import) {
+    run->http = HttpImportResult{};
+    run->http->failure = *run->student_key_error;
+    asio::post(run->ctx.io, [this, run] { finish(run); });
+    return;
+  }
   Day from = run->today - settings_.http->lookback_days;
   http_in_flight_ = &run->ctx.http;
-  import_http(run->ctx.http, *settings_.http, settings_.publish_names, from, run->today,
-              [this, run](HttpImportResult r) {
+  import_http(run->ctx.http, *settings_.http, rules, from, run->today,
+              [this, run, keys = pseudonyms_](HttpImportResult r) {
                 http_in_flight_ = nullptr;
+                if (keys) keys->forget();
                 for (const auto& rec : r.records) book_.put(rec);
                 run->rows_imported += r.records.size();
                 run->rows_rejected += r.row_errors.size();
@@ -196,6 +283,7 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
   // The first writes of the run, so the vector is taken over whole (a term's backfill for
   // 60,000 students is 180,000 month records; pushing them one by one regrew the vector).
   report.records = book_.take_writes();
+  for (auto& w : run->key_writes) report.records.push_back(std::move(w));
 
   Evaluation ev;
   if (calendar_) ev = evaluate(book_, *calendar_, settings_.rule, today);
@@ -458,6 +546,11 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
     imports["http"] = h;
   }
   summary["imports"] = imports;
+  // The key's fingerprint (not the key): the county sees when a school's pseudonyms changed.
+  summary["student_key"] = settings_.pseudonymize_students
+                               ? Json{{"pseudonyms", true},
+                                      {"key", run->key_fingerprint.empty() ? Json(nullptr) : Json(run->key_fingerprint)}}
+                               : Json{{"pseudonyms", false}};
 
   // ---- findings: one per class, one per source ----
   std::set<std::string> classes;
@@ -486,7 +579,11 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
   }
   if (settings_.spool_dir) {
     Finding f{"source:spool", "ok", "", {{"files_imported", files_done.size()}, {"files_rejected", files_rejected.size()}}};
-    if (run->spool_error) {
+    if (run->student_key_error) {
+      f.state = "unknown";
+      f.reason = run->student_key_error->message();
+      report.input_errors.push_back(*run->student_key_error);
+    } else if (run->spool_error) {
       f.state = "unknown";
       f.reason = run->spool_error->message();
       report.input_errors.push_back(*run->spool_error);
@@ -499,7 +596,8 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
   if (run->http) {
     Finding f{"source:http", run->http->failure ? "unknown" : "ok",
               run->http->failure ? run->http->failure->message() : "", {{"pages", run->http->pages}}};
-    if (run->http->failure) report.input_errors.push_back(*run->http->failure);
+    if (run->http->failure && !(run->student_key_error && settings_.spool_dir))
+      report.input_errors.push_back(*run->http->failure);  // (once, when the spool already said it)
     report.findings.push_back(std::move(f));
   }
   // Bad rows: every one goes into the .error files; the report carries the first ones.

@@ -15,13 +15,22 @@
 
 namespace campus::attendance {
 
+// The plugin's record of the key its stored attendance was keyed with (kind, key).
+inline constexpr const char* kPseudonymKeyRecordKind = "pseudonym_key";
+inline constexpr const char* kPseudonymKeyRecordKey = "current";
+
 struct AttendanceSettings {
   std::filesystem::path calendar_file;
   RuleSettings rule;
   int contact_within = 1;            // school days after the opening day
   bool publish_names = false;
   std::optional<std::filesystem::path> spool_dir;
-  FieldNames csv_fields;
+  FieldNames csv_fields;                 // CSV columns, and the header row of an XLSX sheet
+  std::string xlsx_sheet;                // the sheet to read; empty: the first one
+  std::shared_ptr<const StatusVocabulary> status_words;  // nullptr: the shipped defaults
+  // The student column (学籍号, ...) is replaced at import by its keyed pseudonym.
+  bool pseudonymize_students = false;
+  std::filesystem::path pseudonym_key_file = kDefaultStudentKeyFile;
   std::optional<HttpSourceSettings> http;
   std::string timezone_offset = "+08:00";
   int max_gap_entries = 50;          // data-gap lines in the report (totals are always exact)
@@ -67,6 +76,10 @@ class AttendanceAudit {
   struct Run;  // one audit in flight
   void finish(std::shared_ptr<Run> run);
   void reload(const RecordReader& records);
+  // Opens the pseudonym key for this run (creating it on the very first run) and checks it
+  // against the key the stored attendance was made with. False: nothing may be imported.
+  bool open_student_key(Run& run);
+  RecordRules rules() const;
 
   AttendanceSettings settings_;
   std::optional<SchoolCalendar> calendar_;
@@ -76,6 +89,7 @@ class AttendanceAudit {
   bool loaded_ = false;
   bool dirty_ = false;  // the last report's writes are not known to be committed
   HttpClient* http_in_flight_ = nullptr;
+  std::shared_ptr<const StudentPseudonyms> pseudonyms_;  // this run's key (pseudonymize_students)
 };
 
 }  // namespace campus::attendance

@@ -193,6 +193,42 @@ void AttendanceBook::clear() {
   touched_.clear();
 }
 
+std::vector<RecordWrite> AttendanceBook::forget(const std::function<bool(const std::string&)>& which) {
+  std::vector<RecordWrite> erased;
+  std::vector<StudentDays> kept;
+  std::vector<std::int64_t> moved(students_.size(), -1);  // old index -> new index (-1: forgotten)
+  for (std::size_t i = 0; i < students_.size(); ++i) {
+    auto& s = students_[i];
+    if (!which(s.id)) {
+      moved[i] = static_cast<std::int64_t>(kept.size());
+      kept.push_back(std::move(s));
+      continue;
+    }
+    int last = -1;
+    for (const auto& e : s.days) {
+      auto [y, m] = year_month(e.day);
+      int ym = y * 12 + static_cast<int>(m) - 1;
+      if (ym == last) continue;
+      last = ym;
+      char text[16];
+      std::snprintf(text, sizeof text, "%04d-%02u", y, m);
+      erased.push_back(RecordWrite{kMonthRecordKind, s.id + "|" + text, std::nullopt});
+    }
+    records_ -= s.days.size();
+  }
+  students_ = std::move(kept);
+  student_ids_.clear();
+  for (std::size_t i = 0; i < students_.size(); ++i) student_ids_.emplace(students_[i].id, static_cast<std::uint32_t>(i));
+  last_student_ = static_cast<std::size_t>(-1);
+  // Months still to be written (names being scrubbed) follow their students to the new index.
+  std::vector<std::uint64_t> touched;
+  for (auto t : touched_)
+    if (auto to = moved[static_cast<std::size_t>(t >> 32)]; to >= 0)
+      touched.push_back((static_cast<std::uint64_t>(to) << 32) | (t & 0xffffffffu));
+  touched_ = std::move(touched);
+  return erased;
+}
+
 const StudentDays* AttendanceBook::find(const std::string& student) const {
   auto it = student_ids_.find(student);
   return it == student_ids_.end() ? nullptr : &students_[it->second];

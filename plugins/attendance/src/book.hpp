@@ -5,6 +5,7 @@
 // and each run writes only the months that changed.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -43,6 +44,9 @@ class AttendanceBook {
   // keep_names, stored names are dropped and their months queued for rewriting (take_writes).
   std::size_t load(const RecordReader& reader, bool keep_names = false);
   void clear();
+  // Removes the students `which` selects and returns the erasures of their month records
+  // (a rotated pseudonym key: their keys can never be matched again).
+  std::vector<RecordWrite> forget(const std::function<bool(const std::string& student)>& which);
 
   const std::vector<StudentDays>& students() const { return students_; }
   const std::string& class_name(std::uint16_t index) const { return classes_[index]; }

@@ -31,12 +31,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // A read-only mapping of a file whose consumed pages can be handed back to the kernel.
 class MappedFile {
  public:
@@ -178,9 +172,9 @@ class CsvScanner {
   std::deque<std::string> scratch_;
 };
 
-CsvImportResult import_text(std::string_view text, const std::string& name, const FieldNames& fields,
-                            bool keep_names, const RecordSink& sink, MappedFile* mapped) {
-  CsvImportResult result;
+ImportResult import_text(std::string_view text, const std::string& name, const FieldNames& fields,
+                         const RecordRules& rules, const RecordSink& sink, MappedFile* mapped) {
+  ImportResult result;
   std::size_t skip = text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;
   CsvScanner scan(text.substr(skip));
   std::vector<std::string_view> cells;
@@ -194,53 +188,12 @@ CsvImportResult import_text(std::string_view text, const std::string& name, cons
     result.fatal = true;
     return result;
   }
-  std::vector<std::string> header;
-  for (auto c : cells) header.push_back(lower(c));
-  auto column = [&](const std::string& field) -> int {
-    auto it = std::find(header.begin(), header.end(), lower(field));
-    return it == header.end() ? -1 : static_cast<int>(it - header.begin());
-  };
-  const int c_student = column(fields.student_id), c_class = column(fields.class_name), c_grade = column(fields.grade),
-            c_date = column(fields.date), c_status = column(fields.status), c_approved = column(fields.leave_approved),
-            c_name = column(fields.name);
-  for (const auto& [c, f] : {std::pair{c_student, &fields.student_id}, std::pair{c_class, &fields.class_name},
-                             std::pair{c_date, &fields.date}, std::pair{c_status, &fields.status}}) {
-    if (c >= 0) continue;
-    std::string have;
-    for (const auto& h : header) have += (have.empty() ? "" : ", ") + h;
-    result.errors.push_back({name + ":1", "the header has no column \"" + *f + "\" (columns: " + have + ")",
-                             "add the column, or map it in csv_fields"});
-  }
-  if (!result.errors.empty()) {
-    result.fatal = true;
-    return result;
-  }
-  auto cell = [&](int c) -> std::string_view {
-    return c >= 0 && static_cast<std::size_t>(c) < cells.size() ? cells[static_cast<std::size_t>(c)] : std::string_view{};
-  };
+  ExportRows rows(name, fields, rules, sink, result);
+  if (!rows.header(cells, line)) return result;
   std::size_t next_release = kWindow;
   while (scan.next(cells, line, error)) {
-    ++result.rows;
-    auto where = [&] { return name + ":" + std::to_string(line); };
-    if (!error.empty()) {
-      result.errors.push_back({where(), error, std::string(campus::kCsvUnclosedQuoteFix)});
-      continue;
-    }
-    if (cells.size() > header.size()) {
-      result.errors.push_back({where(), "the row has " + std::to_string(cells.size()) + " cells but the header has " +
-                                          std::to_string(header.size()),
-                               "quote cells that contain commas"});
-      continue;
-    }
-    auto rec = make_record(RecordFields{cell(c_student), cell(c_class), cell(c_grade), cell(c_date), cell(c_status),
-                                        cell(c_approved), cell(c_name)},
-                           fields, keep_names);
-    if (!rec) {
-      result.errors.push_back({where() + " column " + rec.error().where, rec.error().what, rec.error().fix});
-      continue;
-    }
-    sink(*rec);
-    ++result.imported;
+    if (!error.empty()) rows.bad_row(line, error, std::string(campus::kCsvUnclosedQuoteFix));
+    else rows.row(cells, line);
     if (mapped && scan.pos() > next_release) {
       mapped->release_before(scan.pos() + skip);
       next_release = scan.pos() + kWindow;
@@ -251,31 +204,31 @@ CsvImportResult import_text(std::string_view text, const std::string& name, cons
 
 }  // namespace
 
-CsvImportResult import_csv_text(std::string_view text, const std::string& name, const FieldNames& fields,
-                                bool keep_names, const RecordSink& sink) {
-  return import_text(text, name, fields, keep_names, sink, nullptr);
+ImportResult import_csv_text(std::string_view text, const std::string& name, const FieldNames& fields,
+                             const RecordRules& rules, const RecordSink& sink) {
+  return import_text(text, name, fields, rules, sink, nullptr);
 }
 
-CsvImportResult import_csv_file(const std::filesystem::path& file, const FieldNames& fields, bool keep_names,
-                                const RecordSink& sink) {
+ImportResult import_csv_file(const std::filesystem::path& file, const FieldNames& fields, const RecordRules& rules,
+                             const RecordSink& sink) {
   std::string name = file.filename().string();
   // UTF-8 (the common case, and what a term-sized export should be): mapped, never copied.
   {
     MappedFile mapped;
     if (mapped.open(file) && valid_utf8_streaming(mapped))
-      return import_text(mapped.text(), name, fields, keep_names, sink, &mapped);
+      return import_text(mapped.text(), name, fields, rules, sink, &mapped);
   }
-  // GBK (or unreadable): read, convert, import.
+  // GB18030 (or unreadable): read, convert, import.
   auto text = read_text_file(file);
   if (!text) {
-    CsvImportResult r;
+    ImportResult r;
     Error e = text.error();
     e.where = name;
     r.errors.push_back(e);
     r.fatal = true;
     return r;
   }
-  return import_text(*text, name, fields, keep_names, sink, nullptr);
+  return import_text(*text, name, fields, rules, sink, nullptr);
 }
 
 }  // namespace campus::attendance

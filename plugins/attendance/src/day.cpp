@@ -16,15 +16,28 @@ bool parse_uint(std::string_view s, int& out) {
 }  // namespace
 
 std::optional<Day> parse_day(std::string_view text) {
-  char sep = text.find('-') != std::string_view::npos ? '-' : '/';
-  auto a = text.find(sep);
-  if (a == std::string_view::npos) return std::nullopt;
-  auto b = text.find(sep, a + 1);
-  if (b == std::string_view::npos) return std::nullopt;
   int y = 0, m = 0, d = 0;
-  if (a != 4 || !parse_uint(text.substr(0, a), y) || !parse_uint(text.substr(a + 1, b - a - 1), m) ||
-      !parse_uint(text.substr(b + 1), d))
-    return std::nullopt;
+  constexpr std::string_view kYear = "年", kMonth = "月", kDay = "日";
+  if (auto n = text.find(kYear); n != std::string_view::npos) {
+    // 2026年11月27日, as a spreadsheet's Chinese long date is exported as text.
+    auto mo = text.find(kMonth, n);
+    if (n != 4 || mo == std::string_view::npos || text.size() < kDay.size() ||
+        text.substr(text.size() - kDay.size()) != kDay || !parse_uint(text.substr(0, n), y) ||
+        !parse_uint(text.substr(n + kYear.size(), mo - n - kYear.size()), m) ||
+        !parse_uint(text.substr(mo + kMonth.size(), text.size() - kDay.size() - mo - kMonth.size()), d))
+      return std::nullopt;
+  } else {
+    // A time after the date ("2026-11-27 00:00:00", "2026-11-27T08:00") is the same day.
+    if (auto t = text.find_first_of(" T"); t != std::string_view::npos && t >= 8) text = text.substr(0, t);
+    char sep = text.find('-') != std::string_view::npos ? '-' : text.find('/') != std::string_view::npos ? '/' : '.';
+    auto a = text.find(sep);
+    if (a == std::string_view::npos) return std::nullopt;
+    auto b = text.find(sep, a + 1);
+    if (b == std::string_view::npos) return std::nullopt;
+    if (a != 4 || !parse_uint(text.substr(0, a), y) || !parse_uint(text.substr(a + 1, b - a - 1), m) ||
+        !parse_uint(text.substr(b + 1), d))
+      return std::nullopt;
+  }
   std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(static_cast<unsigned>(m)),
                                   std::chrono::day(static_cast<unsigned>(d))};
   if (!ymd.ok() || y < 1970) return std::nullopt;

@@ -17,8 +17,8 @@ inline Day day_from_ymd(int y, unsigned m, unsigned d) {
           .count());
 }
 
-// "2026-11-27" (also "2026/11/27" and "2026-9-1" as spreadsheets write them). nullopt when
-// it is not a real date.
+// "2026-11-27" (also "2026/11/27", "2026.11.27", "2026-9-1", "2026年11月27日", and with a time
+// after it, "2026-11-27 00:00:00", as spreadsheets write them). nullopt when it is not a real date.
 std::optional<Day> parse_day(std::string_view text);
 std::string format_day(Day d);
 // 0 = Monday ... 6 = Sunday.

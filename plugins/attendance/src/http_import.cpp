@@ -17,7 +17,7 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
 struct Pager : std::enable_shared_from_this<Pager> {
   HttpClient& http;
   HttpSourceSettings settings;
-  bool keep_names;
+  RecordRules rules;
   Day from, to;
   std::function<void(HttpImportResult)> done;
   std::chrono::steady_clock::time_point deadline;
@@ -25,9 +25,9 @@ struct Pager : std::enable_shared_from_this<Pager> {
   HttpImportResult result;
   int page = 1;
 
-  Pager(HttpClient& h, HttpSourceSettings s, bool k, Day f, Day t, std::function<void(HttpImportResult)> d,
+  Pager(HttpClient& h, HttpSourceSettings s, RecordRules k, Day f, Day t, std::function<void(HttpImportResult)> d,
         std::chrono::steady_clock::time_point dl)
-      : http(h), settings(std::move(s)), keep_names(k), from(f), to(t), done(std::move(d)), deadline(dl) {}
+      : http(h), settings(std::move(s)), rules(std::move(k)), from(f), to(t), done(std::move(d)), deadline(dl) {}
 
   void fail(std::string where, std::string what) {
     result.records.clear();
@@ -76,7 +76,7 @@ struct Pager : std::enable_shared_from_this<Pager> {
       fail(where, "HTTP status " + std::to_string(r->status) + (r->status == 401 || r->status == 403 ? " (check token_file)" : ""));
       return;
     }
-    JsonPageFormat format{settings.records_field, settings.next_field, settings.fields, keep_names,
+    JsonPageFormat format{settings.records_field, settings.next_field, settings.fields, rules,
                           settings.url.find("{page}") != std::string::npos};
     JsonPage parsed = parse_json_page(r->body, format, where, url, page);
     if (parsed.failure) { fail(where, *parsed.failure); return; }
@@ -103,9 +103,9 @@ std::string expand_url(const std::string& tmpl, Day from, Day to, int page) {
   return u;
 }
 
-void import_http(HttpClient& http, const HttpSourceSettings& settings, bool keep_names, Day from, Day to,
+void import_http(HttpClient& http, const HttpSourceSettings& settings, const RecordRules& rules, Day from, Day to,
                  std::function<void(HttpImportResult)> done, std::chrono::steady_clock::time_point deadline) {
-  auto pager = std::make_shared<Pager>(http, settings, keep_names, from, to, std::move(done), deadline);
+  auto pager = std::make_shared<Pager>(http, settings, rules, from, to, std::move(done), deadline);
   pager->fetch(expand_url(settings.url, from, to, 1));
 }
 

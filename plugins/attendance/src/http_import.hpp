@@ -48,7 +48,7 @@ std::string expand_url(const std::string& tmpl, Day from, Day to, int page);
 
 // Fetches every page, then calls done exactly once (on the client's io_context). No page
 // waits past `deadline` (the audit's): a page cut by it fails the import like a timeout.
-void import_http(HttpClient& http, const HttpSourceSettings& settings, bool keep_names, Day from, Day to,
+void import_http(HttpClient& http, const HttpSourceSettings& settings, const RecordRules& rules, Day from, Day to,
                  std::function<void(HttpImportResult)> done,
                  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 

@@ -69,7 +69,7 @@ JsonPage parse_json_page(std::string_view text, const JsonPageFormat& format, co
     }
     auto rec = make_record(
         [&](const std::string& f) { auto it = item.find(f); return it == item.end() ? std::string{} : field_text(*it); },
-        format.fields, format.keep_names);
+        format.fields, format.rules);
     if (!rec) {
       out.row_errors.push_back({where + " record " + std::to_string(index) + " field " + rec.error().where,
                                 rec.error().what, rec.error().fix});

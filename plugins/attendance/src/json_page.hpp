@@ -17,7 +17,7 @@ struct JsonPageFormat {
   std::string records_field = "records";
   std::string next_field = "next";
   FieldNames fields;
-  bool keep_names = false;
+  RecordRules rules;
   bool numbered = false;  // the URL template has {page}: page numbers may follow this page
 };
 

@@ -20,6 +20,34 @@ FieldNames read_fields(TableReader& parent, const char* key, Errors& errors) {
   return f;
 }
 
+// [audits.attendance.status_words]: "word" = "attended" | "late" | "absent" | "leave" |
+// "excused_leave", on top of the shipped defaults.
+std::shared_ptr<const StatusVocabulary> read_status_words(TableReader& parent, const char* key, Errors& errors) {
+  const toml::table* t = parent.table(key);
+  if (!t) return nullptr;
+  TableReader r(*t, parent.path() + "." + key, parent.file(), errors);
+  auto words = std::make_shared<StatusVocabulary>(StatusVocabulary::defaults());
+  for (const auto& [k, v] : *t) {
+    std::string word(k.str());
+    r.known(word);
+    auto text = v.value<std::string>();
+    StatusMeaning m;
+    if (!text || !parse_meaning(*text, m)) {
+      r.error(word, "expected \"attended\", \"late\", \"absent\", \"leave\" (excused only when approved) or "
+                    "\"excused_leave\" (excused by itself)",
+              "see plugins/attendance/README.md, \"Status words\"");
+      continue;
+    }
+    if (StatusVocabulary::normal_form(word).empty() || word.empty()) {
+      r.error(word, "a status word is 1 to 64 bytes long", "");
+      continue;
+    }
+    words->set(word, m);
+  }
+  r.finish();
+  return words;
+}
+
 }  // namespace
 
 std::optional<AttendanceSettings> read_settings(TableReader& reader, const PluginEnv& env) {
@@ -41,6 +69,11 @@ std::optional<AttendanceSettings> read_settings(TableReader& reader, const Plugi
   s.max_gap_entries = static_cast<int>(reader.integer("max_gap_entries", 50, 0, 10000));
   s.spool_dir = reader.optional_path("spool_dir", true);
   s.csv_fields = read_fields(reader, "csv_fields", errors);
+  s.xlsx_sheet = reader.string("xlsx_sheet", "");
+  s.status_words = read_status_words(reader, "status_words", errors);
+  s.pseudonymize_students = reader.boolean("pseudonymize_students", false);
+  // Not required to exist: the agent creates it on its first run (the package already has).
+  s.pseudonym_key_file = reader.path("pseudonym_key_file", kDefaultStudentKeyFile, false);
   if (const toml::table* h = reader.table("http")) {
     TableReader hr(*h, reader.path() + ".http", reader.file(), errors);
     HttpSourceSettings http;

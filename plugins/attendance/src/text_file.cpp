@@ -1,4 +1,4 @@
-// Encoding handling for school exports (Chinese spreadsheets often save GBK).
+// Encoding handling for school exports (Chinese spreadsheets save GB18030, of which GBK is a part).
 #include "text_file.hpp"
 
 #include <fstream>
@@ -11,10 +11,10 @@ namespace campus::attendance {
 Result<std::string> to_utf8_text(std::string bytes, const std::string& name) {
   auto enc = detect_encoding(bytes);
   if (!enc)
-    return Error{name, "the file is neither UTF-8 nor GBK text",
+    return Error{name, "the file is neither UTF-8 nor GB18030 (GBK) text",
                  "save it from the spreadsheet as \"CSV UTF-8 (comma delimited)\""};
-  if (*enc == CsvEncoding::Gbk) {
-    auto utf8 = gbk_to_utf8(bytes);
+  if (*enc == CsvEncoding::Gb18030) {
+    auto utf8 = gb18030_to_utf8(bytes);
     if (!utf8) return Error{name, utf8.error().what, utf8.error().fix};
     return std::move(utf8.value());
   }

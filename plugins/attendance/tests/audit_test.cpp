@@ -1,8 +1,10 @@
 // The audit end to end against an in-memory store: imports, cases, deadlines, restarts, privacy.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "campus/csv.hpp"
 #include "test_support.hpp"
+#include "xlsx_builder.hpp"
 
 namespace campus::attendance {
 namespace {
@@ -341,7 +343,7 @@ TEST_F(AttendanceAuditTest, GbkCsvWithChineseHeadersIsConverted) {
   std::string header = "\xd1\xa7\xba\xc5,\xb0\xe0\xbc\xb6,\xc4\xea\xbc\xb6,\xc8\xd5\xc6\xda,\xd7\xb4\xcc\xac,"
                        "\xc7\xeb\xbc\xd9\xc5\xfa\xd7\xbc,\xd0\xd5\xc3\xfb\r\n";
   std::string row = "S1,\xc8\xfd\xc4\xea\xbc\xb6\xb6\xfe\xb0\xe0,3,2026-11-02,\xc8\xb1\xc7\xda,\xb7\xf1,\xd5\xc5\xc8\xfd\r\n";
-  ASSERT_EQ(detect_encoding(header + row), CsvEncoding::Gbk);
+  ASSERT_EQ(detect_encoding(header + row), CsvEncoding::Gb18030);
   dir.write("spool/gbk.csv", header + row);
   AuditReport r = run("2026-11-02");
   ASSERT_EQ(writes(r, kMonthRecordKind), 1) << (r.input_errors.empty() ? "" : r.input_errors[0].message());
@@ -405,6 +407,176 @@ TEST_F(AttendanceAuditTest, StudentChangingClassKeepsCaseUnderNewClass) {
   EXPECT_EQ(r.case_actions[0].details["class"], "3-3");
   EXPECT_EQ(finding(r, "class:3-3")->state, "open_cases");
   EXPECT_EQ(finding(r, "class:3-2")->state, "ok");
+}
+
+// ---- 学籍号 and other identifiers that must not leave the school ----------------------------
+
+const char* kXuejihao = "G530102201001011234";  // G + an 18-character ID number
+
+class StudentKeyTest : public AttendanceAuditTest {
+ protected:
+  void SetUp() override {
+    AttendanceAuditTest::SetUp();
+    settings.pseudonymize_students = true;
+    settings.pseudonym_key_file = dir.path / "student-pseudonym.key";
+    settings.csv_fields.student_id = "学籍号";
+    ASSERT_TRUE(audit.apply(settings).ok());
+  }
+  void drop(const char* date, const char* status, const char* file = nullptr) {
+    std::string csv = "学籍号,class,grade,date,status,leave_approved,name\n";
+    csv += std::string(kXuejihao) + ",3-2,3," + date + "," + status + ",no,\n";
+    csv += std::string("G530102201001015678,3-2,3,") + date + ",present,no,\n";
+    dir.write(std::string("spool/") + (file ? file : date) + ".csv", csv);
+  }
+  std::string pseudonym() const {
+    auto keys = StudentPseudonyms::open(settings.pseudonym_key_file, false);
+    EXPECT_TRUE(keys.ok());
+    return keys.ok() ? keys->pseudonym(kXuejihao) : "";
+  }
+  // Everything a report carries, and everything the store holds.
+  std::string everything(const AuditReport& r) const {
+    std::string all = r.summary.dump();
+    for (const auto& w : r.records) all += w.key + (w.value ? w.value->dump() : "");
+    for (const auto& a : r.case_actions) all += a.subject + a.note + a.details.dump();
+    for (const auto& f : r.findings) all += f.subject + f.reason + f.details.dump();
+    for (const auto& e : r.input_errors) all += e.message();
+    for (const auto& [kind, recs] : store.records)
+      for (const auto& [k, v] : recs) all += k + v.dump();
+    for (const auto& c : store.cases) all += c.id + c.subject + c.details.dump();
+    return all;
+  }
+};
+
+TEST_F(StudentKeyTest, AXuejihaoBecomesItsPseudonymAndTheNumberIsNowhere) {
+  drop("2026-11-02", "absent");
+  drop("2026-11-03", "旷课");
+  AuditReport r = run("2026-11-03");
+  drop("2026-11-04", "未到");
+  r = run("2026-11-04");
+  ASSERT_EQ(count(r, CaseAction::Kind::Open), 1) << (r.input_errors.empty() ? "" : r.input_errors[0].message());
+  const std::string p = pseudonym();
+  EXPECT_TRUE(StudentPseudonyms::is_pseudonym(p)) << p;
+  EXPECT_EQ(r.case_actions[0].subject, p);
+  EXPECT_EQ(store.cases.at(0).subject, p);
+  EXPECT_EQ(r.summary["open_cases"][0]["student"], p);
+  EXPECT_EQ(r.summary["student_key"]["pseudonyms"], true);
+  EXPECT_EQ(r.summary["student_key"]["key"], StudentPseudonyms::open(settings.pseudonym_key_file, false)->fingerprint());
+  std::string all = everything(r);
+  EXPECT_EQ(all.find("530102201001011234"), std::string::npos) << "a 学籍号 reached the report or the store";
+  EXPECT_EQ(all.find("530102201001015678"), std::string::npos);
+  // The key was made on the first run, for this school only.
+  struct stat st {};
+  ASSERT_EQ(::stat(settings.pseudonym_key_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_TRUE(fs::exists(dir.path / "spool/done/2026-11-04.csv"));
+}
+
+TEST_F(StudentKeyTest, WithoutPseudonymsAXuejihaoIsRefusedAndTheFixNamesTheOption) {
+  settings.pseudonymize_students = false;
+  ASSERT_TRUE(audit.apply(settings).ok());
+  drop("2026-11-02", "absent");
+  AuditReport r = run("2026-11-02");
+  EXPECT_EQ(r.summary["imports"]["rows_imported"], 0);
+  ASSERT_EQ(r.input_errors.size(), 2u);
+  EXPECT_NE(r.input_errors[0].message().find("学籍号"), std::string::npos) << r.input_errors[0].message();
+  EXPECT_NE(r.input_errors[0].fix.find("pseudonymize_students = true"), std::string::npos);
+  EXPECT_EQ(everything(r).find("530102201001011234"), std::string::npos);
+  EXPECT_FALSE(fs::exists(settings.pseudonym_key_file));
+}
+
+TEST_F(StudentKeyTest, AKeyFileThatWentMissingIsNeverReplacedByANewOne) {
+  drop("2026-11-02", "absent");
+  run("2026-11-02");
+  const std::string fp = StudentPseudonyms::open(settings.pseudonym_key_file, false)->fingerprint();
+  fs::remove(settings.pseudonym_key_file);
+  drop("2026-11-03", "absent");
+  AuditReport r = run("2026-11-03");
+  EXPECT_FALSE(fs::exists(settings.pseudonym_key_file));
+  EXPECT_EQ(r.summary["imports"]["rows_imported"], 0);
+  EXPECT_EQ(finding(r, "source:spool")->state, "unknown");
+  EXPECT_NE(finding(r, "source:spool")->reason.find(fp), std::string::npos) << finding(r, "source:spool")->reason;
+  EXPECT_NE(finding(r, "source:spool")->reason.find("restore the key file"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir.path / "spool/2026-11-03.csv"));  // kept for when the key is back
+}
+
+TEST_F(StudentKeyTest, ReplacingTheKeyWaitsUntilNoCaseIsOpenThenStartsAfresh) {
+  drop("2026-11-02", "absent");
+  drop("2026-11-03", "absent");
+  drop("2026-11-04", "absent");
+  run("2026-11-04");
+  const std::string old_p = pseudonym();
+  ASSERT_NE(store.open_case(old_p), nullptr);
+  std::ofstream(settings.pseudonym_key_file, std::ios::trunc) << "a new key for this school, long enough\n";
+  const std::string new_fp = StudentPseudonyms::open(settings.pseudonym_key_file, false)->fingerprint();
+  drop("2026-11-05", "absent");
+  AuditReport r = run("2026-11-05");
+  EXPECT_EQ(r.summary["imports"]["rows_imported"], 0);
+  EXPECT_EQ(finding(r, "source:spool")->state, "unknown");
+  EXPECT_NE(finding(r, "source:spool")->reason.find("1 absence case(s) keyed by the old key are open"), std::string::npos)
+      << finding(r, "source:spool")->reason;
+  EXPECT_TRUE(store.records["month"].count(old_p + "|2026-11"));
+
+  // The school closes the case, then the new key is taken: the old key's attendance goes (it
+  // can never be matched again), the exports dropped again are imported under the new key.
+  store.open_case(old_p)->stage = "closed";
+  drop("2026-11-02", "absent", "again-02");
+  drop("2026-11-03", "absent", "again-03");
+  drop("2026-11-04", "absent", "again-04");
+  r = run("2026-11-05");
+  EXPECT_FALSE(store.records["month"].count(old_p + "|2026-11"));
+  const std::string new_p = pseudonym();
+  EXPECT_NE(new_p, old_p);
+  EXPECT_TRUE(store.records["month"].count(new_p + "|2026-11"));
+  EXPECT_EQ(store.records["pseudonym_key"]["current"]["fingerprint"], new_fp);
+  ASSERT_NE(store.open_case(new_p), nullptr);  // the same absences, now under the new key
+  bool said = false;
+  for (const auto& e : r.input_errors) said = said || e.what.find("the pseudonym key changed") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
+// A name with characters outside GBK (four-byte GB18030 sequences) in a spreadsheet's "CSV".
+TEST_F(AttendanceAuditTest, Gb18030CsvWithFourByteCharactersIsConverted) {
+  settings.publish_names = true;
+  ASSERT_TRUE(audit.apply(settings).ok());
+  // S1,三年级二班,3,2026-11-02,leave,否,刘㐀 and S2 ... 𠀀 in GB18030
+  std::string csv = std::string(kHeader) +
+                    "S1,\xc8\xfd\xc4\xea\xbc\xb6\xb6\xfe\xb0\xe0,3,2026-11-02,leave,\xb7\xf1,\xc1\xf5\x81\x39\xee\x39\n"
+                    "S2,\xc8\xfd\xc4\xea\xbc\xb6\xb6\xfe\xb0\xe0,3,2026-11-02,present,no,\x95\x32\x82\x36\n";
+  ASSERT_EQ(detect_encoding(csv), CsvEncoding::Gb18030);
+  dir.write("spool/gb18030.csv", csv);
+  AuditReport r = run("2026-11-02");
+  EXPECT_TRUE(r.input_errors.empty()) << r.input_errors[0].message();
+  EXPECT_EQ(store.records["month"]["S1|2026-11"]["name"], "刘㐀");
+  EXPECT_EQ(store.records["month"]["S2|2026-11"]["name"], "𠀀");
+  EXPECT_EQ(stored(store, "S1", "2026-11-02"), "leave 三年级二班");
+  EXPECT_TRUE(fs::exists(dir.path / "spool/done/gb18030.csv"));
+}
+
+TEST_F(AttendanceAuditTest, XlsxInTheSpoolIsImportedAndMovedAsCsvIs) {
+  Workbook wb;
+  wb.shared = kHeaderStrings;
+  auto row = [](int r, const char* id, const char* serial, const char* status) {
+    auto n = std::to_string(r);
+    return "<row r=\"" + n + "\">" + inline_cell("A" + n, id) + inline_cell("B" + n, "3-2") + n_cell("C" + n, "3") +
+           n_cell("D" + n, serial) + inline_cell("E" + n, status) + "</row>";
+  };
+  // 46328..46330 = Mon 2026-11-02 .. Wed 11-04
+  wb.sheets = {{"Sheet1", header_row() + row(2, "S1", "46328", "缺勤") + row(3, "S1", "46329", "旷课") +
+                              row(4, "S1", "46330", "未到") + row(5, "S2", "46330", "正常")}};
+  dir.write("spool/2026-11-04.XLSX", wb.bytes());
+  AuditReport r = run("2026-11-04");
+  ASSERT_EQ(count(r, CaseAction::Kind::Open), 1) << (r.input_errors.empty() ? "" : r.input_errors[0].message());
+  EXPECT_EQ(r.summary["imports"]["files_imported"][0], "2026-11-04.XLSX");
+  EXPECT_TRUE(fs::exists(dir.path / "spool/done/2026-11-04.XLSX"));
+
+  wb.sheets = {{"Sheet1", header_row() + row(2, "S3", "46331", "absent") + row(3, "S4", "60", "absent")}};
+  dir.write("spool/2026-11-05.xlsx", wb.bytes());
+  r = run("2026-11-05");
+  EXPECT_EQ(r.summary["imports"]["files_rejected"][0], "2026-11-05.xlsx");
+  std::ifstream in(dir.path / "spool/rejected/2026-11-05.xlsx.error");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("2026-11-05.xlsx[Sheet1]:3 column date"), std::string::npos) << text;
+  EXPECT_EQ(stored(store, "S3", "2026-11-05"), "absent 3-2");
 }
 
 // Clock jumps (docs/reliability.md "Clock jumps"). "today" is the school's clock when the audit

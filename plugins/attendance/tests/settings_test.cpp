@@ -42,6 +42,45 @@ TEST(Settings, DefaultsWithCalendarAndSpool) {
   EXPECT_FALSE(p.settings->publish_names);
   EXPECT_EQ(*p.settings->spool_dir, dir.path / "spool");
   EXPECT_FALSE(p.settings->http);
+  EXPECT_FALSE(p.settings->status_words);  // the shipped words
+  EXPECT_FALSE(p.settings->pseudonymize_students);
+  EXPECT_EQ(p.settings->pseudonym_key_file, "/var/lib/campus-agent/student-pseudonym.key");
+  EXPECT_EQ(p.settings->xlsx_sheet, "");
+}
+
+TEST(Settings, StatusWordsPseudonymsAndTheSheet) {
+  TempDir dir;
+  dir.write("calendar.csv", kCalendarCsv);
+  std::filesystem::create_directories(dir.path / "spool");
+  auto p = parse(dir, "calendar = \"calendar.csv\"\nspool_dir = \"spool\"\nxlsx_sheet = \"考勤\"\n"
+                      "pseudonymize_students = true\npseudonym_key_file = \"keys/student.key\"\n"
+                      "[audits.attendance.status_words]\n\"病休\" = \"leave\"\n\"病假\" = \"excused_leave\"\n"
+                      "Field_Trip = \"excused_leave\"\n");
+  ASSERT_TRUE(p.errors.empty()) << all(p.errors);
+  EXPECT_EQ(p.settings->xlsx_sheet, "考勤");
+  EXPECT_TRUE(p.settings->pseudonymize_students);
+  EXPECT_EQ(p.settings->pseudonym_key_file, dir.path / "keys/student.key");  // need not exist yet
+  ASSERT_TRUE(p.settings->status_words);
+  StatusMeaning m;
+  ASSERT_TRUE(p.settings->status_words->lookup("病休", m));
+  EXPECT_EQ(m, StatusMeaning::Leave);
+  ASSERT_TRUE(p.settings->status_words->lookup("病假", m));
+  EXPECT_EQ(m, StatusMeaning::ExcusedLeave);
+  ASSERT_TRUE(p.settings->status_words->lookup("field trip", m));
+  ASSERT_TRUE(p.settings->status_words->lookup("出勤", m));  // the shipped words stay
+  EXPECT_EQ(m, StatusMeaning::Attended);
+}
+
+TEST(Settings, AStatusWordWithAMeaningThatIsNoneOfTheFiveNamesItsKey) {
+  TempDir dir;
+  dir.write("calendar.csv", kCalendarCsv);
+  std::filesystem::create_directories(dir.path / "spool");
+  auto p = parse(dir, "calendar = \"calendar.csv\"\nspool_dir = \"spool\"\n"
+                      "[audits.attendance.status_words]\n\"病休\" = \"sick\"\n\"早退\" = 3\n");
+  std::string text = all(p.errors);
+  EXPECT_NE(text.find("key audits.attendance.status_words.病休: expected \"attended\""), std::string::npos) << text;
+  EXPECT_NE(text.find("key audits.attendance.status_words.早退"), std::string::npos) << text;
+  EXPECT_FALSE(p.settings);
 }
 
 TEST(Settings, HttpTableAndFieldNames) {

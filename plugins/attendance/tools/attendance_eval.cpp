@@ -1,6 +1,7 @@
-// attendance-eval: imports attendance CSV files and evaluates the absence rule, printing one
-// JSON line (counts, timings, peak RSS). The benchmark's subject: the same code the plugin runs.
-//   attendance-eval --calendar calendar.csv --today 2027-01-22 [--threshold 3] FILE.csv...
+// attendance-eval: imports attendance CSV or XLSX files and evaluates the absence rule, printing
+// one JSON line (counts, timings, peak RSS). The benchmark's subject: the same code the plugin runs.
+//   attendance-eval --calendar calendar.csv --today 2027-01-22 [--threshold 3] [--pseudonymize]
+//                   FILE.csv|FILE.xlsx...
 #include <sys/resource.h>
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include "calendar.hpp"
 #include "csv_import.hpp"
 #include "rule.hpp"
+#include "xlsx_import.hpp"
 
 using namespace campus::attendance;
 
@@ -22,6 +24,7 @@ int main(int argc, char** argv) {
   std::string calendar_file, today_text;
   RuleSettings rule;
   std::vector<std::string> files;
+  bool pseudonymize = false;  // every student key through HMAC-SHA256, as pseudonymize_students
   bool with_writes = false;  // also build the store writes, as a backfill through the plugin does
   std::vector<campus::RecordWrite> writes;
   for (int i = 1; i < argc; ++i) {
@@ -31,6 +34,7 @@ int main(int argc, char** argv) {
     else if (a == "--threshold" && i + 1 < argc) rule.threshold_days = std::stoi(argv[++i]);
     else if (a == "--leave-breaks-run") rule.leave_breaks_run = true;
     else if (a == "--writes") with_writes = true;
+    else if (a == "--pseudonymize") pseudonymize = true;
     else files.push_back(a);
   }
   auto cal = SchoolCalendar::load(calendar_file);
@@ -40,13 +44,18 @@ int main(int argc, char** argv) {
                  cal ? "" : cal.error().message().c_str());
     return 2;
   }
+  RecordRules rules_for_import;
+  if (pseudonymize)
+    rules_for_import.pseudonyms =
+        std::make_shared<const campus::StudentPseudonyms>(campus::StudentPseudonyms::from_key("attendance-eval key"));
   auto t0 = std::chrono::steady_clock::now();
   AttendanceBook book;
   std::size_t bad = 0;
   for (const auto& f : files) {
-    auto r = import_csv_file(f, FieldNames{}, false, [&](const AttendanceRecord& rec) {
-      book.put(rec);
-    });
+    auto sink = [&](const AttendanceRecord& rec) { book.put(rec); };
+    const bool xlsx = f.size() > 5 && f.substr(f.size() - 5) == ".xlsx";
+    auto r = xlsx ? import_xlsx_file(f, FieldNames{}, "", rules_for_import, sink)
+                  : import_csv_file(f, FieldNames{}, rules_for_import, sink);
     bad += r.errors.size();
     for (std::size_t i = 0; i < r.errors.size() && i < 5; ++i) std::fprintf(stderr, "%s\n", r.errors[i].message().c_str());
   }
