@@ -13,7 +13,7 @@ broker only does by accident, on purpose:
   put a later event's bytes under an earlier packet, so the county saw seq 843 before 841.
 - TakenOver: it ends sessions with DISCONNECT 0x8E (session taken over), as MQTT 5 brokers do
   when another client connects with the agent's client id (Mosquitto from 2.0.15, EMQX;
-  Debian's 2.0.11 sends no DISCONNECT at all). The agent logs it as an
+  Debian's 2.0.11 sends no DISCONNECT at all: test_broker_identities). The agent logs it as an
   error naming the reason, counts it in its health and waits reconnect_max before taking the
   session back."""
 import json

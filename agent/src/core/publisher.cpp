@@ -791,9 +791,10 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
                                            who_.school + "': give the school a certificate whose CN is its code."
                                      : "";
           log_->error("mqtt: broker refused seq {} on {}: not authorized (0x87).{} Otherwise fix the broker ACL: {} "
-                      "needs `pattern write campus/v1/{}/%u/#`. Refused messages stay in the outbox and are retried "
-                      "after a reconnect or every {}.",
-                      seq, t, mismatch, who, who_.county, format_duration(config_.reconnect_max));
+                      "needs the block scripts/make-certs writes for school '{}' (`topic write {}report/+` and the "
+                      "rest); the county reloads the broker after make-certs. Refused messages stay in the outbox and "
+                      "are retried after a reconnect or every {}.",
+                      seq, t, mismatch, who, who_.school, subtree(who_), format_duration(config_.reconnect_max));
         } else {
           log_->error("mqtt: broker refused seq {} on {}: {} ({:#x}); it stays in the outbox and is retried later", seq, t,
                       reason_text(reason), reason);
