@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from harness import (LOOPBACK, SOURCE, PLUGINS, CountySubscriber, free_port, start_listening, wait_until,
+from harness import (LOOPBACK, SOURCE, PLUGINS, CountySubscriber, free_port, port_open, start_listening, wait_until,
                      write_file)
 
 COUNTY = "zhenkang"
@@ -17,44 +17,93 @@ SCHEMA_DIR = os.path.join(SOURCE, "docs", "schemas")
 KINDS = ("state", "report", "event", "health", "reply")
 
 
-def make_certs(workdir, schools, *extra):
-    """Runs scripts/make-certs into workdir/certs; returns that directory."""
-    out = os.path.join(workdir, "certs")
-    subprocess.run([os.path.join(SOURCE, "scripts", "make-certs"), out, "--county", COUNTY, *extra, *schools],
+def make_certs(workdir, schools, *extra, county=COUNTY, name="certs"):
+    """Runs scripts/make-certs into workdir/NAME (certificates, CRL and the broker's ACL);
+    returns that directory."""
+    out = os.path.join(workdir, name)
+    subprocess.run([os.path.join(SOURCE, "scripts", "make-certs"), out, "--county", county, *extra, *schools],
                    check=True, capture_output=True)
     return out
 
 
-def start_county_broker(workdir, certs, port=None, broker_cert="broker", name="broker", persistence=True):
+def start_county_broker(workdir, certs, port=None, broker_cert="broker", name="broker", persistence=True,
+                        bind_client_ids=False):
     """Mosquitto the way docs/county.md installs it: a main file like Debian's stock
     /etc/mosquitto/mosquitto.conf (persistence, persistence_location, log_dest, include_dir) and
-    the shipped config/county-broker/mosquitto.conf as the drop-in in its conf.d, with the acl
-    (as shipped), the certificate paths and the port rewritten for a test directory (nothing
-    else changed)."""
-    port = port or free_port()
-    with open(os.path.join(SOURCE, "config", "county-broker", "mosquitto.conf")) as f:
-        conf = f.read()
-    acl = os.path.join(workdir, "acl")
-    with open(os.path.join(SOURCE, "config", "county-broker", "acl")) as f:
-        write_file(acl, f.read())
-    pdir = os.path.join(workdir, "broker-db")  # shared by restarts on the same port
-    os.makedirs(pdir, exist_ok=True)
-    os.chmod(pdir, 0o777)
+    the shipped config/county-broker/mosquitto.conf as the drop-in in its conf.d, with the
+    certificate, CRL and ACL paths pointing at `certs` (make-certs writes all three there) and
+    the port rewritten for a test directory (nothing else changed). bind_client_ids turns on the
+    shipped, commented-out use_username_as_clientid line."""
+    return start_shared_broker(workdir, {COUNTY: (certs, port or free_port())}, broker_cert=broker_cert, name=name,
+                               persistence=persistence, bind_client_ids=bind_client_ids)
+
+
+def county_listener_conf(conf, certs, port, broker_cert="broker"):
+    """The shipped drop-in with its listener block pointed at one county's certificate
+    directory (as scripts/make-certs writes it) and at port on 127.0.0.1."""
     conf = re.sub(r"(?m)^listener 8883$", f"listener {port} {LOOPBACK}", conf)
     conf = re.sub(r"(?m)^cafile .*$", f"cafile {certs}/ca.crt", conf)
     conf = re.sub(r"(?m)^certfile .*$", f"certfile {certs}/{broker_cert}.crt", conf)
     conf = re.sub(r"(?m)^keyfile .*$", f"keyfile {certs}/{broker_cert}.key", conf)
-    conf = re.sub(r"(?m)^acl_file .*$", f"acl_file {acl}", conf)
+    conf = re.sub(r"(?m)^crlfile .*$", f"crlfile {certs}/crl.pem", conf)
+    return re.sub(r"(?m)^acl_file .*$", f"acl_file {certs}/acl", conf)
+
+
+def start_shared_broker(workdir, counties, broker_cert="broker", name="broker", persistence=True,
+                        bind_client_ids=False):
+    """One Mosquitto for several counties as docs/county.md describes it: the shipped drop-in,
+    its listener block once per county. `counties` maps a county code to (certs dir, port); the
+    returned Proc has .port (the first county's) and .ports (code -> port)."""
+    with open(os.path.join(SOURCE, "config", "county-broker", "mosquitto.conf")) as f:
+        shipped = f.read()
+    if bind_client_ids:
+        shipped, n = re.subn(r"(?m)^#use_username_as_clientid true$", "use_username_as_clientid true", shipped)
+        assert n == 1, "the shipped drop-in has the commented use_username_as_clientid line"
+    marker = "# The county's listener.\n"
+    assert shipped.count(marker) == 1, "the shipped drop-in has one listener block"
+    common, listener = shipped.split(marker)
+    conf = common + "".join(marker + county_listener_conf(listener, certs, port, broker_cert)
+                            for certs, port in counties.values())
+    pdir = os.path.join(workdir, "broker-db")  # shared by restarts on the same port
+    os.makedirs(pdir, exist_ok=True)
+    os.chmod(pdir, 0o777)
     on = "true" if persistence else "false"
     conf = re.sub(r"(?m)^persistence true$", f"persistence {on}", conf)
     confd = os.path.join(workdir, f"{name}.conf.d")
     write_file(os.path.join(confd, "campus.conf"), conf)
     os.chmod(confd, 0o755)
     # Debian's stock file with the test's paths (its pid_file is left out: no /run/mosquitto here).
+    # Its log file is line-buffered; stdout redirected to a file would be block-buffered, stderr
+    # is not: the tests read the broker's log lines as they happen.
     path = write_file(os.path.join(workdir, f"{name}.conf"),
-                      f"persistence {on}\npersistence_location {pdir}/\nlog_dest stdout\ninclude_dir {confd}\n")
+                      f"persistence {on}\npersistence_location {pdir}/\nlog_dest stderr\ninclude_dir {confd}\n")
     os.chmod(workdir, 0o755)
-    return start_listening(name, ["mosquitto", "-c", path], workdir, port)
+    ports = {code: port for code, (_, port) in counties.items()}
+    proc = start_listening(name, ["mosquitto", "-c", path], workdir, next(iter(ports.values())))
+    for port in ports.values():
+        wait_until(lambda: port_open(port) or not proc.alive(), 10, what=f"{name} to listen on {port}")
+    proc.ports = ports
+    return proc
+
+
+def hand_made_certificate(certs, cn, name):
+    """NAME.crt/.key in `certs`: a client certificate with this CN signed by the county CA with
+    the openssl CLI directly, as a CA operator's slip would make it (make-certs refuses such
+    names). A '/' in the CN is escaped for -subj."""
+    key, csr, crt = (os.path.join(certs, f"{name}.{ext}") for ext in ("key", "csr", "crt"))
+    ext = write_file(os.path.join(certs, f"{name}.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    env = dict(os.environ, OPENSSL_CONF="/dev/null")
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True, env=env, timeout=30)  # noqa: E731
+    run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+        "-subj", "/O=campus/CN=" + cn.replace("/", "\\/"), "-out", csr)
+    run("openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(certs, "ca.crt"), "-CAkey",
+        os.path.join(certs, "ca.key"), "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "30",
+        "-extfile", ext, "-out", crt)
+    os.remove(csr)
+    os.remove(ext)
+    os.chmod(key, 0o600)
+    os.chmod(crt, 0o644)
+    return name
 
 
 def tls_args(certs, user):
@@ -74,12 +123,14 @@ def county_subscriber(workdir, port, certs, name="county", topic=f"campus/v1/{CO
     return sub
 
 
-def agent_config(workdir, school, port, certs, audits=("t",), mqtt_extra="", interval="1s", findings=None):
-    """agent.toml for the real daemon with mTLS to the county broker and test audits."""
-    data = os.path.join(workdir, "data")
+def agent_config(workdir, school, port, certs, audits=("t",), mqtt_extra="", interval="1s", findings=None,
+                 county=COUNTY, name="agent"):
+    """NAME.toml (data in NAME-data/ unless NAME is "agent") for the real daemon with mTLS to the
+    county broker and test audits."""
+    data = os.path.join(workdir, "data" if name == "agent" else f"{name}-data")
     lines = [f"""
 [agent]
-county = "{COUNTY}"
+county = "{county}"
 school = "{school}"
 data_dir = "{data}"
 plugin_dir = "{PLUGINS}"
@@ -111,7 +162,7 @@ interval = "{interval}"
 jitter = "0s"
 first_delay = "0s"
 """)
-    return write_file(os.path.join(workdir, "agent.toml"), "".join(lines))
+    return write_file(os.path.join(workdir, f"{name}.toml"), "".join(lines))
 
 
 def write_findings(path, generation, rooms=5):

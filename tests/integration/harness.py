@@ -243,9 +243,9 @@ def make_certs(outdir, county, schools):
 
 def start_tls_mosquitto(workdir, certs, port=None, name="mosquitto"):
     """Mosquitto with the county broker's TLS settings (client certificates, CN as user name) and
-    config/county-broker/acl exactly as shipped."""
+    the ACL scripts/make-certs wrote beside the certificates from config/county-broker/acl."""
     port = port or free_port()
-    acl = os.path.join(SOURCE, "config", "county-broker", "acl")
+    acl = os.path.join(certs, "acl")
     conf = os.path.join(workdir, f"{name}.conf")
     with open(conf, "w") as f:
         f.write(f"per_listener_settings false\nallow_anonymous false\nacl_file {acl}\npersistence false\n"

@@ -10,7 +10,12 @@ broker only does by accident, on purpose:
   resumes the session on the next. What the agent sends then must come from its store, in
   order, as new publishes: never Paho's own resend of what the last connection left in flight
   (DUP set), which Paho C 1.3.12 can make from freed memory (docs/reliability.md): in CI that
-  put a later event's bytes under an earlier packet, so the county saw seq 843 before 841."""
+  put a later event's bytes under an earlier packet, so the county saw seq 843 before 841.
+- TakenOver: it ends sessions with DISCONNECT 0x8E (session taken over), as MQTT 5 brokers do
+  when another client connects with the agent's client id (Mosquitto from 2.0.15, EMQX;
+  Debian's 2.0.11 sends no DISCONNECT at all: test_broker_identities). The agent logs it as an
+  error naming the reason, counts it in its health and waits reconnect_max before taking the
+  session back."""
 import json
 import os
 import re
@@ -19,7 +24,7 @@ import threading
 import time
 
 from harness import LOOPBACK, IntegrationTest, Proc, agent_bin, free_port, wait_until
-from county import agent_config, sqlite_scalar
+from county import agent_config, schema_errors, sqlite_scalar
 
 
 def read_packet(conn):
@@ -58,17 +63,23 @@ def varint(data, at):
 
 
 class SmallBroker:
-    """An MQTT 5 server for one client at a time, scripted by three hooks:
+    """An MQTT 5 server for one client at a time, scripted by four hooks:
     on_connect(n, clean_start) -> (session_present, keep): CONNACK flags, and whether to serve
     the connection or close it right after the CONNACK; None closes it without a CONNACK (a
     failed connect for the client); on_publish(n, packet) -> ack: whether
     to PUBACK it (a dict: conn, dup, qos, retain, topic, payload). n counts connections from 0.
-    close_after_publish(n, packet) -> bool drops connection n after that publish."""
+    close_after_publish(n, packet) -> bool drops connection n after that publish.
+    disconnect_after(n) -> (seconds, reason) ends connection n that long after its CONNACK with
+    a DISCONNECT carrying that reason code (None: never)."""
 
-    def __init__(self, on_connect, on_publish=lambda n, p: True, close_after_publish=lambda n, p: False):
+    def __init__(self, on_connect, on_publish=lambda n, p: True, close_after_publish=lambda n, p: False,
+                 disconnect_after=lambda n: None):
         self.on_connect, self.on_publish, self.close_after_publish = on_connect, on_publish, close_after_publish
+        self.disconnect_after = disconnect_after
         self.port = free_port()
         self.clean_starts = []  # one bool per CONNECT, in order
+        self.connected_at = []  # time.monotonic() of each CONNECT
+        self.disconnected_at = {}  # n -> time.monotonic() when its DISCONNECT was sent
         self.published = []     # every PUBLISH packet (dicts as above), in arrival order
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -102,6 +113,7 @@ class SmallBroker:
                 clean = bool(flags & 0x02)
                 n = len(self.clean_starts)
                 self.clean_starts.append(clean)
+                self.connected_at.append(time.monotonic())
                 reply = self.on_connect(n, clean)
                 if reply is None:
                     return
@@ -110,6 +122,9 @@ class SmallBroker:
                 conn.sendall(bytes([0x20, 3, 1 if present else 0, 0, 0]))
                 if not keep:
                     return
+                ending = self.disconnect_after(n)
+                if ending:
+                    threading.Timer(ending[0], self._disconnect, args=(conn, n, ending[1])).start()
                 while not self.stopping:
                     p = read_packet(conn)
                     if p is None:
@@ -144,6 +159,15 @@ class SmallBroker:
                         return
         except OSError:
             return
+
+    def _disconnect(self, conn, n, reason):
+        """DISCONNECT with `reason` (no properties), then the connection is closed, as a broker does."""
+        try:
+            conn.sendall(bytes([0xE0, 2, reason, 0]))
+            self.disconnected_at[n] = time.monotonic()
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def stop(self):
         self.stopping = True
@@ -247,4 +271,48 @@ class LostAfterAFailedConnect(IntegrationTest):
         out = agent.output()
         self.assertIn(f"mqtt: connection to 127.0.0.1:{broker.port} lost", out, out[-3000:])
         self.assertNotIn("Paho reports the connection closed without telling us", out, out[-3000:])
+        agent.stop(10)
+
+
+class TakenOver(IntegrationTest):
+    def test_a_session_taken_over_is_logged_counted_in_health_and_backed_off(self):
+        # Each connection is served 2.5 s (longer than a session the broker fails at once, so only
+        # the reason can explain a long wait), then ended by DISCONNECT: first "server shutting
+        # down" (0x8B), then twice "session taken over" (0x8E); the fourth connection stays.
+        reasons = {0: 0x8B, 1: 0x8E, 2: 0x8E}
+        broker = SmallBroker(on_connect=lambda n, clean: (n > 0 and not clean, True),
+                             disconnect_after=lambda n: (2.5, reasons[n]) if n in reasons else None)
+        self.addCleanup(broker.stop)
+        conf = plain_config(self.dir, "school-a", broker.port)  # reconnect_min 200 ms, reconnect_max 2 s
+        agent = self.track(Proc("agent", [agent_bin(), "--config", conf], self.dir))
+        wait_until(lambda: len(broker.connected_at) >= 4 or not agent.alive(), 60, what="a fourth connection")
+        self.assertTrue(agent.alive(), agent.output()[-3000:])
+        health = f"campus/v1/zhenkang/school-a/health"
+        wait_until(lambda: any(p["conn"] == 3 and p["topic"] == health for p in broker.published), 15,
+                   what="health on the fourth connection")
+        out = agent.output()
+        waits = [broker.connected_at[n + 1] - broker.disconnected_at[n] for n in range(3)]
+        print(f"\n  next CONNECT after 0x8B: {waits[0]:.2f} s, after each 0x8E: {waits[1]:.2f} s, {waits[2]:.2f} s")
+        # Learnt from the DISCONNECT itself, not later from a publish that failed.
+        self.assertNotIn("Paho reports the connection closed without telling us", out, out[-3000:])
+        self.assertIn("mqtt: the broker closed the connection: server shutting down (0x8B)", out)
+        # The wait the agent chose after each DISCONNECT (the broker also sees Paho's connect time).
+        chosen = [int(m) for m in re.findall(r"the broker closed the connection: .*\n(?:.*\n)*?.*next connect attempt in (\d+) ms",
+                                              out)]
+        self.assertEqual(len(chosen), 3, out[-3000:])
+        self.assertLess(chosen[0], 1000, "an ordinary close gets the ordinary backoff (reconnect_min 200 ms, doubling)")
+        takeovers = [l for l in out.splitlines() if "session taken over (0x8E)" in l]
+        self.assertEqual(len(takeovers), 2, out[-3000:])
+        self.assertIn(" error [campus] mqtt:", takeovers[0])
+        self.assertIn("another client connected with this agent's client id 'campus-zhenkang-school-a'", takeovers[0])
+        self.assertIn("Takeover 2 since start", takeovers[1])
+        print(f"  {takeovers[0].strip()}")
+        for c, w in zip(chosen[1:], waits[1:]):  # reconnect_max 2 s, jittered into [1 s, 2 s]
+            self.assertGreaterEqual(c, 1000, "the agent was to take its session back at once")
+            self.assertLessEqual(c, 2000)
+            self.assertGreaterEqual(w, 1.0, "the agent took its session back at once")
+        body = json.loads([p for p in broker.published if p["conn"] == 3 and p["topic"] == health][-1]["payload"])
+        self.assertEqual(schema_errors(body), [])
+        self.assertEqual(body["body"]["mqtt"]["takeovers"], 2, body["body"]["mqtt"])
+        self.assertIsNotNone(body["body"]["mqtt"]["last_takeover"])
         agent.stop(10)

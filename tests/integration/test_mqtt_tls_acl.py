@@ -130,7 +130,7 @@ class MqttAcl(IntegrationTest):
         refusals = [l for l in out.splitlines() if "not authorized (0x87)" in l]
         topics = {l.split(" on ")[1].split(":")[0] for l in refusals}
         self.assertEqual(len(refusals), len(topics), "logged more than once per topic")
-        self.assertIn("pattern write campus/v1/", refusals[0])
+        self.assertIn("needs the block scripts/make-certs writes for school 'school-b'", refusals[0])
         self.assertIn("knows this agent as 'school-a' but agent.school is 'school-b'", refusals[0])
         print(f"\n  {refusals[0].strip()}")
         self.assertTrue(agent.alive())

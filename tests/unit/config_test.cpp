@@ -123,7 +123,26 @@ TEST(Config, MissingCountyIsRequired) {
 
 TEST(Config, SchoolCodeMustBeATopicLevel) {
   TempDir dir;
-  expect_error(load(dir, good_with("nansan-central-primary", "Nansan Primary/1")), "agent.school", "not a valid code");
+  expect_error(load(dir, good_with("nansan-central-primary", "Nansan Primary/1")), "agent.school",
+               "school code \"Nansan Primary/1\" contains 'N': use only lowercase a-z, 0-9 and -");
+}
+
+// codes.hpp: "all" would make this agent answer as the county-wide request topic, the county's
+// own code would name the county; the check is code_problem (tests/unit/codes_test.cpp).
+TEST(Config, SchoolCodeMustNotBeReserved) {
+  TempDir dir;
+  expect_error(load(dir, good_with("nansan-central-primary", "all")), "agent.school",
+               "school code \"all\" is reserved (campus/v1/zhenkang/all/cmd is the request to every school)");
+  expect_error(load(dir, good_with("nansan-central-primary", "zhenkang")), "agent.school",
+               "school code \"zhenkang\" is the county's own code");
+  expect_error(load(dir, good_with("nansan-central-primary", "county")), "agent.school", "is reserved");
+}
+
+TEST(Config, BadCountyCodeIsReportedOnceWithTheSchoolsOwnProblem) {
+  TempDir dir;
+  auto l = load(dir, good_with("county = \"zhenkang\"", "county = \"Zhen kang\""));
+  expect_error(l, "agent.county", "county code \"Zhen kang\" contains 'Z'");
+  EXPECT_EQ(l.load.errors.size(), 1u) << l.all;
 }
 
 TEST(Config, BadTimezone) {

@@ -9,27 +9,20 @@
 #include <nlohmann/json.hpp>
 
 #include "campus/config_table.hpp"
+#include "core/codes.hpp"
 #include "core/envelope.hpp"
 
 namespace campus {
 namespace {
 
-// County and school codes are topic levels: lowercase [a-z0-9-], 1-64 chars (PROTOCOL.md).
-bool valid_code(const std::string& s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  return true;
-}
-
 void read_agent(TableReader& r, AgentConfig& c, Errors& errors) {
   c.county = r.required_string("county");
-  if (!c.county.empty() && !valid_code(c.county))
-    r.error("county", "\"" + c.county + "\" is not a valid code: use 1-64 of a-z, 0-9 and -", "e.g. county = \"zhenkang\"");
+  const auto county_problem = code_syntax_problem(c.county, "county code");
+  if (!c.county.empty() && county_problem) r.error("county", *county_problem, "e.g. county = \"zhenkang\"");
   c.school = r.required_string("school");
-  if (!c.school.empty() && !valid_code(c.school))
-    r.error("school", "\"" + c.school + "\" is not a valid code: use 1-64 of a-z, 0-9 and -",
-            "use the school's code from the county register, e.g. \"nansan-central-primary\"");
+  // The county's own code is reserved for schools; a bad county code is reported once, above.
+  const auto school_problem = county_problem ? code_syntax_problem(c.school, "school code") : code_problem(c.school, c.county);
+  if (!c.school.empty() && school_problem) r.error("school", *school_problem);
   c.timezone_offset = r.string("timezone", c.timezone_offset);
   if (!parse_utc_offset(c.timezone_offset))
     r.error("timezone", "expected a UTC offset like \"+08:00\", got \"" + c.timezone_offset + "\"");
@@ -133,8 +126,8 @@ ConfigLoad parse_config(std::string_view text, const std::filesystem::path& file
       std::string name(k.str());
       AuditSchedule s;
       s.name = name;
-      if (!valid_code(name)) {
-        errors.push_back({file.string() + " key audits." + name, "an audit name must be 1-64 of a-z, 0-9 and -", ""});
+      if (auto p = code_syntax_problem(name, "audit name")) {
+        errors.push_back({file.string() + " key audits." + name, *p, ""});
         continue;
       }
       auto t = node.as_table();

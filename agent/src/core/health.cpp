@@ -38,8 +38,11 @@ Json health_body(const HealthInputs& in) {
                {"connect_attempts", p.connect_attempts},
                {"published", p.published},
                {"refused", p.refused},
-               {"last_publish", nullptr}};
+               {"last_publish", nullptr},
+               {"takeovers", p.takeovers},
+               {"last_takeover", nullptr}};
   if (p.last_publish) mqtt["last_publish"] = rfc3339(*p.last_publish, in.timezone_offset);
+  if (p.last_takeover) mqtt["last_takeover"] = rfc3339(*p.last_takeover, in.timezone_offset);
   Json audits = Json::object();
   for (const auto& [name, a] : in.audits) {
     Json j = {{"last_run", nullptr},

@@ -84,6 +84,17 @@ int connect_with_timeout(const std::string& host, unsigned short port, std::chro
   return -1;
 }
 
+// What the broker's TLS alert says about our client certificate, as a fix ("" if nothing).
+std::string client_certificate_hint(const std::string& ssl_error, const std::filesystem::path& cert_file) {
+  if (cert_file.empty()) return "; the broker probably requires a client certificate: set mqtt.cert_file and mqtt.key_file";
+  if (ssl_error.find("certificate revoked") != std::string::npos)
+    return "; the county has revoked this school's certificate " + cert_file.string() +
+           " (scripts/make-certs revoke): ask the county for a new certificate and key";
+  if (ssl_error.find("certificate expired") != std::string::npos)
+    return "; this school's certificate " + cert_file.string() + " has expired: ask the county to renew it";
+  return "; the broker rejected our client certificate " + cert_file.string() + " (expired, revoked, or not signed by the county CA?)";
+}
+
 }  // namespace
 
 std::string diagnose_tls(const TlsProbe& probe) {
@@ -139,12 +150,7 @@ std::string diagnose_tls(const TlsProbe& probe) {
       return "TLS handshake with " + where + " failed: server certificate rejected (" + reason + "); " + fix;
     }
     std::string err = last_ssl_error();
-    std::string hint;
-    if (err.find("alert") != std::string::npos)
-      hint = probe.cert_file.empty()
-                 ? "; the broker probably requires a client certificate: set mqtt.cert_file and mqtt.key_file"
-                 : "; the broker rejected our client certificate " + probe.cert_file.string() +
-                       " (expired, or not signed by the county CA?)";
+    const std::string hint = err.find("alert") != std::string::npos ? client_certificate_hint(err, probe.cert_file) : "";
     return "TLS handshake with " + where + " failed: " + err + hint;
   }
   // TLS 1.3 reports a refused client certificate only after the handshake: read briefly.
@@ -155,9 +161,7 @@ std::string diagnose_tls(const TlsProbe& probe) {
     int e = SSL_get_error(ssl.get(), -1);
     if (e == SSL_ERROR_SSL) {
       std::string err = last_ssl_error();
-      return "TLS session with " + where + " refused by the broker: " + err +
-             (probe.cert_file.empty() ? "; it probably requires a client certificate: set mqtt.cert_file and mqtt.key_file"
-                                      : "; the broker rejected our client certificate " + probe.cert_file.string());
+      return "TLS session with " + where + " refused by the broker: " + err + client_certificate_hint(err, probe.cert_file);
     }
   }
   return "";

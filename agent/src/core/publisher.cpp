@@ -36,6 +36,8 @@ std::int64_t value_of(void* ctx) { return static_cast<std::int64_t>(reinterpret_
 std::string reason_text(int reason) {
   switch (reason) {
     case 0x80: return "unspecified error";
+    case 0x81: return "malformed packet";
+    case 0x82: return "protocol error";
     case 0x83: return "implementation specific error";
     case 0x84: return "unsupported protocol version";
     case 0x85: return "client identifier not valid";
@@ -44,11 +46,19 @@ std::string reason_text(int reason) {
     case 0x88: return "server unavailable";
     case 0x89: return "server busy";
     case 0x8A: return "banned";
+    case 0x8B: return "server shutting down";
     case 0x8C: return "bad authentication method";
+    case 0x8D: return "keep alive timeout";
+    case 0x8E: return "session taken over";
     case 0x90: return "topic name invalid";
+    case 0x93: return "receive maximum exceeded";
     case 0x95: return "packet too large";
     case 0x97: return "quota exceeded";
+    case 0x98: return "administrative action";
     case 0x99: return "payload format invalid";
+    case 0x9C: return "use another server";
+    case 0x9D: return "server moved";
+    case 0x9F: return "connection rate exceeded";
     default: return "reason code " + std::to_string(reason);
   }
 }
@@ -387,6 +397,20 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
         if (auto s = self.lock(); s && generation == s->client_generation_) s->on_connection_lost(cause);
       });
     });
+    // A DISCONNECT from the broker ends the connection without the connection-lost callback
+    // (Paho C 1.3.12 marks the client disconnected before it would call it): this is where the
+    // agent learns of it, with the broker's reason (MQTT 5).
+    client_->set_disconnected_handler([&io = io_, self, generation](const mqtt::properties& props, mqtt::ReasonCode rc) {
+      std::string detail;
+      try {
+        if (props.contains(mqtt::property::REASON_STRING))
+          detail = mqtt::get<std::string>(props, mqtt::property::REASON_STRING);
+      } catch (const std::exception&) {
+      }
+      asio::post(io, [self, generation, reason = static_cast<int>(rc), detail] {
+        if (auto s = self.lock(); s && generation == s->client_generation_) s->on_server_disconnect(reason, detail);
+      });
+    });
     client_->set_message_callback([this, self](mqtt::const_message_ptr msg) {
       asio::post(io_, [self, msg] {
         if (auto s = self.lock()) s->on_message(msg);
@@ -476,7 +500,30 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     schedule_reconnect();
   }
 
-  void on_connection_lost(const std::string& cause) {
+  // The broker ended the connection with a DISCONNECT (reason: an MQTT 5 reason code).
+  void on_server_disconnect(int reason, const std::string& detail) {
+    if (!connected_) return;
+    std::string said = detail.substr(0, 200);  // the broker's Reason String, shown on one line
+    std::replace_if(said.begin(), said.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }, ' ');
+    if (!said.empty()) said = " (\"" + said + "\")";
+    if (reason != kSessionTakenOver) {
+      log_->warn("mqtt: the broker closed the connection: {} (0x{:02X}){}", reason_text(reason), reason, said);
+      return on_connection_lost(reason_text(reason));
+    }
+    ++stats_.takeovers;
+    stats_.last_takeover = std::chrono::system_clock::now();
+    log_->error("mqtt: the broker closed the connection: session taken over (0x{:02X}){}: another client connected with "
+                "this agent's client id '{}'. Either a second copy of this agent runs (a cloned or restored server: "
+                "stop it), or someone holds a certificate of this county and uses our client id: the county's broker "
+                "log names its certificate (\"as {} (... u'CN')\"). Takeover {} since start; the next connect waits "
+                "up to mqtt.reconnect_max ({}), never less than half of it.",
+                reason, said, client_id_, client_id_, stats_.takeovers, format_duration(config_.reconnect_max));
+    on_connection_lost("session taken over", /*taken_over=*/true);
+  }
+
+  // taken_over: another client took this session (on_server_disconnect); the next attempt
+  // waits reconnect_max, so that the agent never fights the other client in a tight loop.
+  void on_connection_lost(const std::string& cause, bool taken_over = false) {
     if (!connected_) return;
     connected_ = false;
     stats_.connected = false;
@@ -492,7 +539,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       finish_stop();
       return;
     }
-    if (std::chrono::steady_clock::now() - connected_at_ < kShortLived) {
+    if (taken_over) {
+      backoff_step_ = kLongestBackoffStep;  // not a session the broker fails: short_lived_ stays
+    } else if (std::chrono::steady_clock::now() - connected_at_ < kShortLived) {
       ++short_lived_;
       backoff_step_ = std::max(backoff_step_, short_lived_);  // such a connection is no success to reset the backoff
     } else {
@@ -742,9 +791,10 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
                                            who_.school + "': give the school a certificate whose CN is its code."
                                      : "";
           log_->error("mqtt: broker refused seq {} on {}: not authorized (0x87).{} Otherwise fix the broker ACL: {} "
-                      "needs `pattern write campus/v1/{}/%u/#`. Refused messages stay in the outbox and are retried "
-                      "after a reconnect or every {}.",
-                      seq, t, mismatch, who, who_.county, format_duration(config_.reconnect_max));
+                      "needs the block scripts/make-certs writes for school '{}' (`topic write {}report/+` and the "
+                      "rest); the county reloads the broker after make-certs. Refused messages stay in the outbox and "
+                      "are retried after a reconnect or every {}.",
+                      seq, t, mismatch, who, who_.school, subtree(who_), format_duration(config_.reconnect_max));
         } else {
           log_->error("mqtt: broker refused seq {} on {}: {} ({:#x}); it stays in the outbox and is retried later", seq, t,
                       reason_text(reason), reason);
@@ -831,6 +881,10 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   // Connections in a row that the broker closed within kShortLived of accepting them.
   static constexpr auto kShortLived = std::chrono::seconds(2);
   static constexpr int kCleanStartAfter = 3;
+  // MQTT 5 DISCONNECT reason: another client connected with our client id.
+  static constexpr int kSessionTakenOver = 0x8E;
+  // A backoff step whose wait is reconnect_max (the delay doubles per step and is capped there).
+  static constexpr int kLongestBackoffStep = 30;
   int short_lived_ = 0;
   std::chrono::steady_clock::time_point connected_at_{};
   int window_ = 20;

@@ -25,7 +25,9 @@ struct PublisherStats {
   std::int64_t published = 0;           // PUBACKed outbox messages this run
   std::int64_t refused = 0;             // publishes the broker refused (e.g. 0x87)
   std::int64_t clients_set_aside = 0;   // Paho clients kept, not destroyed (publisher.cpp renew_client)
+  std::int64_t takeovers = 0;           // connections ended by DISCONNECT 0x8E (session taken over)
   std::optional<SystemTime> last_publish;
+  std::optional<SystemTime> last_takeover;
 };
 
 // A request received on .../cmd or .../all/cmd (issue 7 builds the handler).

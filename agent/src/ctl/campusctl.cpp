@@ -14,6 +14,7 @@
 
 #include "campus/pseudonym.hpp"
 #include "campus/units.hpp"
+#include "core/codes.hpp"
 #include "core/config.hpp"
 #include "core/envelope.hpp"
 #include "core/mqtt_tls.hpp"
@@ -512,6 +513,14 @@ int main(int argc, char** argv) {
     }
     County& c = *county;
     const Millis per_school = timeout_of(o, Millis(5000));
+    // A SCHOOL argument is one school's code: "all" would address every school, a '/' or '+'
+    // another topic.
+    const std::string& named = update->parsed() && !case_args.empty() ? case_args[0] : school;
+    if (!named.empty())
+      if (auto p = code_problem(named, c.config.county)) {
+        std::cerr << "campusctl: " << *p << (named == "all" ? " (for every school: --all)" : "") << "\n";
+        return kUsage;
+      }
 
     if (status->parsed()) {
       std::optional<std::string> only;

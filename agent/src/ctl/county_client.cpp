@@ -8,6 +8,7 @@
 #include <mqtt/async_client.h>
 #include <toml++/toml.h>
 
+#include "core/codes.hpp"
 #include "core/mqtt_tls.hpp"
 
 namespace campus::ctl {
@@ -23,13 +24,6 @@ std::string random_hex(int bytes) {
     out += hex[v & 15];
   }
   return out;
-}
-
-bool valid_code(const std::string& s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  return true;
 }
 
 }  // namespace
@@ -69,11 +63,17 @@ Result<CtlConfig> load_ctl_config(const std::filesystem::path& file) {
   };
   if (auto flat = t["county"].value<std::string>()) c.county = *flat;
   else str("county.code", c.county, true);
-  if (!c.county.empty() && !valid_code(c.county)) problems.push_back("key county.code: must match [a-z0-9-]{1,64}");
+  const auto county_problem = c.county.empty() ? std::nullopt : code_syntax_problem(c.county, "county code");
+  if (county_problem) problems.push_back("key county.code: " + *county_problem);
   if (auto arr = find("county.schools").as_array()) {
     for (auto& v : *arr) {
       auto s = v.value<std::string>();
-      if (!s || !valid_code(*s)) problems.push_back("key county.schools: every entry must be a school code [a-z0-9-]");
+      if (!s) {
+        problems.push_back("key county.schools: every entry must be a string (a school code)");
+        continue;
+      }
+      auto p = county_problem ? code_syntax_problem(*s, "school code") : code_problem(*s, c.county);
+      if (p) problems.push_back("key county.schools: " + *p);
       else c.schools.push_back(*s);
     }
   }
