@@ -79,9 +79,8 @@ CountyConfigLoad load_county_config(const std::filesystem::path& file) {
   {
     TableReader r(section("county"), "county", file, errors);
     c.county = r.required_string("code");
-    if (!c.county.empty() && code_problem(c.county, ""))
-      r.error("code", "\"" + c.county + "\" is not a county code: use 1-64 of a-z, 0-9 and -, not \"all\"",
-              "e.g. code = \"zhenkang\"");
+    if (!c.county.empty())
+      if (auto bad = code_syntax_problem(c.county, "county code")) r.error("code", *bad, "e.g. code = \"zhenkang\"");
     c.name = r.string("name", c.county);
     c.timezone_offset = r.string("timezone", c.timezone_offset);
     if (!parse_utc_offset(c.timezone_offset))
@@ -154,8 +153,8 @@ CountyConfigLoad load_county_config(const std::filesystem::path& file) {
     if (p.backoff_max < p.backoff_min)
       r.error("backoff_max", "must not be shorter than backoff_min (" + format_duration(p.backoff_min) + ")");
     p.requester = r.string("requester", p.requester);
-    if (auto bad = code_problem(p.requester, c.county); bad || p.requester.size() > 64)
-      r.error("requester", "must be 1-64 of a-z, 0-9 and - (it is a topic level: .../reply/{requester})", "e.g. \"collector\"");
+    if (auto bad = code_syntax_problem(p.requester, "requester"))
+      r.error("requester", *bad + " (it is a topic level: .../reply/{requester})", "e.g. \"collector\"");
     c.repair_tick = r.duration("tick", c.repair_tick, Millis(50), Millis(3'600'000));
     r.finish();
   }

@@ -53,6 +53,8 @@ CREATE TABLE school(
   health TEXT,
   health_at_ms INTEGER,
   outbox_depth INTEGER,
+  agent_takeovers INTEGER NOT NULL DEFAULT 0,
+  agent_uptime_s INTEGER,
   takeovers INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE series(
   id INTEGER PRIMARY KEY,
@@ -1082,12 +1084,11 @@ class SqliteDatabase final : public CountyDatabase {
     const Json& outbox = b["outbox"];
     if (!series.retired) announce(series.id, outbox["last_seq"].get<std::int64_t>());
     const Json mqtt = b.value("mqtt", Json::object());
-    const std::int64_t takeovers = mqtt.is_object() ? mqtt.value("takeovers", std::int64_t{0}) : 0;
-    q("UPDATE school SET health = ?2, health_at_ms = ?3, outbox_depth = ?4, version = COALESCE(?5, version), "
-      "takeovers = MAX(takeovers, ?6) WHERE school = ?1")
+    record_takeovers(m, b, mqtt);
+    q("UPDATE school SET health = ?2, health_at_ms = ?3, outbox_depth = ?4, version = COALESCE(?5, version) "
+      "WHERE school = ?1")
         .bind_all(m.school, b.dump(), now_, outbox["depth"].get<std::int64_t>(),
-                  b.contains("version") && b["version"].is_string() ? std::optional<std::string>(b["version"]) : std::nullopt,
-                  takeovers)
+                  b.contains("version") && b["version"].is_string() ? std::optional<std::string>(b["version"]) : std::nullopt)
         .run();
     auto& last = q("SELECT MAX(at_ms) FROM health_sample WHERE school = ?1");
     last.bind_all(m.school);
@@ -1100,6 +1101,34 @@ class SqliteDatabase final : public CountyDatabase {
                     opt_int(mqtt.is_object() ? mqtt.value("reconnects", Json()) : Json()),
                     opt_int(b.value("buffer_full", Json())))
           .run();
+  }
+
+  // The agent counts the sessions the broker said were taken over (DISCONNECT 0x8E: another
+  // client connected with its client id) since it started (health.mqtt.takeovers). Each rise
+  // within one run of the agent, and any count after it restarted (its uptime went back), is a
+  // takeover the county records as an event of the school.
+  void record_takeovers(const Incoming& m, const Json& b, const Json& mqtt) {
+    if (!mqtt.is_object() || !mqtt.contains("takeovers") || !mqtt["takeovers"].is_number_integer()) return;
+    const std::int64_t reported = mqtt["takeovers"].get<std::int64_t>();
+    const std::optional<std::int64_t> uptime = opt_int(b.value("uptime_s", Json()));
+    auto& s = q("SELECT agent_takeovers, agent_uptime_s, COALESCE(session, 0) FROM school WHERE school = ?1");
+    s.bind_all(m.school);
+    if (!s.step()) return;
+    const std::int64_t before = s.int64(0), session = s.int64(2);
+    const bool restarted = uptime && !s.is_null(1) && *uptime < s.int64(1);
+    const std::int64_t fresh = restarted ? reported : std::max<std::int64_t>(0, reported - before);
+    q("UPDATE school SET agent_takeovers = ?2, agent_uptime_s = ?3, takeovers = takeovers + ?4 WHERE school = ?1")
+        .bind_all(m.school, reported, uptime, fresh)
+        .run();
+    if (fresh == 0) return;
+    count("takeovers", fresh);
+    const std::string when = mqtt.contains("last_takeover") && mqtt["last_takeover"].is_string()
+                                 ? mqtt["last_takeover"].get<std::string>() : m.ts;
+    auto at = parse_rfc3339(when);
+    q("INSERT INTO state_change(school, at_ms, online, session, reason, store_id, last_seq, received_ms) VALUES "
+      "(?1, ?2, 0, ?3, 'taken_over', ?4, NULL, ?5)")
+        .bind_all(m.school, at ? ms_of(*at) : m.ts_ms, session, m.store_id, now_)
+        .run();
   }
 
   void ingest_reply(const Incoming& m, BatchResult& r) {

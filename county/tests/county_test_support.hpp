@@ -64,10 +64,12 @@ inline Json state(const std::string& school, bool online, std::int64_t session, 
 }
 
 inline Json health(const std::string& school, std::int64_t last_seq, std::int64_t depth, const std::string& store = kStoreA,
-                   const std::string& ts = "2026-11-28T21:00:00+08:00") {
+                   const std::string& ts = "2026-11-28T21:00:00+08:00", std::int64_t takeovers = 0,
+                   std::int64_t uptime_s = 60) {
   Json e = base("health", school, ts);
-  e["body"] = {{"version", "0.1.0"}, {"outbox", {{"depth", depth}, {"last_seq", last_seq}, {"oldest_unsent_age_s", nullptr}}},
-               {"mqtt", {{"session", 1}, {"reconnects", 0}}},
+  e["body"] = {{"version", "0.1.0"}, {"uptime_s", uptime_s},
+               {"outbox", {{"depth", depth}, {"last_seq", last_seq}, {"oldest_unsent_age_s", nullptr}}},
+               {"mqtt", {{"session", 1}, {"reconnects", 0}, {"takeovers", takeovers}}},
                {"store", {{"id", store}, {"created", "2026-09-01T00:00:00+00:00"}, {"recovered", nullptr}}}};
   return e;
 }

@@ -370,3 +370,17 @@ TEST(CountyDatabase, WhenARequestsRangeIsSettledTheRestOfItsGapIsAskedForAtOnce)
   EXPECT_EQ(next[0].from_seq, 7);
   EXPECT_EQ(next[0].to_seq, 11);
 }
+
+TEST(CountyDatabase, ATakenOverSessionTheAgentCountsIsRecordedOnceAsAnEventOfTheSchool) {
+  TempDb t;
+  ingest(*t.db, {state("school-a", true, 1, 0), health("school-a", 0, 0, kStoreA, "2026-11-28T21:00:00+08:00", 0, 60)});
+  ingest(*t.db, {health("school-a", 0, 0, kStoreA, "2026-11-28T21:01:00+08:00", 2, 120)});  // two takeovers
+  ingest(*t.db, {health("school-a", 0, 0, kStoreA, "2026-11-28T21:02:00+08:00", 2, 180)});  // no new one
+  ingest(*t.db, {health("school-a", 0, 0, kStoreA, "2026-11-28T21:03:00+08:00", 1, 5)});    // restarted, then one
+  EXPECT_EQ(school_row(*t.db)["takeovers"], 3);
+  auto h = t.db->history("school-a", "", "");
+  int rows = 0;
+  for (const auto& s : h.value()["states"]) rows += s["reason"] == "taken_over";
+  EXPECT_EQ(rows, 2);  // one event per health that showed new takeovers
+  EXPECT_EQ(t.db->totals(T0).value()["counters"]["takeovers"], 3);
+}

@@ -138,10 +138,13 @@ int record_status(const RecordOptions& o, const std::optional<std::string>& scho
                      n(r["recording"]["compliant"]) + "/" + n(r["recording"]["total"]),
                      n(r["cases"]["open"]) + "/" + n(r["cases"]["overdue"]), n(r["backlog"]),
                      n(g.value("open", Json())) + "/" + n(g.value("lost", Json())), str(r["as_of"]["oldest_report"]),
+                     r["ledger"]["takeovers"].is_number() && r["ledger"]["takeovers"].get<std::int64_t>() > 0
+                         ? std::to_string(r["ledger"]["takeovers"].get<std::int64_t>()) : std::string("-"),
                      str(r["version"])});
   }
   std::cout << render_table({"SCHOOL", "NAME", "ONLINE", "LAST SEEN", "FIBER CLASS", "FIBER FUNC", "FIBER OFFICE",
-                             "RECORDING", "CASES OPEN/OVERDUE", "BACKLOG", "GAPS OPEN/LOST", "REPORTS AS OF", "VERSION"},
+                             "RECORDING", "CASES OPEN/OVERDUE", "BACKLOG", "GAPS OPEN/LOST", "REPORTS AS OF", "TAKEN OVER",
+                             "VERSION"},
                             cells);
   std::cout << "figures from the county database " << o.db.string() << "\n" << collector_line(st.ok() ? st.value() : Json())
             << "\n";
