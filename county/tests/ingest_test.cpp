@@ -102,7 +102,7 @@ TEST(Ingest, AnOversizedPayloadIsQuarantinedWithItsSeqSoTheLedgerCanAccountForIt
   rules.county = kCounty;
   rules.max_payload = 4096;
   Json r = report("school-a", 9, "fiber", {{"blob", std::string(5000, 'x')}});
-  const auto& q = rejected(parse_message(rules, topic("school-a", "report/fiber"), r.dump(), false));
+  const Quarantined q = rejected(parse_message(rules, topic("school-a", "report/fiber"), r.dump(), false));
   EXPECT_EQ(q.reason, "too_large");
   ASSERT_TRUE(q.seq.has_value());
   EXPECT_EQ(*q.seq, 9);
@@ -114,7 +114,7 @@ TEST(Ingest, ASchoolOutsideTheRegisterIsQuarantinedWhenARegisterIsSet) {
   rules.county = kCounty;
   rules.registered = [](const std::string& s) { return s == "school-a"; };
   EXPECT_TRUE(std::holds_alternative<Incoming>(parse_message(rules, topic("school-a", "report/fiber"), report("school-a", 1).dump(), false)));
-  const auto& q = rejected(parse_message(rules, topic("school-x", "report/fiber"), report("school-x", 1).dump(), false));
+  const Quarantined q = rejected(parse_message(rules, topic("school-x", "report/fiber"), report("school-x", 1).dump(), false));
   EXPECT_EQ(q.reason, "unknown_school");
   EXPECT_NE(q.detail.find("register"), std::string::npos);
 }
