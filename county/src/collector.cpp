@@ -115,7 +115,8 @@ void Collector::start() {
   ingest_->start();
   live_->start();
   log_->info("county {}: collecting into {} (repair {}, reorder grace {})", config_.county,
-             config_.database.path.string(), config_.repair.enabled ? "on" : "OFF",
+             config_.database.url.empty() ? config_.database.path.string() : config_.database.url,
+             config_.repair.enabled ? "on" : "OFF",
              format_duration(config_.repair.reorder_grace));
   repair_timer_.expires_after(config_.repair_tick);
   repair_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
@@ -325,6 +326,13 @@ void Collector::tick_status() {
     (void)self->db_->set_status(st);
     asio::post(self->io_, [self, st = std::move(st)] {
       const Json& d = st["database"];
+      if (d.contains("error") || !st["database_error"].is_null()) {
+        // The figures would be stale or zeros: say what an operator must know instead.
+        const std::string why = st["database_error"].is_string() ? st["database_error"].get<std::string>()
+                                                                  : d["error"].get<std::string>();
+        systemd::status("database unavailable, nothing acknowledged until it is back: " + why);
+        return;
+      }
       std::string line = std::to_string(static_cast<long long>(st["committed"].get<std::int64_t>())) + " committed, " +
                          std::to_string(d.value("gaps_open", 0)) + " open gap(s), " +
                          std::to_string(d.value("seqs_lost", 0)) + " seq(s) lost, " +
@@ -350,6 +358,7 @@ void Collector::tick_prune() {
 void Collector::reload(const CountyConfig& next) {
   if (next.mqtt.host != config_.mqtt.host || next.mqtt.port != config_.mqtt.port ||
       next.mqtt.client_id != config_.mqtt.client_id || next.database.path != config_.database.path ||
+      next.database.url != config_.database.url ||
       next.county != config_.county)
     log_->warn("reload: [county] code, [mqtt] and [database] changes take effect at the next restart");
   const auto mqtt = config_.mqtt;

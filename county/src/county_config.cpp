@@ -123,6 +123,16 @@ CountyConfigLoad load_county_config(const std::filesystem::path& file) {
   {
     auto& d = c.database;
     TableReader r(section("database"), "database", file, errors);
+    d.url = r.string("url", "");
+    if (!d.url.empty()) {
+      if (d.url.rfind("postgresql://", 0) != 0 && d.url.rfind("postgres://", 0) != 0)
+        r.error("url", "is not a PostgreSQL URL: \"" + d.url + "\"",
+                "write it as postgresql://USER@HOST:PORT/DATABASE, or remove it to use the SQLite file (path)");
+      else if (const auto at = d.url.find('@'); at != std::string::npos &&
+                                                 d.url.substr(0, at).find(':', d.url.find("//") + 2) != std::string::npos)
+        r.error("url", "carries a password", "remove it from the URL and put it in a file named by password_file (mode 0600)");
+    }
+    if (auto pw = r.secret_file("password_file", false)) d.password = *pw;
     d.path = r.path("path", d.path, false);
     d.synchronous_full = r.choice("synchronous", "full", {"full", "normal"}) == "full";
     d.batch_max = static_cast<int>(r.integer("batch_max", d.batch_max, 1, 100000));
@@ -187,7 +197,8 @@ std::string redacted_summary(const CountyConfig& c) {
                {"verify_hostname", m.verify_hostname}, {"client_id", m.client_id}, {"live_client_id", m.live_client_id},
                {"session_expiry", format_duration(m.session_expiry)}, {"keep_alive", format_duration(m.keep_alive)},
                {"receive_maximum", m.receive_maximum}};
-  j["database"] = {{"path", c.database.path.string()}, {"synchronous", c.database.synchronous_full ? "full" : "normal"},
+  j["database"] = {{"url", c.database.url}, {"password", c.database.password ? "(redacted)" : ""},
+                   {"path", c.database.url.empty() ? c.database.path.string() : ""}, {"synchronous", c.database.synchronous_full ? "full" : "normal"},
                    {"batch_max", c.database.batch_max}};
   j["ingest"] = {{"max_payload", format_size(c.ingest.max_payload)}, {"max_pending", format_size(c.ingest.max_pending)},
                  {"quarantine_log_every", format_duration(c.ingest.quarantine_log_every)}};

@@ -48,6 +48,9 @@ struct CountyConfig {
   } mqtt;
 
   struct Database {
+    // PostgreSQL when set ("postgresql://county@db.example:5432/county"), else the SQLite file.
+    std::string url;
+    std::optional<std::string> password;  // from password_file
     std::filesystem::path path = "/var/lib/campus-county/county.db";
     bool synchronous_full = true;
     int batch_max = 1000;             // messages per transaction at most

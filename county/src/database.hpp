@@ -118,5 +118,9 @@ struct DatabaseOptions {
 
 // Opens (creating and migrating unless read_only) the SQLite database at `file`.
 Result<std::unique_ptr<CountyDatabase>> open_sqlite(const std::filesystem::path& file, const DatabaseOptions& options);
+// The same on PostgreSQL: `url` a libpq connection URL ("postgresql://county@db.example:5432/county"),
+// the password read from a file by the caller.
+Result<std::unique_ptr<CountyDatabase>> open_postgres(const std::string& url, const std::optional<std::string>& password,
+                                                      const DatabaseOptions& options);
 
 }  // namespace campus::county

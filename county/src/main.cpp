@@ -58,7 +58,9 @@ int main(int argc, char** argv) {
   dbo.synchronous_full = loaded.config.database.synchronous_full;
   dbo.retention = loaded.config.history;
   dbo.policy = loaded.config.repair;
-  auto db = campus::county::open_sqlite(loaded.config.database.path, dbo);
+  const auto& dbc = loaded.config.database;
+  auto db = dbc.url.empty() ? campus::county::open_sqlite(dbc.path, dbo)
+                            : campus::county::open_postgres(dbc.url, dbc.password, dbo);
   if (!db.ok()) {
     log->error("cannot open the county database: {}", db.error().message());
     return 1;

@@ -9,8 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <gtest/gtest.h>
+
 #include "database.hpp"
 #include "ingest.hpp"
+#include "sql.hpp"
 
 namespace campus::county::test {
 
@@ -94,30 +97,72 @@ inline Parsed parse(const Json& env, std::optional<std::string> corr = std::null
   return parse(topic(env["school"], leaf), env.dump(), std::move(corr));
 }
 
-// A fresh database file in a temporary directory, removed with the object.
+// The PostgreSQL server of this test binary (tests/postgres-server, started at first use on a
+// free port of 127.0.0.1, stopped at exit): the URL of its `postgres` database and the password.
+struct PostgresServer {
+  std::string url, password;
+  std::filesystem::path dir;
+  static PostgresServer& get();
+  ~PostgresServer();
+};
+
+// A fresh database for one test: a SQLite file in a temporary directory, or a database of its own
+// on the test PostgreSQL server; removed with the object.
 struct TempDb {
   std::filesystem::path dir, file;
+  sql::Engine engine;
+  std::string pg_name;
   std::unique_ptr<CountyDatabase> db;
-  explicit TempDb(RepairPolicy policy = {}) {
+  explicit TempDb(sql::Engine e = sql::Engine::Sqlite, RepairPolicy policy = {}) : engine(e) {
     dir = std::filesystem::temp_directory_path() / ("county-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
     std::filesystem::create_directories(dir);
     file = dir / "county.db";
     DatabaseOptions o;
     o.policy = policy;
-    auto r = open_sqlite(file, o);
+    db = open(o);
+  }
+  // Opens the same database again (another collector, or campusctl with read_only).
+  std::unique_ptr<CountyDatabase> open(const DatabaseOptions& o) {
+    if (engine == sql::Engine::Sqlite) {
+      auto r = open_sqlite(file, o);
+      if (!r.ok()) throw std::runtime_error(r.error().message());
+      return std::move(r.value());
+    }
+    auto& pg = PostgresServer::get();
+    if (pg_name.empty()) {
+      pg_name = "t" + std::to_string(::getpid()) + "_" + std::to_string(counter());
+      auto admin = sql::open_postgres(pg.url, pg.password);
+      admin->exec("CREATE DATABASE " + pg_name);
+    }
+    auto r = open_postgres(url(), pg.password, o);
     if (!r.ok()) throw std::runtime_error(r.error().message());
-    db = std::move(r.value());
+    return std::move(r.value());
+  }
+  std::string url() const {
+    auto& pg = PostgresServer::get();
+    return pg.url.substr(0, pg.url.rfind('/') + 1) + pg_name;
   }
   ~TempDb() {
     db.reset();
     if (std::getenv("CAMPUS_KEEP_TMP")) return;  // to look at the database after a failure
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
+    if (!pg_name.empty()) {
+      try {
+        auto admin = sql::open_postgres(PostgresServer::get().url, PostgresServer::get().password);
+        admin->exec("DROP DATABASE IF EXISTS " + pg_name + " WITH (FORCE)");
+      } catch (const sql::Failure&) {
+      }
+    }
   }
   static int& counter() {
     static int n = 0;
     return n;
   }
 };
+
+inline std::string engine_name(const ::testing::TestParamInfo<sql::Engine>& info) {
+  return info.param == sql::Engine::Sqlite ? "Sqlite" : "Postgres";
+}
 
 }  // namespace campus::county::test

@@ -1,4 +1,4 @@
-// The county database (SQLite): dedupe, conflicts, the gap ledger, repair planning, replaced
+// The county database, on SQLite and on PostgreSQL (a real server, tests/postgres-server): dedupe, conflicts, the gap ledger, repair planning, replaced
 // stores, tails, history. Times are given explicitly, so no test waits for a clock.
 #include <gtest/gtest.h>
 
@@ -50,10 +50,16 @@ Json ok_reply(std::int64_t from, std::int64_t to, Json missing = Json::array()) 
                       {"failed", 0}, {"missing", missing}, {"missing_count", 0}, {"not_yet_produced", nullptr}}}};
 }
 
+class CountyDatabaseTest : public ::testing::TestWithParam<campus::county::sql::Engine> {};
+
 }  // namespace
 
-TEST(CountyDatabase, KeepsTheFirstCopyCountsDuplicatesAndSetsAsideAConflict) {
-  TempDb t;
+INSTANTIATE_TEST_SUITE_P(Engines, CountyDatabaseTest,
+                         ::testing::Values(campus::county::sql::Engine::Sqlite, campus::county::sql::Engine::Postgres),
+                         engine_name);
+
+TEST_P(CountyDatabaseTest, KeepsTheFirstCopyCountsDuplicatesAndSetsAsideAConflict) {
+  TempDb t(GetParam());
   auto r = ingest(*t.db, {report("school-a", 1), event("school-a", 2)});
   EXPECT_EQ(r.stored, 2);
   Json copy = report("school-a", 1);
@@ -75,8 +81,8 @@ TEST(CountyDatabase, KeepsTheFirstCopyCountsDuplicatesAndSetsAsideAConflict) {
   EXPECT_EQ(row["reports"]["fiber"]["summary"], Json::object());
 }
 
-TEST(CountyDatabase, AGapThatFillsWithinTheGraceIsNeverAskedFor) {
-  TempDb t(quick_policy());
+TEST_P(CountyDatabaseTest, AGapThatFillsWithinTheGraceIsNeverAskedFor) {
+  TempDb t(GetParam(), quick_policy());
   ingest(*t.db, {state("school-a", true, 1, 0), report("school-a", 1), report("school-a", 4)});
   auto g = gaps_of(*t.db);
   ASSERT_EQ(g.size(), 1u);
@@ -95,8 +101,8 @@ TEST(CountyDatabase, AGapThatFillsWithinTheGraceIsNeverAskedFor) {
   EXPECT_EQ(school_row(*t.db)["contiguous_through"], 4);
 }
 
-TEST(CountyDatabase, ADueGapOfAnOnlineSchoolIsAskedForOnceAtATimeAndFilledByTheCopies) {
-  TempDb t(quick_policy());
+TEST_P(CountyDatabaseTest, ADueGapOfAnOnlineSchoolIsAskedForOnceAtATimeAndFilledByTheCopies) {
+  TempDb t(GetParam(), quick_policy());
   ingest(*t.db, {state("school-a", true, 1, 0), report("school-a", 1), report("school-a", 10)});
   auto plan = t.db->plan_repairs(quick_policy(), T0 + 61s);
   ASSERT_TRUE(plan.ok());
@@ -124,8 +130,8 @@ TEST(CountyDatabase, ADueGapOfAnOnlineSchoolIsAskedForOnceAtATimeAndFilledByTheC
   EXPECT_TRUE(t.db->plan_repairs(quick_policy(), T0 + 600s).value().empty());
 }
 
-TEST(CountyDatabase, MissingInTheReplyIsLostWithItsReasonAndNotAskedAgain) {
-  TempDb t(quick_policy());
+TEST_P(CountyDatabaseTest, MissingInTheReplyIsLostWithItsReasonAndNotAskedAgain) {
+  TempDb t(GetParam(), quick_policy());
   ingest(*t.db, {state("school-a", true, 1, 0), report("school-a", 1), report("school-a", 20)});
   auto req = t.db->plan_repairs(quick_policy(), T0 + 61s).value().at(0);
   std::vector<Json> copies;
@@ -142,8 +148,8 @@ TEST(CountyDatabase, MissingInTheReplyIsLostWithItsReasonAndNotAskedAgain) {
   EXPECT_EQ(school_row(*t.db)["contiguous_through"], 20);  // accounted: held or lost
 }
 
-TEST(CountyDatabase, WhatIsStillOpenAfterTheReplyIsAskedAgainAfterABackoff) {
-  TempDb t(quick_policy());
+TEST_P(CountyDatabaseTest, WhatIsStillOpenAfterTheReplyIsAskedAgainAfterABackoff) {
+  TempDb t(GetParam(), quick_policy());
   ingest(*t.db, {state("school-a", true, 1, 0), report("school-a", 1), report("school-a", 5)});
   auto req = t.db->plan_repairs(quick_policy(), T0 + 61s).value().at(0);
   ingest(*t.db, {event("school-a", 2)}, T0 + 62s);  // the broker dropped 3 and 4 again
@@ -155,8 +161,8 @@ TEST(CountyDatabase, WhatIsStillOpenAfterTheReplyIsAskedAgainAfterABackoff) {
   EXPECT_EQ(again[0].to_seq, 4);
 }
 
-TEST(CountyDatabase, AnUnansweredRequestTimesOutAndIsAskedAgain) {
-  TempDb t(quick_policy());
+TEST_P(CountyDatabaseTest, AnUnansweredRequestTimesOutAndIsAskedAgain) {
+  TempDb t(GetParam(), quick_policy());
   ingest(*t.db, {state("school-a", true, 1, 0), report("school-a", 1), report("school-a", 3)});
   ASSERT_EQ(t.db->plan_repairs(quick_policy(), T0 + 61s).value().size(), 1u);
   EXPECT_TRUE(t.db->plan_repairs(quick_policy(), T0 + 100s).value().empty());
@@ -164,8 +170,8 @@ TEST(CountyDatabase, AnUnansweredRequestTimesOutAndIsAskedAgain) {
   EXPECT_EQ(t.db->plan_repairs(quick_policy(), T0 + 61s + 120s + 61s).value().size(), 1u);
 }
 
-TEST(CountyDatabase, AnOfflineSchoolIsNotAskedUntilItIsBack) {
-  TempDb t(quick_policy());
+TEST_P(CountyDatabaseTest, AnOfflineSchoolIsNotAskedUntilItIsBack) {
+  TempDb t(GetParam(), quick_policy());
   ingest(*t.db, {state("school-a", true, 1, 0), report("school-a", 1), report("school-a", 3),
                  state("school-a", false, 1, 3, kStoreA, "will")});
   EXPECT_TRUE(t.db->plan_repairs(quick_policy(), T0 + 120s).value().empty());
@@ -175,19 +181,19 @@ TEST(CountyDatabase, AnOfflineSchoolIsNotAskedUntilItIsBack) {
   EXPECT_EQ(plan[0].from_seq, 2);
 }
 
-TEST(CountyDatabase, AtMostMaxSchoolsRequestsAreInFlight) {
+TEST_P(CountyDatabaseTest, AtMostMaxSchoolsRequestsAreInFlight) {
   RepairPolicy p = quick_policy();
   p.max_schools = 2;
-  TempDb t(p);
+  TempDb t(GetParam(), p);
   for (const char* s : {"s1", "s2", "s3"}) ingest(*t.db, {state(s, true, 1, 0), report(s, 1), report(s, 3)});
   EXPECT_EQ(t.db->plan_repairs(p, T0 + 61s).value().size(), 2u);
   EXPECT_EQ(t.db->plan_repairs(p, T0 + 62s).value().size(), 0u);
 }
 
-TEST(CountyDatabase, ARequestNeverSpansMoreThanMaxRange) {
+TEST_P(CountyDatabaseTest, ARequestNeverSpansMoreThanMaxRange) {
   RepairPolicy p = quick_policy();
   p.max_range = 100;
-  TempDb t(p);
+  TempDb t(GetParam(), p);
   ingest(*t.db, {state("school-a", true, 1, 0), report("school-a", 1), report("school-a", 50), report("school-a", 90),
                  report("school-a", 400)});
   auto req = t.db->plan_repairs(p, T0 + 61s).value().at(0);
@@ -196,8 +202,8 @@ TEST(CountyDatabase, ARequestNeverSpansMoreThanMaxRange) {
   EXPECT_LE(req.to_seq - req.from_seq + 1, p.max_range);
 }
 
-TEST(CountyDatabase, AReplacedStoreIsANewSeriesAndTheOldOnesOpenGapsAreLost) {
-  TempDb t(quick_policy());
+TEST_P(CountyDatabaseTest, AReplacedStoreIsANewSeriesAndTheOldOnesOpenGapsAreLost) {
+  TempDb t(GetParam(), quick_policy());
   ingest(*t.db, {state("school-a", true, 1, 0), report("school-a", 1), report("school-a", 5)});
   auto r = ingest(*t.db, {state("school-a", true, 2, 0, kStoreB), report("school-a", 1, "fiber", {{"new", true}}, kStoreB)},
                   T0 + 10s);
@@ -214,8 +220,8 @@ TEST(CountyDatabase, AReplacedStoreIsANewSeriesAndTheOldOnesOpenGapsAreLost) {
   EXPECT_EQ(row["reports"]["fiber"]["summary"]["new"], true);
 }
 
-TEST(CountyDatabase, ATailIsAskedForOnceTheGraceIsOverAndTheOutboxIsEmpty) {
-  TempDb t(quick_policy());
+TEST_P(CountyDatabaseTest, ATailIsAskedForOnceTheGraceIsOverAndTheOutboxIsEmpty) {
+  TempDb t(GetParam(), quick_policy());
   ingest(*t.db, {report("school-a", 1), state("school-a", true, 1, 8)});
   EXPECT_TRUE(t.db->plan_repairs(quick_policy(), T0 + 30s).value().empty());
   // Outbox not empty yet: the backlog is still coming.
@@ -230,17 +236,17 @@ TEST(CountyDatabase, ATailIsAskedForOnceTheGraceIsOverAndTheOutboxIsEmpty) {
   EXPECT_EQ(g[0]["cause"], "tail");
 }
 
-TEST(CountyDatabase, ATailIsAskedForAfterTailWaitMaxEvenWithoutHealth) {
+TEST_P(CountyDatabaseTest, ATailIsAskedForAfterTailWaitMaxEvenWithoutHealth) {
   RepairPolicy p = quick_policy();
   p.tail_wait_max = 300s;
-  TempDb t(p);
+  TempDb t(GetParam(), p);
   ingest(*t.db, {report("school-a", 1), state("school-a", true, 1, 4)});
   EXPECT_TRUE(t.db->plan_repairs(p, T0 + 299s).value().empty());
   EXPECT_EQ(t.db->plan_repairs(p, T0 + 301s).value().size(), 1u);
 }
 
-TEST(CountyDatabase, AStaleWillDoesNotTakeTheSchoolOffline) {
-  TempDb t;
+TEST_P(CountyDatabaseTest, AStaleWillDoesNotTakeTheSchoolOffline) {
+  TempDb t(GetParam());
   ingest(*t.db, {state("school-a", true, 3, 0)});
   auto r = ingest(*t.db, {state("school-a", false, 2, 0, kStoreA, "will")});
   EXPECT_EQ(r.stale_wills, 1);
@@ -253,8 +259,8 @@ TEST(CountyDatabase, AStaleWillDoesNotTakeTheSchoolOffline) {
   EXPECT_EQ(h.value()["states"][1]["reason"], "stopped");
 }
 
-TEST(CountyDatabase, AQuarantinedReportIsAccountedAsLostNotAskedForAgain) {
-  TempDb t(quick_policy());
+TEST_P(CountyDatabaseTest, AQuarantinedReportIsAccountedAsLostNotAskedForAgain) {
+  TempDb t(GetParam(), quick_policy());
   ingest(*t.db, {state("school-a", true, 1, 0), report("school-a", 1)});
   Json bad = report("school-a", 2);
   bad["body"] = {{"summary", "not an object"}, {"findings", Json::array()}};
@@ -267,8 +273,8 @@ TEST(CountyDatabase, AQuarantinedReportIsAccountedAsLostNotAskedForAgain) {
   EXPECT_TRUE(t.db->plan_repairs(quick_policy(), T0 + 3600s).value().empty());
 }
 
-TEST(CountyDatabase, DailyRowsGiveTheMonthlyPlanLine) {
-  TempDb t;
+TEST_P(CountyDatabaseTest, DailyRowsGiveTheMonthlyPlanLine) {
+  TempDb t(GetParam());
   auto fiber = [](double c) {
     Json part = {{"rooms", 10}, {"coverage", c}};
     return Json{{"classroom", part}, {"function_room", part}, {"office", part}};
@@ -299,8 +305,8 @@ TEST(CountyDatabase, DailyRowsGiveTheMonthlyPlanLine) {
   EXPECT_EQ(h.value()["days"][1]["digital_campus"], true);
 }
 
-TEST(CountyDatabase, CasesComeFromTheEventsWithTheirSteps) {
-  TempDb t;
+TEST_P(CountyDatabaseTest, CasesComeFromTheEventsWithTheirSteps) {
+  TempDb t(GetParam());
   Json c = {{"id", "attendance-S1-1"}, {"subject", "S1"}, {"stage", "open"}, {"opened_at", "2026-11-28T21:00:00+08:00"},
             {"details", {{"class", "3-2"}, {"overdue", true}}}, {"steps", Json::array({{{"at", "2026-11-28T21:00:00+08:00"},
                                                                                          {"action", "opened"},
@@ -321,8 +327,8 @@ TEST(CountyDatabase, CasesComeFromTheEventsWithTheirSteps) {
   EXPECT_TRUE(t.db->cases("closed", "").value().empty());
 }
 
-TEST(CountyDatabase, PruningKeepsTheLastReportOfEachDayAndDuplicatesStayDuplicates) {
-  TempDb t;
+TEST_P(CountyDatabaseTest, PruningKeepsTheLastReportOfEachDayAndDuplicatesStayDuplicates) {
+  TempDb t(GetParam());
   ingest(*t.db, {report("school-a", 1, "fiber", Json::object(), kStoreA, "2026-06-01T08:00:00+08:00"),
                  report("school-a", 2, "fiber", Json::object(), kStoreA, "2026-06-01T20:00:00+08:00")});
   Retention ret;
@@ -334,6 +340,52 @@ TEST(CountyDatabase, PruningKeepsTheLastReportOfEachDayAndDuplicatesStayDuplicat
   auto r = ingest(*t.db, {report("school-a", 1, "fiber", Json::object(), kStoreA, "2026-06-01T08:00:00+08:00")}, T0 + std::chrono::hours(49));
   EXPECT_EQ(r.stored, 0);
   EXPECT_EQ(r.duplicates, 1);
+}
+
+// PostgreSQL keeps reports in a partition per month of their audit time: prune() makes the coming
+// months ahead and drops a month past keep_reports whole, after moving each day's last report to
+// report_kept, so the accounting (duplicates, conflicts) is what it is on SQLite.
+TEST(CountyDatabasePostgres, PruningDropsWholeMonthsAndKeepsEachDaysLastReport) {
+  TempDb t(campus::county::sql::Engine::Postgres);
+  auto pg = campus::county::sql::open_postgres(t.url(), PostgresServer::get().password);
+  auto partitions = [&] {
+    std::vector<std::string> out;
+    auto q = pg->prepare("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON "
+                         "p.oid = i.inhparent WHERE p.relname = 'message_report' ORDER BY 1");
+    while (q->step()) out.push_back(q->text(0));
+    return out;
+  };
+  Retention ret;
+  ret.keep_reports = std::chrono::hours(24 * 30);
+  ASSERT_TRUE(t.db->prune(ret, T0).ok());  // T0 is 2027-01-15
+  EXPECT_EQ(partitions(), (std::vector<std::string>{"message_report_202701", "message_report_202702",
+                                                    "message_report_202703", "message_report_default"}));
+  ingest(*t.db, {report("school-a", 1, "fiber", Json::object(), kStoreA, "2027-01-15T09:00:00+08:00"),
+                 report("school-a", 2, "fiber", Json::object(), kStoreA, "2027-01-15T20:00:00+08:00"),
+                 event("school-a", 3, "fiber", {}, kStoreA, "2027-01-15T20:00:01+08:00"),
+                 // A clock months ahead: its month has no partition yet, so the default takes it.
+                 report("school-a", 4, "recording", Json::object(), kStoreA, "2027-04-10T10:00:00+08:00")});
+  EXPECT_EQ(pg->scalar_int("SELECT COUNT(*) FROM message_report_202701"), 2);
+  EXPECT_EQ(pg->scalar_int("SELECT COUNT(*) FROM message_report_default"), 1);
+
+  auto n = t.db->prune(ret, T0 + std::chrono::hours(24 * 60));  // 2027-03-16: January is past keep_reports
+  ASSERT_TRUE(n.ok()) << n.error().message();
+  EXPECT_EQ(n.value(), 1) << "seq 1, the day's earlier report";
+  EXPECT_EQ(partitions(), (std::vector<std::string>{"message_report_202702", "message_report_202703",
+                                                    "message_report_202705", "message_report_default"}))
+      << "April stays in the default partition, which holds a report of it";
+  EXPECT_EQ(pg->scalar_int("SELECT seq FROM report_kept"), 2);
+  EXPECT_EQ(t.db->totals(T0).value()["messages"], 3);
+
+  const SystemTime later = T0 + std::chrono::hours(24 * 61);
+  auto r = ingest(*t.db, {report("school-a", 1, "fiber", Json::object(), kStoreA, "2027-01-15T09:00:00+08:00"),
+                          report("school-a", 2, "fiber", Json::object(), kStoreA, "2027-01-15T20:00:00+08:00")},
+                  later);
+  EXPECT_EQ(r.stored, 0);
+  EXPECT_EQ(r.duplicates, 2);
+  r = ingest(*t.db, {report("school-a", 2, "fiber", {{"rooms", 99}}, kStoreA, "2027-01-15T20:00:00+08:00")}, later);
+  EXPECT_EQ(r.conflicts, 1) << "the kept copy is still compared with";
+  EXPECT_TRUE(gaps_of(*t.db).empty());
 }
 
 TEST(CountyDatabase, ItRefusesAFileThatIsNotItsOwn) {
@@ -354,10 +406,10 @@ TEST(CountyDatabase, ItRefusesAFileThatIsNotItsOwn) {
   EXPECT_NE(missing.error().message().find("no such database"), std::string::npos);
 }
 
-TEST(CountyDatabase, WhenARequestsRangeIsSettledTheRestOfItsGapIsAskedForAtOnce) {
+TEST_P(CountyDatabaseTest, WhenARequestsRangeIsSettledTheRestOfItsGapIsAskedForAtOnce) {
   RepairPolicy p = quick_policy();
   p.max_range = 5;
-  TempDb t(p);
+  TempDb t(GetParam(), p);
   ingest(*t.db, {state("school-a", true, 1, 0), report("school-a", 1), report("school-a", 14)});
   auto first = t.db->plan_repairs(p, T0 + 61s).value().at(0);
   EXPECT_EQ(first.to_seq, 6);
@@ -371,8 +423,8 @@ TEST(CountyDatabase, WhenARequestsRangeIsSettledTheRestOfItsGapIsAskedForAtOnce)
   EXPECT_EQ(next[0].to_seq, 11);
 }
 
-TEST(CountyDatabase, ATakenOverSessionTheAgentCountsIsRecordedOnceAsAnEventOfTheSchool) {
-  TempDb t;
+TEST_P(CountyDatabaseTest, ATakenOverSessionTheAgentCountsIsRecordedOnceAsAnEventOfTheSchool) {
+  TempDb t(GetParam());
   ingest(*t.db, {state("school-a", true, 1, 0), health("school-a", 0, 0, kStoreA, "2026-11-28T21:00:00+08:00", 0, 60)});
   ingest(*t.db, {health("school-a", 0, 0, kStoreA, "2026-11-28T21:01:00+08:00", 2, 120)});  // two takeovers
   ingest(*t.db, {health("school-a", 0, 0, kStoreA, "2026-11-28T21:02:00+08:00", 2, 180)});  // no new one

@@ -2,19 +2,91 @@
 holds, campusctl on that database, and FakeSchool: a school that speaks the wire contract
 (docs/protocol.md) through Debian's python3-paho-mqtt (MQTT 5), for what a real agent never
 does on demand (a conflicting copy, seqs out of order, a slow or partial resend answer)."""
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
 from county import COUNTY, tls_args
-from harness import BIN, LOOPBACK, Proc, wait_until, write_file
+from harness import BIN, LOOPBACK, SOURCE, Proc, free_port, wait_until, write_file
+
+# The county record's engine for every collector a test starts: "sqlite" (the default) or
+# "postgres" (one throwaway PostgreSQL 15 server per test process, tests/postgres-server, and a
+# fresh database per collector config). CMake registers the collector tests once per engine.
+ENGINE = os.environ.get("CAMPUS_COUNTY_DB", "sqlite")
+
+
+class PostgresServer:
+    """tests/postgres-server on a free port of 127.0.0.1, started at first use, stopped at exit."""
+    _server = None
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="county-pg-")
+        self.port = free_port()
+        self.script = os.path.join(SOURCE, "tests", "postgres-server")
+        r = subprocess.run([self.script, "start", self.dir, str(self.port)], capture_output=True, text=True,
+                           timeout=120)
+        if r.returncode != 0:
+            raise AssertionError(f"could not start PostgreSQL: {r.stderr}")
+        with open(os.path.join(self.dir, "password")) as f:
+            self.password = f.read().strip()
+        self.passfile = write_file(os.path.join(self.dir, "pgpass"),
+                                   f"{LOOPBACK}:{self.port}:*:county:{self.password}\n", mode=0o600)
+        self.databases = 0
+        atexit.register(self.stop)
+
+    @classmethod
+    def get(cls):
+        if cls._server is None:
+            cls._server = PostgresServer()
+        return cls._server
+
+    def url(self, database):
+        return f"postgresql://county@{LOOPBACK}:{self.port}/{database}"
+
+    def psql(self, database, query, timeout=60):
+        r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", self.url(database), "-c", query],
+                           capture_output=True, text=True, timeout=timeout, env={**os.environ, "PGPASSFILE": self.passfile})
+        if r.returncode != 0:
+            raise AssertionError(f"psql failed: {r.stderr}")
+        return r.stdout
+
+    def new_database(self, name):
+        self.databases += 1
+        db = f"{name.replace('-', '_')}_{self.databases}"
+        self.psql("postgres", f"CREATE DATABASE {db}")
+        return db
+
+    def stop(self):
+        subprocess.run([self.script, "stop", self.dir], capture_output=True, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def restart(self, down_s=0.0):
+        """Stops the server (fast shutdown: every connection is cut), waits, starts it again."""
+        subprocess.run([self.script, "stop", self.dir], capture_output=True, timeout=60, check=True)
+        time.sleep(down_s)
+        subprocess.run([self.script, "start", self.dir, str(self.port)], capture_output=True, timeout=120,
+                       check=True)
 
 
 def collector_bin():
     return os.path.join(BIN, "campus-county")
+
+
+def _database_table(data, name):
+    if ENGINE != "postgres":
+        return {"path": os.path.join(data, "county.db")}
+    pg = PostgresServer.get()
+    database = write_file(os.path.join(data, "database"), pg.new_database(name))
+    with open(database) as f:
+        url = pg.url(f.read())
+    return {"url": url,
+            "password_file": write_file(os.path.join(data, "database-password"), pg.password + "\n", mode=0o600)}
 
 
 def collector_config(workdir, port, certs=None, name="collector", register=None, **sections):
@@ -26,7 +98,7 @@ def collector_config(workdir, port, certs=None, name="collector", register=None,
         "county": {"code": COUNTY, "log_level": "debug"},
         "mqtt": {"host": LOOPBACK, "port": port, "keep_alive": "5s", "reconnect_min": "100ms",
                  "reconnect_max": "1s", "connect_timeout": "5s"},
-        "database": {"path": os.path.join(data, "county.db")},
+        "database": _database_table(data, name),
         "repair": {"reorder_grace": "2s", "tick": "500ms", "backoff_min": "1s", "backoff_max": "4s",
                    "request_timeout": "20s", "tail_wait_max": "10s"},
         "history": {"status_every": "500ms"},
@@ -56,7 +128,13 @@ class Collector:
 
     def __init__(self, workdir, config, name="collector"):
         self.workdir, self.config, self.name = workdir, config, name
-        self.db = os.path.join(workdir, f"{name}-data", "county.db")
+        data = os.path.join(workdir, f"{name}-data")
+        self.database = None  # the PostgreSQL database's name (ENGINE postgres)
+        if os.path.exists(os.path.join(data, "database")):
+            with open(os.path.join(data, "database")) as f:
+                self.database = f.read().strip()
+        # What campusctl --db takes: the SQLite file, or the PostgreSQL URL (password via PGPASSFILE).
+        self.db = PostgresServer.get().url(self.database) if self.database else os.path.join(data, "county.db")
         self.proc = None
         self.runs = 0
 
@@ -84,7 +162,12 @@ class Collector:
         return self.proc.output() if self.proc else ""
 
     def sql(self, query):
-        """Rows of a read-only query (sqlite3's own CLI on the live database)."""
+        """Rows of a read-only query (sqlite3's own CLI on the live database, or psql)."""
+        if self.database:
+            out = PostgresServer.get().psql(self.database, f"SELECT COALESCE(json_agg(q), '[]') FROM ({query}) q")
+            # bytea (a payload) comes as "\\x<hex>"; the tests read it as the text it holds.
+            return [{k: bytes.fromhex(v[2:]).decode() if isinstance(v, str) and v.startswith("\\x") else v
+                     for k, v in row.items()} for row in json.loads(out)]
         r = subprocess.run(["sqlite3", "-json", f"file:{self.db}?mode=ro", query], capture_output=True, text=True,
                            timeout=60)
         if r.returncode != 0:
@@ -120,7 +203,8 @@ def ctl(*args, db, timeout=60, config=None):
     if config:
         argv += ["--config", config]
     argv += ["--db", db, *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "PGPASSFILE": PostgresServer.get().passfile} if db.startswith("postgresql://") else None
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def agent_store(workdir):

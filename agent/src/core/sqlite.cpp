@@ -48,6 +48,12 @@ Statement& Statement::bind_real(int index, std::optional<double> value) {
   return *this;
 }
 
+Statement& Statement::bind_blob(int index, std::string_view value) {
+  int rc = sqlite3_bind_blob64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK) fail(db_, rc, "bind");
+  return *this;
+}
+
 bool Statement::step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;

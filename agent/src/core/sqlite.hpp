@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -37,6 +38,8 @@ class Statement {
   Statement& bind(int index, std::nullopt_t);
   // REAL columns (a separate name: an overload for double would make integer binds ambiguous).
   Statement& bind_real(int index, std::optional<double> value);
+  // BLOB columns: bytes that need not be UTF-8.
+  Statement& bind_blob(int index, std::string_view value);
   template <class T>
   Statement& bind(int index, const std::optional<T>& value) {
     return value ? bind(index, *value) : bind(index, std::nullopt);

@@ -99,7 +99,7 @@ Result<CtlConfig> load_ctl_config(const std::filesystem::path& file) {
     std::filesystem::path path(p);
     return path.is_absolute() ? path : file.parent_path() / path;
   };
-  c.db = rel(db);
+  c.db = db.rfind("postgres", 0) == 0 ? std::filesystem::path(db) : rel(db);  // a PostgreSQL URL as it is
   c.ca_file = rel(ca);
   c.cert_file = rel(cert);
   c.key_file = rel(key);

@@ -17,7 +17,12 @@ using county::CountyDatabase;
 std::unique_ptr<CountyDatabase> open(const RecordOptions& o) {
   county::DatabaseOptions d;
   d.read_only = true;
-  auto db = county::open_sqlite(o.db, d);
+  // A PostgreSQL URL (province scale), its password from libpq's PGPASSFILE or ~/.pgpass; else
+  // the SQLite file.
+  const std::string where = o.db.string();
+  auto db = where.rfind("postgresql://", 0) == 0 || where.rfind("postgres://", 0) == 0
+                ? county::open_postgres(where, std::nullopt, d)
+                : county::open_sqlite(o.db, d);
   if (!db.ok()) {
     std::cerr << "campusctl: " << db.error().message() << "\n";
     return nullptr;

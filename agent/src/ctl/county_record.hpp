@@ -9,7 +9,7 @@
 namespace campus::ctl {
 
 struct RecordOptions {
-  std::filesystem::path db;                 // the collector's county.db (opened read-only)
+  std::filesystem::path db;                 // the collector's county.db or PostgreSQL URL (read-only)
   std::string county;                       // for the report's title ("" when unknown)
   std::vector<std::string> register_schools;  // campusctl.toml's county.schools (the collector's own register is added)
   bool json = false;

@@ -1,5 +1,5 @@
-// The county's record in one SQLite file (see database.hpp; schema and choices in
-// docs/county.md "The database").
+// The county's record on SQLite or PostgreSQL (see database.hpp; the SQL layer in sql.hpp;
+// schema and choices in docs/county.md "The database").
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,221 +19,19 @@
 #include "core/backoff.hpp"
 #include "core/envelope.hpp"
 #include "core/plan.hpp"
-#include "core/sqlite.hpp"
 #include "database.hpp"
+#include "sql.hpp"
+#include "sql_schema.hpp"
 
 namespace campus::county {
 namespace {
 
-using sqlite::Connection;
-using sqlite::Failure;
-using sqlite::Statement;
-using sqlite::Transaction;
+using sql::Connection;
+using sql::Failure;
+using sql::Statement;
+using sql::Transaction;
 
-constexpr const char* kApplication = "campus-county";
 
-// kMigrations[i] takes schema version i to i + 1, each in its own transaction.
-const char* const kMigrations[] = {
-    R"sql(
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE counter(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE register(school TEXT PRIMARY KEY, name TEXT NOT NULL);
-CREATE TABLE school(
-  school TEXT PRIMARY KEY,
-  first_seen_ms INTEGER NOT NULL,
-  current_series INTEGER,
-  online INTEGER,
-  session INTEGER,
-  state_at_ms INTEGER,
-  state_reason TEXT,
-  version TEXT,
-  last_seen_ms INTEGER,
-  last_seen TEXT,
-  last_received_ms INTEGER,
-  health TEXT,
-  health_at_ms INTEGER,
-  outbox_depth INTEGER,
-  agent_takeovers INTEGER NOT NULL DEFAULT 0,
-  agent_uptime_s INTEGER,
-  takeovers INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE series(
-  id INTEGER PRIMARY KEY,
-  school TEXT NOT NULL,
-  store_id TEXT NOT NULL,
-  first_seen_ms INTEGER NOT NULL,
-  store TEXT,
-  max_seen INTEGER NOT NULL DEFAULT 0,
-  announced INTEGER NOT NULL DEFAULT 0,
-  tail_since_ms INTEGER,
-  retired_ms INTEGER,
-  retired_reason TEXT,
-  messages INTEGER NOT NULL DEFAULT 0,
-  duplicates INTEGER NOT NULL DEFAULT 0,
-  conflicts INTEGER NOT NULL DEFAULT 0,
-  UNIQUE(school, store_id));
-CREATE TABLE message(
-  series INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  kind TEXT NOT NULL,
-  audit TEXT NOT NULL,
-  ts TEXT NOT NULL,
-  ts_ms INTEGER NOT NULL,
-  day TEXT NOT NULL,
-  received_ms INTEGER NOT NULL,
-  resent INTEGER NOT NULL,
-  sha256 TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  PRIMARY KEY(series, seq));
-CREATE INDEX message_kind_ts ON message(kind, ts_ms);
-CREATE TABLE gap(
-  id INTEGER PRIMARY KEY,
-  series INTEGER NOT NULL,
-  from_seq INTEGER NOT NULL,
-  to_seq INTEGER NOT NULL,
-  cause TEXT NOT NULL,
-  state TEXT NOT NULL CHECK(state IN ('open', 'filled', 'lost')),
-  opened_ms INTEGER NOT NULL,
-  closed_ms INTEGER,
-  requests INTEGER NOT NULL DEFAULT 0,
-  last_request_ms INTEGER,
-  next_request_ms INTEGER,
-  backoff_step INTEGER NOT NULL DEFAULT 0,
-  filled INTEGER NOT NULL DEFAULT 0,
-  lost INTEGER NOT NULL DEFAULT 0,
-  lost_reason TEXT);
-CREATE INDEX gap_series_state ON gap(series, state);
-CREATE INDEX gap_state_due ON gap(state, next_request_ms);
-CREATE TABLE gap_piece(
-  series INTEGER NOT NULL,
-  from_seq INTEGER NOT NULL,
-  to_seq INTEGER NOT NULL,
-  gap INTEGER NOT NULL,
-  state TEXT NOT NULL CHECK(state IN ('open', 'lost')),
-  reason TEXT,
-  PRIMARY KEY(series, from_seq));
-CREATE INDEX gap_piece_gap ON gap_piece(gap);
-CREATE TABLE resend_request(
-  id INTEGER PRIMARY KEY,
-  school TEXT NOT NULL,
-  series INTEGER NOT NULL,
-  from_seq INTEGER NOT NULL,
-  to_seq INTEGER NOT NULL,
-  correlation TEXT NOT NULL UNIQUE,
-  sent_ms INTEGER NOT NULL,
-  deadline_ms INTEGER NOT NULL,
-  outcome TEXT,
-  reply_ms INTEGER,
-  reply TEXT);
-CREATE INDEX resend_request_outcome ON resend_request(outcome, school);
-CREATE TABLE conflict(
-  id INTEGER PRIMARY KEY,
-  series INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  received_ms INTEGER NOT NULL,
-  topic TEXT NOT NULL,
-  sha256_kept TEXT NOT NULL,
-  sha256_new TEXT NOT NULL,
-  payload TEXT NOT NULL);
-CREATE TABLE quarantine(
-  id INTEGER PRIMARY KEY,
-  received_ms INTEGER NOT NULL,
-  topic TEXT NOT NULL,
-  school TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  reason TEXT NOT NULL,
-  detail TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  payload BLOB NOT NULL);
-CREATE INDEX quarantine_received ON quarantine(received_ms);
-CREATE TABLE report_latest(
-  school TEXT NOT NULL,
-  audit TEXT NOT NULL,
-  series INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  ts TEXT NOT NULL,
-  ts_ms INTEGER NOT NULL,
-  summary TEXT NOT NULL,
-  PRIMARY KEY(school, audit));
-CREATE TABLE report_daily(
-  school TEXT NOT NULL,
-  audit TEXT NOT NULL,
-  day TEXT NOT NULL,
-  series INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  ts TEXT NOT NULL,
-  ts_ms INTEGER NOT NULL,
-  summary TEXT NOT NULL,
-  fa REAL,
-  fb REAL,
-  fc REAL,
-  n1 INTEGER,
-  n2 INTEGER,
-  met INTEGER,
-  PRIMARY KEY(school, audit, day));
-CREATE TABLE school_day(
-  school TEXT NOT NULL,
-  day TEXT NOT NULL,
-  fiber_classroom REAL,
-  fiber_function_room REAL,
-  fiber_office REAL,
-  fiber_met INTEGER,
-  recording_compliant INTEGER,
-  recording_total INTEGER,
-  recording_met INTEGER,
-  cases_open INTEGER,
-  cases_overdue INTEGER,
-  attendance_met INTEGER,
-  digital_campus INTEGER,
-  PRIMARY KEY(school, day));
-CREATE TABLE absence_case(
-  school TEXT NOT NULL,
-  series INTEGER NOT NULL,
-  case_id TEXT NOT NULL,
-  subject TEXT,
-  stage TEXT NOT NULL,
-  outcome TEXT,
-  opened_at TEXT,
-  closed_at TEXT,
-  overdue INTEGER,
-  details TEXT,
-  last_seq INTEGER NOT NULL,
-  updated_ts TEXT NOT NULL,
-  PRIMARY KEY(school, series, case_id));
-CREATE TABLE case_step(
-  school TEXT NOT NULL,
-  series INTEGER NOT NULL,
-  case_id TEXT NOT NULL,
-  idx INTEGER NOT NULL,
-  at TEXT,
-  action TEXT,
-  actor TEXT,
-  note TEXT,
-  seq INTEGER NOT NULL,
-  PRIMARY KEY(school, series, case_id, idx));
-CREATE TABLE state_change(
-  id INTEGER PRIMARY KEY,
-  school TEXT NOT NULL,
-  at_ms INTEGER NOT NULL,
-  online INTEGER NOT NULL,
-  session INTEGER NOT NULL,
-  reason TEXT,
-  store_id TEXT,
-  last_seq INTEGER,
-  received_ms INTEGER NOT NULL);
-CREATE INDEX state_change_school ON state_change(school, at_ms);
-CREATE TABLE health_sample(
-  school TEXT NOT NULL,
-  at_ms INTEGER NOT NULL,
-  outbox_depth INTEGER,
-  oldest_unsent_age_s INTEGER,
-  last_seq INTEGER,
-  rss_bytes INTEGER,
-  reconnects INTEGER,
-  buffer_full INTEGER,
-  PRIMARY KEY(school, at_ms));
-)sql",
-};
-constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 std::int64_t ms_of(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -272,22 +70,9 @@ bool same_envelope(const std::string& a, const std::string& b) {
   return x == y;
 }
 
-// SQLite's errors that say the disk or the file is at fault (retry later), as opposed to a row
-// this database cannot take (quarantine it).
-bool environment_failure(int code) {
-  switch (code) {
-    case SQLITE_FULL: case SQLITE_IOERR: case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_CANTOPEN:
-    case SQLITE_READONLY: case SQLITE_NOMEM: case SQLITE_CORRUPT: case SQLITE_NOTADB: case SQLITE_PROTOCOL:
-    case SQLITE_INTERRUPT: case SQLITE_PERM: case SQLITE_ABORT:
-      return true;
-    default:
-      return false;
-  }
-}
-
-class SqliteDatabase final : public CountyDatabase {
+class SqlDatabase final : public CountyDatabase {
  public:
-  SqliteDatabase(std::unique_ptr<Connection> db, const DatabaseOptions& o)
+  SqlDatabase(std::unique_ptr<Connection> db, const DatabaseOptions& o)
       : db_(std::move(db)), read_only_(o.read_only), retention_(o.retention), policy_(o.policy),
         rng_(std::random_device{}()) {}
 
@@ -302,6 +87,7 @@ class SqliteDatabase final : public CountyDatabase {
     counters_.clear();
     try {
       Transaction tx(*db_);
+      lock_schools(batch);
       for (const auto& p : batch) {
         // Each message in a savepoint: one the database cannot take (a bug of ours, a value
         // SQLite refuses) is quarantined with the reason and the batch goes on.
@@ -311,7 +97,7 @@ class SqliteDatabase final : public CountyDatabase {
           else quarantine(std::get<Quarantined>(p), r);
           db_->exec("RELEASE message");
         } catch (const Failure& f) {
-          if (environment_failure(f.code())) throw;  // the transaction as a whole fails
+          if (f.environment()) throw;  // the transaction as a whole fails
           db_->exec("ROLLBACK TO message");
           db_->exec("RELEASE message");
           // The school's row may have been made in the savepoint just undone: made again by the
@@ -334,7 +120,7 @@ class SqliteDatabase final : public CountyDatabase {
       flush_counters();
       tx.commit();
     } catch (const Failure& f) {
-      stmts_.clear();
+      forget_statements();
       touched_.clear(), latest_.clear(), daily_.clear();
       return Error{"county database", std::string("the batch was not stored: ") + f.what(),
                    "nothing of it was acknowledged; the broker sends it again"};
@@ -350,13 +136,15 @@ class SqliteDatabase final : public CountyDatabase {
     counters_.clear();
     try {
       Transaction tx(*db_);
+      // Two collectors on one PostgreSQL: one plans at a time, so no school is asked twice.
+      if (postgres()) db_->exec("SELECT pg_advisory_xact_lock(7420002)");
       expire_requests(policy);
       open_due_tails(policy);
       if (policy.enabled) claim_requests(policy, out);
       flush_counters();
       tx.commit();
     } catch (const Failure& f) {
-      stmts_.clear();
+      forget_statements();
       return Error{"county database", std::string("planning repairs failed: ") + f.what(), "retried at the next tick"};
     }
     return out;
@@ -366,11 +154,11 @@ class SqliteDatabase final : public CountyDatabase {
     now_ = ms_of(now);
     try {
       Transaction tx(*db_);
-      auto q = db_->prepare("SELECT series, from_seq, to_seq FROM resend_request WHERE id = ?1 AND outcome IS NULL");
+      auto& q = prepared("SELECT series, from_seq, to_seq FROM resend_request WHERE id = ?1 AND outcome IS NULL");
       q.bind_all(id);
       if (q.step()) {
         std::int64_t series = q.int64(0), from = q.int64(1), to = q.int64(2);
-        db_->prepare("UPDATE resend_request SET outcome = 'not_sent', reply_ms = ?2, reply = ?3 WHERE id = ?1")
+        prepared("UPDATE resend_request SET outcome = 'not_sent', reply_ms = ?2, reply = ?3 WHERE id = ?1")
             .bind_all(id, now_, Json{{"error", why}}.dump())
             .run();
         retry_later(series, from, to, policy);
@@ -388,30 +176,101 @@ class SqliteDatabase final : public CountyDatabase {
     const std::int64_t n = ms_of(now);
     std::int64_t removed = 0;
     try {
+      auto run = [&](const std::string& sql, std::int64_t before) {
+        auto& d = prepared(sql);
+        d.bind_all(before).run();
+        removed += d.changes();
+      };
+      if (postgres()) removed += drop_report_months(n, n - ret.keep_reports.count());
       Transaction tx(*db_);
       // Full reports beyond keep_reports, except the last of each day (report_daily): their
-      // seqs stay accounted by the series' max_seen, so a late copy is still a duplicate.
-      db_->prepare(
-             "DELETE FROM message WHERE kind = 'report' AND received_ms < ?1 AND NOT EXISTS ("
-             "SELECT 1 FROM report_daily d WHERE d.series = message.series AND d.seq = message.seq)")
-          .bind_all(n - ret.keep_reports.count())
-          .run();
-      removed += db_->changes();
+      // seqs stay accounted by the series' max_seen, so a late copy is still a duplicate. On
+      // PostgreSQL this is what the default partition holds (months without their own).
+      run("DELETE FROM message WHERE kind = 'report' AND received_ms < ?1 AND NOT EXISTS ("
+          "SELECT 1 FROM report_daily d WHERE d.series = message.series AND d.seq = message.seq)",
+          n - ret.keep_reports.count());
       const std::int64_t horizon = n - ret.keep_history.count();
-      for (const char* sql : {"DELETE FROM message WHERE received_ms < ?1",
-                              "DELETE FROM state_change WHERE at_ms < ?1",
-                              "DELETE FROM health_sample WHERE at_ms < ?1",
-                              "DELETE FROM report_daily WHERE ts_ms < ?1"}) {
-        db_->prepare(sql).bind_all(horizon).run();
-        removed += db_->changes();
-      }
-      db_->prepare("DELETE FROM quarantine WHERE received_ms < ?1").bind_all(n - ret.keep_quarantine.count()).run();
-      removed += db_->changes();
+      for (const char* sql : {"DELETE FROM message WHERE received_ms < ?1", "DELETE FROM state_change WHERE at_ms < ?1",
+                              "DELETE FROM health_sample WHERE at_ms < ?1", "DELETE FROM report_daily WHERE ts_ms < ?1"})
+        run(sql, horizon);
+      if (postgres()) run("DELETE FROM report_kept WHERE received_ms < ?1", horizon);
+      run("DELETE FROM quarantine WHERE received_ms < ?1", n - ret.keep_quarantine.count());
       tx.commit();
     } catch (const Failure& f) {
       return Error{"county database", std::string("pruning failed: ") + f.what(), "retried later"};
     }
     return removed;
+  }
+
+  // PostgreSQL: reports live in one partition per month of their audit time (UTC). This month's
+  // and the next two are made ahead; a month that ended before `cutoff` is dropped whole, its
+  // last report of each day (report_daily's) moved to report_kept first. A month the default
+  // partition already holds reports of (a school whose clock runs months ahead) stays there.
+  // Returns the reports dropped.
+  std::int64_t drop_report_months(std::int64_t now_ms, std::int64_t cutoff_ms) {
+    using namespace std::chrono;
+    auto month_start = [](std::int64_t ms) {
+      const year_month_day d{floor<days>(sys_time<milliseconds>(milliseconds(ms)))};
+      return d.year() / d.month();
+    };
+    auto ms_at = [](year_month ym) {
+      return duration_cast<milliseconds>(sys_days(ym / 1).time_since_epoch()).count();
+    };
+    auto name_of = [](year_month ym) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "message_report_%04d%02u", static_cast<int>(ym.year()),
+                    static_cast<unsigned>(ym.month()));
+      return std::string(buf);
+    };
+    const year_month here = month_start(now_ms);
+    for (int i = 0; i < 3; ++i) {
+      const year_month ym = here + months(i);
+      const std::string name = name_of(ym);
+      const std::int64_t from = ms_at(ym), to = ms_at(ym + months(1));
+      Transaction tx(*db_);
+      db_->exec("SELECT pg_advisory_xact_lock(7420003)");  // two collectors: one makes it
+      auto& exists = prepared("SELECT 1 FROM pg_class WHERE relname = ?1");
+      exists.bind_all(name);
+      const bool have = exists.step();
+      exists.reset();
+      auto& in_default = prepared("SELECT 1 FROM message_report_default WHERE ts_ms >= ?1 AND ts_ms < ?2 LIMIT 1");
+      in_default.bind_all(from, to);
+      const bool taken = in_default.step();
+      in_default.reset();
+      if (!have && !taken)
+        db_->exec("CREATE TABLE " + name + " PARTITION OF message_report FOR VALUES FROM (" + std::to_string(from) +
+                  ") TO (" + std::to_string(to) + ")");
+      tx.commit();
+    }
+    std::vector<std::string> old;  // partitions whose month ended before the cutoff
+    {
+      auto& parts = prepared(
+          "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON "
+          "p.oid = i.inhparent WHERE p.relname = 'message_report' AND c.relname <> 'message_report_default' ORDER BY 1");
+      while (parts.step()) {
+        const std::string name = parts.text(0);
+        int y = 0;
+        unsigned mo = 0;
+        if (std::sscanf(name.c_str(), "message_report_%4d%2u", &y, &mo) != 2) continue;
+        const std::int64_t end = ms_at(year(y) / month(mo) + months(1));
+        if (end <= cutoff_ms) old.push_back(name);
+      }
+      parts.reset();
+    }
+    std::int64_t dropped = 0;
+    for (const auto& name : old) {
+      Transaction tx(*db_);
+      db_->exec("SELECT pg_advisory_xact_lock(7420003)");
+      if (db_->scalar_int("SELECT COUNT(*) FROM pg_class WHERE relname = '" + name + "'") == 0) continue;
+      dropped += db_->scalar_int("SELECT COUNT(*) FROM " + name);
+      auto keep = db_->prepare("INSERT INTO report_kept SELECT * FROM " + name + " m WHERE EXISTS (SELECT 1 FROM "
+                               "report_daily d WHERE d.series = m.series AND d.seq = m.seq)");
+      keep->run();
+      dropped -= keep->changes();
+      db_->exec("DROP TABLE " + name);
+      tx.commit();
+    }
+    return dropped;
   }
 
   // ---------------------------------------------------------------- reading
@@ -420,7 +279,7 @@ class SqliteDatabase final : public CountyDatabase {
     try {
       Transaction tx(*db_);
       db_->exec("DELETE FROM register");
-      auto ins = db_->prepare("INSERT INTO register(school, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING");
+      auto& ins = prepared("INSERT INTO register(school, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING");
       for (const auto& [code, name] : schools) {
         ins.bind_all(code, name).run();
         ins.reset();
@@ -435,7 +294,7 @@ class SqliteDatabase final : public CountyDatabase {
   Result<Json> register_schools() override {
     try {
       Json out = Json::object();
-      auto q = db_->prepare("SELECT school, name FROM register ORDER BY school");
+      auto& q = prepared("SELECT school, name FROM register ORDER BY school");
       while (q.step()) out[q.text(0)] = q.text(1);
       return out;
     } catch (const Failure& f) {
@@ -448,14 +307,14 @@ class SqliteDatabase final : public CountyDatabase {
       std::map<std::string, Json> rows;
       for (const auto& s : register_schools) rows[s] = Json{{"school", s}, {"seen", false}};
       {
-        auto reg = db_->prepare("SELECT school, name FROM register");
+        auto& reg = prepared("SELECT school, name FROM register");
         while (reg.step()) {
           Json& row = rows[reg.text(0)];
           if (!row.contains("seen")) row = Json{{"school", reg.text(0)}, {"seen", false}};
           row["name"] = reg.text(1);
         }
       }
-      auto q = db_->prepare(
+      auto& q = prepared(
           "SELECT s.school, s.online, s.session, s.state_at_ms, s.state_reason, s.version, s.last_seen, "
           "s.last_received_ms, s.health, s.health_at_ms, s.outbox_depth, s.takeovers, r.store_id, r.max_seen, "
           "r.announced, (SELECT MIN(p.from_seq) FROM gap_piece p WHERE p.series = r.id AND p.state = 'open'), "
@@ -488,7 +347,7 @@ class SqliteDatabase final : public CountyDatabase {
         row["gaps"] = {{"open", q.int64(16)}, {"lost", q.int64(17)}, {"lost_seqs", q.int64(18)}};
         row["first_seen"] = utc_text(q.int64(19));
       }
-      auto rep = db_->prepare("SELECT school, audit, seq, ts, summary FROM report_latest ORDER BY school, audit");
+      auto& rep = prepared("SELECT school, audit, seq, ts, summary FROM report_latest ORDER BY school, audit");
       while (rep.step()) {
         auto it = rows.find(rep.text(0));
         if (it == rows.end()) continue;
@@ -514,10 +373,10 @@ class SqliteDatabase final : public CountyDatabase {
       if (state == "open") sql += " AND c.stage <> 'closed'";
       else if (state == "closed") sql += " AND c.stage = 'closed'";
       sql += " ORDER BY c.overdue DESC, c.opened_at, c.school, c.case_id";
-      auto q = db_->prepare(sql);
+      auto& q = prepared(sql);
       q.bind_all(school);
       std::vector<Json> out;
-      auto steps = db_->prepare(
+      auto& steps = prepared(
           "SELECT at, action, actor, note, seq FROM case_step WHERE school = ?1 AND series = ?2 AND case_id = ?3 ORDER BY idx");
       while (q.step()) {
         Json c = {{"school", q.text(0)}, {"id", q.text(1)}, {"subject", nullable_text(q, 2)}, {"stage", q.text(3)},
@@ -543,7 +402,7 @@ class SqliteDatabase final : public CountyDatabase {
       Json h = {{"school", school}, {"since", since.empty() ? Json(nullptr) : Json(since)}};
       const std::int64_t since_ms = since.empty() ? 0 : day_start_ms(since);
       Json states = Json::array();
-      auto s = db_->prepare(
+      auto& s = prepared(
           "SELECT at_ms, online, session, reason, store_id, last_seq FROM state_change WHERE school = ?1 AND at_ms >= ?2 "
           "ORDER BY at_ms, id");
       s.bind_all(school, since_ms);
@@ -553,7 +412,7 @@ class SqliteDatabase final : public CountyDatabase {
       h["states"] = states;
       h["uptime"] = uptime(school, since_ms);
       Json days = Json::array();
-      auto d = db_->prepare(
+      auto& d = prepared(
           "SELECT day, fiber_classroom, fiber_function_room, fiber_office, fiber_met, recording_compliant, recording_total, "
           "recording_met, cases_open, cases_overdue, attendance_met, digital_campus FROM school_day WHERE school = ?1 AND "
           "day >= ?2 ORDER BY day");
@@ -568,7 +427,7 @@ class SqliteDatabase final : public CountyDatabase {
       }
       h["days"] = days;
       Json steps = Json::array();
-      auto c = db_->prepare(
+      auto& c = prepared(
           "SELECT st.case_id, st.at, st.action, st.actor, st.note, st.seq FROM case_step st WHERE st.school = ?1 AND "
           "COALESCE(st.at, '') >= ?2 ORDER BY st.at, st.case_id, st.idx");
       c.bind_all(school, since);
@@ -577,7 +436,7 @@ class SqliteDatabase final : public CountyDatabase {
                          {"note", c.text(4)}, {"seq", c.int64(5)}});
       h["case_steps"] = steps;
       Json events = Json::array();
-      auto e = db_->prepare(
+      auto& e = prepared(
           "SELECT m.seq, m.audit, m.ts, m.payload FROM message m JOIN series r ON r.id = m.series WHERE r.school = ?1 AND "
           "m.kind = 'event' AND (?2 = '' OR m.audit = ?2) AND m.day >= ?3 ORDER BY m.ts_ms, m.seq LIMIT 5000");
       e.bind_all(school, audit, since);
@@ -597,7 +456,7 @@ class SqliteDatabase final : public CountyDatabase {
 
   Result<std::vector<Json>> gaps(const std::string& school) override {
     try {
-      auto q = db_->prepare(
+      auto& q = prepared(
           "SELECT g.id, r.school, r.store_id, g.from_seq, g.to_seq, g.cause, g.state, g.opened_ms, g.closed_ms, "
           "g.requests, g.last_request_ms, g.next_request_ms, g.filled, g.lost, g.lost_reason, "
           "(SELECT COALESCE(SUM(p.to_seq - p.from_seq + 1), 0) FROM gap_piece p WHERE p.gap = g.id AND p.state = 'open') "
@@ -623,18 +482,18 @@ class SqliteDatabase final : public CountyDatabase {
     try {
       std::set<std::string> schools(register_schools.begin(), register_schools.end());
       {
-        auto reg = db_->prepare("SELECT school FROM register");
+        auto& reg = prepared("SELECT school FROM register");
         while (reg.step()) schools.insert(reg.text(0));
       }
       if (schools.empty()) {
-        auto s = db_->prepare("SELECT school FROM school");
+        auto& s = prepared("SELECT school FROM school");
         while (s.step()) schools.insert(s.text(0));
       }
       // Each school's daily rows in day order; a month's figure is the school's last row on or
       // before the month's end (a school that has reported nothing by then is unknown).
       std::map<std::string, std::vector<std::pair<std::string, std::array<Json, 4>>>> days;
       std::string first, last;
-      auto q = db_->prepare(
+      auto& q = prepared(
           "SELECT school, day, digital_campus, fiber_met, recording_met, attendance_met FROM school_day ORDER BY school, day");
       while (q.step()) {
         if (!schools.count(q.text(0))) continue;
@@ -678,12 +537,13 @@ class SqliteDatabase final : public CountyDatabase {
   Result<Json> totals(SystemTime silent_since) override {
     try {
       Json t = Json::object();
-      auto c = db_->prepare("SELECT name, value FROM counter ORDER BY name");
+      auto& c = prepared("SELECT name, value FROM counter ORDER BY name");
       while (c.step()) t["counters"][c.text(0)] = c.int64(1);
       if (!t.contains("counters")) t["counters"] = Json::object();
       t["schools"] = db_->scalar_int("SELECT COUNT(*) FROM school");
       t["online"] = db_->scalar_int("SELECT COUNT(*) FROM school WHERE online = 1");
-      t["messages"] = db_->scalar_int("SELECT COUNT(*) FROM message");
+      t["messages"] = db_->scalar_int(postgres() ? "SELECT (SELECT COUNT(*) FROM message) + (SELECT COUNT(*) FROM report_kept)"
+                                                 : "SELECT COUNT(*) FROM message");
       t["gaps_open"] = db_->scalar_int("SELECT COUNT(*) FROM gap WHERE state = 'open'");
       t["gaps_lost"] = db_->scalar_int("SELECT COUNT(*) FROM gap WHERE state = 'lost'");
       t["gaps_filled"] = db_->scalar_int("SELECT COUNT(*) FROM gap WHERE state = 'filled'");
@@ -693,22 +553,38 @@ class SqliteDatabase final : public CountyDatabase {
       t["conflicts"] = db_->scalar_int("SELECT COUNT(*) FROM conflict");
       t["requests_in_flight"] = db_->scalar_int("SELECT COUNT(*) FROM resend_request WHERE outcome IS NULL");
       Json silent = Json::array();
-      auto sl = db_->prepare("SELECT school FROM school WHERE COALESCE(last_received_ms, 0) < ?1 ORDER BY school");
+      auto& sl = prepared("SELECT school FROM school WHERE COALESCE(last_received_ms, 0) < ?1 ORDER BY school");
       sl.bind_all(ms_of(silent_since));
       while (sl.step()) silent.push_back(sl.text(0));
       t["silent"] = silent;
-      t["db_bytes"] = db_->scalar_int("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()");
+      t["db_bytes"] = db_->scalar_int(postgres() ? "SELECT pg_database_size(current_database())"
+                                                 : "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()");
       return t;
     } catch (const Failure& f) {
       return read_error(f);
     }
   }
 
+  // Each collector writes its own row (keyed by its broker client id: two collectors on one
+  // PostgreSQL have their own); status() is the newest, with every collector's in "collectors".
   Result<Json> status() override {
     try {
-      auto q = db_->prepare("SELECT value FROM meta WHERE key = 'collector_status'");
-      if (!q.step()) return Json(nullptr);
-      return text_json(q.text(0));
+      auto& q = prepared("SELECT value FROM meta WHERE key LIKE 'collector_status%' ORDER BY key");
+      Json all = Json::array();
+      Json newest = nullptr;
+      while (q.step()) {
+        Json st = text_json(q.text(0));
+        if (!st.is_object()) continue;
+        if (newest.is_null() || st.value("at", std::string()) > newest.value("at", std::string())) newest = st;
+        all.push_back(Json{{"client_id", st.contains("ingest") ? st["ingest"].value("client_id", "") : ""},
+                           {"at", st.value("at", Json(nullptr))}, {"pid", st.value("pid", Json(nullptr))},
+                           {"connected", st.contains("ingest") ? st["ingest"].value("connected", false) : false},
+                           {"committed", st.value("committed", Json(nullptr))},
+                           {"database_error", st.value("database_error", Json(nullptr))}});
+      }
+      if (newest.is_null()) return newest;
+      newest["collectors"] = all;
+      return newest;
     } catch (const Failure& f) {
       return read_error(f);
     }
@@ -717,9 +593,9 @@ class SqliteDatabase final : public CountyDatabase {
   Status set_status(const Json& status) override {
     if (read_only_) return {};
     try {
-      db_->prepare("INSERT INTO meta(key, value) VALUES ('collector_status', ?1) "
-                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-          .bind_all(status.dump())
+      const std::string who = status.contains("ingest") ? status["ingest"].value("client_id", "") : "";
+      prepared("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+          .bind_all(who.empty() ? std::string("collector_status") : "collector_status:" + who, status.dump())
           .run();
     } catch (const Failure& f) {
       return Error{"county database", f.what(), ""};
@@ -728,16 +604,54 @@ class SqliteDatabase final : public CountyDatabase {
   }
 
  private:
-  Error read_error(const Failure& f) const {
+  bool postgres() const { return db_->engine() == sql::Engine::Postgres; }
+
+  // PostgreSQL with two collectors: the batch's schools are locked for the transaction, in one
+  // order (no deadlock), so both never interleave on one school's series, gaps and rows.
+  void lock_schools(const std::vector<Parsed>& batch) {
+    if (!postgres()) return;
+    // The key is the school's FNV-1a hash (the same in every build), taken in ascending order of
+    // the key itself: two schools that share a key are one lock, taken once.
+    std::set<std::int32_t> keys;
+    auto key_of = [](const std::string& school) {
+      std::uint32_t h = 2166136261u;
+      for (unsigned char c : school) h = (h ^ c) * 16777619u;
+      return static_cast<std::int32_t>(h);
+    };
+    for (const auto& p : batch) {
+      if (auto* in = std::get_if<Incoming>(&p)) keys.insert(key_of(in->school));
+      else if (!std::get<Quarantined>(p).school.empty()) keys.insert(key_of(std::get<Quarantined>(p).school));
+    }
+    auto& lock = q("SELECT pg_advisory_xact_lock(7420100, ?1)");
+    for (const auto k : keys) {
+      lock.reset();
+      lock.bind_all(static_cast<std::int64_t>(k)).run();
+    }
+  }
+
+  void forget_statements() {
     stmts_.clear();
+    texts_.clear();
+  }
+
+  Error read_error(const Failure& f) {
+    forget_statements();
     return Error{"county database", std::string("cannot read: ") + f.what(),
                  "check the file and its permissions (campusctl needs read access to the database and its -wal/-shm)"};
+  }
+
+  // Statements of the reading side and of rare paths, kept by their text.
+  Statement& prepared(const std::string& sql) {
+    auto it = texts_.find(sql);
+    if (it == texts_.end()) it = texts_.emplace(sql, db_->prepare(sql)).first;
+    it->second->reset();
+    return *it->second;
   }
 
   // Cached statements for the hot path (keyed by the SQL literal's address).
   Statement& q(const char* sql) {
     auto it = stmts_.find(sql);
-    if (it == stmts_.end()) it = stmts_.emplace(sql, std::make_unique<Statement>(db_->prepare(sql))).first;
+    if (it == stmts_.end()) it = stmts_.emplace(sql, db_->prepare(sql)).first;
     it->second->reset();
     return *it->second;
   }
@@ -746,7 +660,7 @@ class SqliteDatabase final : public CountyDatabase {
   void flush_counters() {
     for (const auto& [name, n] : counters_) {
       if (n == 0) continue;
-      q("INSERT INTO counter(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
+      q("INSERT INTO counter(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = counter.value + excluded.value")
           .bind_all(name, n)
           .run();
     }
@@ -773,7 +687,8 @@ class SqliteDatabase final : public CountyDatabase {
   };
 
   std::optional<SeriesRow> current_series(const std::string& school) {
-    auto& s = q("SELECT r.id, r.store_id, r.max_seen, r.announced, r.retired_ms IS NOT NULL FROM school c "
+    auto& s = q("SELECT r.id, r.store_id, r.max_seen, r.announced, CASE WHEN r.retired_ms IS NULL THEN 0 ELSE 1 END "
+                "FROM school c "
                 "JOIN series r ON r.id = c.current_series WHERE c.school = ?1");
     s.bind_all(school);
     if (!s.step()) return std::nullopt;
@@ -786,15 +701,18 @@ class SqliteDatabase final : public CountyDatabase {
     if (store_id.empty()) {
       if (auto c = current_series(school)) return *c;
     }
-    auto& s = q("SELECT r.id, r.store_id, r.max_seen, r.announced, r.retired_ms IS NOT NULL, "
-                "COALESCE((SELECT c.current_series = r.id FROM school c WHERE c.school = r.school), 0) "
+    auto& s = q("SELECT r.id, r.store_id, r.max_seen, r.announced, CASE WHEN r.retired_ms IS NULL THEN 0 ELSE 1 END, "
+                "CASE WHEN (SELECT c.current_series FROM school c WHERE c.school = r.school) = r.id THEN 1 ELSE 0 END "
                 "FROM series r WHERE r.school = ?1 AND r.store_id = ?2");
     s.bind_all(school, store_id);
     if (s.step()) return SeriesRow{s.int64(0), s.text(1), s.int64(2), s.int64(3), s.int64(4) != 0, s.int64(5) != 0};
-    q("INSERT INTO series(school, store_id, first_seen_ms) VALUES (?1, ?2, ?3)").bind_all(school, store_id, now_).run();
-    SeriesRow row{sqlite3_last_insert_rowid(db_->raw()), store_id, 0, 0, false, false};
-    q("UPDATE school SET current_series = ?2 WHERE school = ?1 AND current_series IS NULL").bind_all(school, row.id).run();
-    row.current = db_->changes() > 0;
+    auto& ins = q("INSERT INTO series(school, store_id, first_seen_ms) VALUES (?1, ?2, ?3) RETURNING id");
+    ins.bind_all(school, store_id, now_).step();
+    SeriesRow row{ins.int64(0), store_id, 0, 0, false, false};
+    ins.run();
+    auto& cur = q("UPDATE school SET current_series = ?2 WHERE school = ?1 AND current_series IS NULL");
+    cur.bind_all(school, row.id).run();
+    row.current = cur.changes() > 0;
     return row;
   }
 
@@ -840,7 +758,7 @@ class SqliteDatabase final : public CountyDatabase {
   // "How far the school has got" from a birth, will or health: the tail beyond max_seen is
   // expected to arrive; the planner asks for it once it is due (open_due_tails).
   void announce(std::int64_t series, std::int64_t last_seq) {
-    q("UPDATE series SET announced = MAX(announced, ?2) WHERE id = ?1 AND retired_ms IS NULL").bind_all(series, last_seq).run();
+    q("UPDATE series SET announced = GREATEST(announced, ?2) WHERE id = ?1 AND retired_ms IS NULL").bind_all(series, last_seq).run();
     refresh_tail(series);
   }
   void refresh_tail(std::int64_t series) {
@@ -853,11 +771,13 @@ class SqliteDatabase final : public CountyDatabase {
   // ---- the ledger ----
   std::int64_t new_gap(std::int64_t series, std::int64_t from, std::int64_t to, const char* cause,
                        std::optional<std::int64_t> due) {
-    q("INSERT INTO gap(series, from_seq, to_seq, cause, state, opened_ms, next_request_ms) VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6)")
-        .bind_all(series, from, to, cause, now_, due)
-        .run();
+    auto& ins = q("INSERT INTO gap(series, from_seq, to_seq, cause, state, opened_ms, next_request_ms) VALUES "
+                  "(?1, ?2, ?3, ?4, 'open', ?5, ?6) RETURNING id");
+    ins.bind_all(series, from, to, cause, now_, due).step();
+    const std::int64_t id = ins.int64(0);
+    ins.run();
     count("gaps_opened");
-    return sqlite3_last_insert_rowid(db_->raw());
+    return id;
   }
   void add_piece(std::int64_t series, std::int64_t from, std::int64_t to, std::int64_t gap, const char* state,
                  const std::optional<std::string>& reason) {
@@ -928,8 +848,8 @@ class SqliteDatabase final : public CountyDatabase {
   void account(const SeriesRow& series, std::int64_t s, const std::optional<std::string>& lost_reason, BatchResult& r,
                int stored = 0) {
     if (stored)
-      q("UPDATE series SET messages = messages + 1, max_seen = MAX(max_seen, ?2), announced = MAX(announced, ?2), "
-        "tail_since_ms = CASE WHEN MAX(announced, ?2) > MAX(max_seen, ?2) THEN COALESCE(tail_since_ms, ?3) ELSE NULL END "
+      q("UPDATE series SET messages = messages + 1, max_seen = GREATEST(max_seen, ?2), announced = GREATEST(announced, ?2), "
+        "tail_since_ms = CASE WHEN GREATEST(announced, ?2) > GREATEST(max_seen, ?2) THEN COALESCE(tail_since_ms, ?3) ELSE NULL END "
         "WHERE id = ?1")
           .bind_all(series.id, s, now_)
           .run();
@@ -947,7 +867,7 @@ class SqliteDatabase final : public CountyDatabase {
         ++r.seqs_lost;
       }
       if (!stored) {
-        q("UPDATE series SET max_seen = ?2, announced = MAX(announced, ?2) WHERE id = ?1").bind_all(series.id, s).run();
+        q("UPDATE series SET max_seen = ?2, announced = GREATEST(announced, ?2) WHERE id = ?1").bind_all(series.id, s).run();
         refresh_tail(series.id);
       }
       return;
@@ -989,47 +909,64 @@ class SqliteDatabase final : public CountyDatabase {
   void ingest_seq(const Incoming& m, BatchResult& r) {
     count("received");
     SeriesRow series = series_for(m.school, m.store_id);
-    bool fresh = m.seq > series.max_seen;
-    if (!fresh) {
-      auto& e = q("SELECT sha256, payload FROM message WHERE series = ?1 AND seq = ?2");
-      e.bind_all(series.id, m.seq);
-      if (e.step()) {
-        const std::string kept = e.text(0);
-        if (kept == m.sha256 || same_envelope(e.text(1), m.payload)) {
-          ++r.duplicates;
-          count("duplicates");
-          q("UPDATE series SET duplicates = duplicates + 1 WHERE id = ?1").bind_all(series.id).run();
-        } else {
-          q("INSERT INTO conflict(series, seq, received_ms, topic, sha256_kept, sha256_new, payload) VALUES "
-            "(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-              .bind_all(series.id, m.seq, now_, m.topic, kept, m.sha256, m.payload)
-              .run();
-          q("UPDATE series SET conflicts = conflicts + 1 WHERE id = ?1").bind_all(series.id).run();
-          ++r.conflicts;
-          count("conflicts");
-          r.log.push_back("CONFLICT: " + m.school + " seq " + std::to_string(m.seq) + " arrived with other bytes than the "
-                          "copy kept (sha256 " + kept.substr(0, 12) + " kept, " + m.sha256.substr(0, 12) +
-                          " aside in the conflict table)");
-        }
-        return;
-      }
-      auto p = piece_at(series.id, m.seq);
-      if (!p) {  // accounted before and pruned since: a late copy
+    if (m.seq <= series.max_seen) {
+      if (kept_copy(m, series, r)) return;
+      if (!piece_at(series.id, m.seq)) {  // accounted before and pruned since: a late copy
         ++r.duplicates;
         count("duplicates");
         return;
       }
     }
-    q("INSERT INTO message(series, seq, kind, audit, ts, ts_ms, day, received_ms, resent, sha256, payload) VALUES "
-      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
-        .bind_all(series.id, m.seq, kind_name(m.kind), m.audit, m.ts, m.ts_ms, m.day, now_, m.resent ? 1 : 0, m.sha256,
-                  m.payload)
+    // Idempotent: a second collector on the same database (PostgreSQL) may store it first.
+    auto& ins = q("INSERT INTO message(series, seq, kind, audit, ts, ts_ms, day, received_ms, resent, sha256, payload) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING");
+    ins.bind_all(series.id, m.seq, kind_name(m.kind), m.audit, m.ts, m.ts_ms, m.day, now_, m.resent ? 1 : 0, m.sha256,
+                 m.payload)
         .run();
+    if (ins.changes() == 0) {
+      kept_copy(m, series, r);
+      return;
+    }
     account(series, m.seq, std::nullopt, r, /*stored=*/1);
     ++r.stored;
     count("stored");
     if (m.kind == Kind::Report) project_report(m, series);
     else project_event(m, series.id);
+  }
+
+  // A copy of a seq the database holds: a duplicate (the same bytes, or the same JSON but for
+  // "resent"), else a conflict kept aside. False when it holds no such seq.
+  bool kept_copy(const Incoming& m, const SeriesRow& series, BatchResult& r) {
+    auto& e = q(postgres() ? "SELECT sha256, payload FROM message WHERE series = ?1 AND seq = ?2 UNION ALL "
+                             "SELECT sha256, payload FROM report_kept WHERE series = ?1 AND seq = ?2"
+                           : "SELECT sha256, payload FROM message WHERE series = ?1 AND seq = ?2");
+    e.bind_all(series.id, m.seq);
+    if (!e.step()) return false;
+    const std::string kept = e.text(0);
+    if (kept == m.sha256 || same_envelope(e.text(1), m.payload)) {
+      ++r.duplicates;
+      count("duplicates");
+      q("UPDATE series SET duplicates = duplicates + 1 WHERE id = ?1").bind_all(series.id).run();
+      // Held, yet still in an open piece: another collector stored it while this one opened a
+      // gap for it. The piece goes now.
+      if (auto p = piece_at(series.id, m.seq); p && p->state == "open") {
+        cut(series.id, *p, m.seq, m.seq);
+        q("UPDATE gap SET filled = filled + 1 WHERE id = ?1").bind_all(p->gap).run();
+        refresh_gap(p->gap);
+      }
+      return true;
+    }
+    q("INSERT INTO conflict(series, seq, received_ms, topic, sha256_kept, sha256_new, payload) VALUES "
+      "(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .bind_all(series.id, m.seq, now_, m.topic, kept, m.sha256, m.payload)
+        .run();
+    q("UPDATE series SET conflicts = conflicts + 1 WHERE id = ?1").bind_all(series.id).run();
+    ++r.conflicts;
+    count("conflicts");
+    r.log.push_back("CONFLICT: " + m.school + " seq " + std::to_string(m.seq) + " arrived with other bytes than the "
+                    "copy kept (sha256 " + kept.substr(0, 12) + " kept, " + m.sha256.substr(0, 12) +
+                    " aside in the conflict table)");
+    return true;
   }
 
   void ingest_state(const Incoming& m, BatchResult& r) {
@@ -1062,7 +999,7 @@ class SqliteDatabase final : public CountyDatabase {
     // When it went offline: a clean stop says so; a will was made at connect time, so the
     // last thing heard from the school is the better estimate.
     const std::int64_t at = online || reason == "stopped" ? m.ts_ms : std::max(m.ts_ms, last_seen);
-    q("UPDATE school SET online = ?2, session = ?3, state_at_ms = CASE WHEN ?4 THEN ?5 ELSE state_at_ms END, "
+    q("UPDATE school SET online = ?2, session = ?3, state_at_ms = CASE WHEN ?4 = 1 THEN ?5 ELSE state_at_ms END, "
       "state_reason = ?6, version = COALESCE(?7, version) WHERE school = ?1")
         .bind_all(m.school, online ? 1 : 0, session, changed ? 1 : 0, at, reason.empty() ? std::optional<std::string>() : reason,
                   b.contains("version") && b["version"].is_string() ? std::optional<std::string>(b["version"]) : std::nullopt)
@@ -1264,14 +1201,14 @@ class SqliteDatabase final : public CountyDatabase {
     for (const auto& [school, t] : touched_)
       q("UPDATE school SET last_received_ms = ?2, "
         "last_seen = CASE WHEN last_seen_ms IS NULL OR ?3 > last_seen_ms THEN ?4 ELSE last_seen END, "
-        "last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?3) WHERE school = ?1")
+        "last_seen_ms = GREATEST(COALESCE(last_seen_ms, 0), ?3) WHERE school = ?1")
           .bind_all(school, now_, t.ts_ms, t.ts)
           .run();
     touched_.clear();
     for (const auto& [key, c] : latest_)
       q("INSERT INTO report_latest(school, audit, series, seq, ts, ts_ms, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
         "ON CONFLICT(school, audit) DO UPDATE SET series = excluded.series, seq = excluded.seq, ts = excluded.ts, "
-        "ts_ms = excluded.ts_ms, summary = excluded.summary WHERE (?8 AND excluded.series <> report_latest.series) OR "
+        "ts_ms = excluded.ts_ms, summary = excluded.summary WHERE (?8 = 1 AND excluded.series <> report_latest.series) OR "
         "excluded.ts_ms > report_latest.ts_ms OR (excluded.ts_ms = report_latest.ts_ms AND excluded.seq > report_latest.seq)")
           .bind_all(std::get<0>(key), std::get<1>(key), c.series, c.seq, c.ts, c.ts_ms, c.summary, c.current ? 1 : 0)
           .run();
@@ -1284,13 +1221,13 @@ class SqliteDatabase final : public CountyDatabase {
                   "ON CONFLICT(school, audit, day) DO UPDATE SET series = excluded.series, seq = excluded.seq, "
                   "ts = excluded.ts, ts_ms = excluded.ts_ms, summary = excluded.summary, fa = excluded.fa, "
                   "fb = excluded.fb, fc = excluded.fc, n1 = excluded.n1, n2 = excluded.n2, met = excluded.met "
-                  "WHERE (?9 AND excluded.series <> report_daily.series) OR excluded.ts_ms > report_daily.ts_ms OR "
+                  "WHERE (?9 = 1 AND excluded.series <> report_daily.series) OR excluded.ts_ms > report_daily.ts_ms OR "
                   "(excluded.ts_ms = report_daily.ts_ms AND excluded.seq > report_daily.seq)");
       d.bind_all(school, audit, day, c.series, c.seq, c.ts, c.ts_ms, c.summary, c.current ? 1 : 0);
       d.bind_real(10, c.figures.a).bind_real(11, c.figures.b).bind_real(12, c.figures.c);
       d.bind(13, c.figures.n1).bind(14, c.figures.n2).bind(15, c.figures.met);
       d.run();
-      if (db_->changes() == 0 || (audit != "fiber" && audit != "recording" && audit != "attendance")) continue;
+      if (d.changes() == 0 || (audit != "fiber" && audit != "recording" && audit != "attendance")) continue;
       // This day, and the following days that have no report of this audit of their own (they
       // carry this one forward).
       days.emplace(school, day);
@@ -1493,7 +1430,7 @@ class SqliteDatabase final : public CountyDatabase {
       auto& s = q("SELECT c.school, r.id, r.store_id, MIN(g.next_request_ms) AS due FROM school c JOIN series r ON "
                   "r.id = c.current_series JOIN gap g ON g.series = r.id WHERE c.online = 1 AND g.state = 'open' AND "
                   "g.next_request_ms <= ?1 AND NOT EXISTS (SELECT 1 FROM resend_request x WHERE x.school = c.school "
-                  "AND x.outcome IS NULL) GROUP BY c.school ORDER BY due LIMIT ?2");
+                  "AND x.outcome IS NULL) GROUP BY c.school, r.id, r.store_id ORDER BY due LIMIT ?2");
       s.bind_all(now_, room);
       while (s.step()) schools.emplace_back(s.text(0), s.int64(1), s.text(2));
     }
@@ -1525,14 +1462,14 @@ class SqliteDatabase final : public CountyDatabase {
       char corr[48];
       std::snprintf(corr, sizeof corr, "resend-%016llx", static_cast<unsigned long long>(d(rng_)));
       req.correlation = corr;
-      q("INSERT INTO resend_request(school, series, from_seq, to_seq, correlation, sent_ms, deadline_ms) VALUES "
-        "(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-          .bind_all(school, series, from, to, req.correlation, now_, now_ + policy.request_timeout.count())
-          .run();
-      req.id = sqlite3_last_insert_rowid(db_->raw());
-      q("UPDATE gap SET requests = requests + 1, last_request_ms = ?4, next_request_ms = ?4 + ?5 WHERE series = ?1 AND "
+      auto& ins = q("INSERT INTO resend_request(school, series, from_seq, to_seq, correlation, sent_ms, deadline_ms) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id");
+      ins.bind_all(school, series, from, to, req.correlation, now_, now_ + policy.request_timeout.count()).step();
+      req.id = ins.int64(0);
+      ins.run();
+      q("UPDATE gap SET requests = requests + 1, last_request_ms = ?4, next_request_ms = ?5 WHERE series = ?1 AND "
         "state = 'open' AND to_seq >= ?2 AND from_seq <= ?3")
-          .bind_all(series, from, to, now_, policy.request_timeout.count())
+          .bind_all(series, from, to, now_, now_ + policy.request_timeout.count())
           .run();
       count("requests");
       out.push_back(std::move(req));
@@ -1553,7 +1490,7 @@ class SqliteDatabase final : public CountyDatabase {
   }
   // Online time over the states recorded since `since_ms`, up to now.
   Json uptime(const std::string& school, std::int64_t since_ms) {
-    auto s = db_->prepare("SELECT at_ms, online FROM state_change WHERE school = ?1 ORDER BY at_ms, id");
+    auto& s = prepared("SELECT at_ms, online FROM state_change WHERE school = ?1 ORDER BY at_ms, id");
     s.bind_all(school);
     const std::int64_t now = ms_of(std::chrono::system_clock::now());
     std::optional<std::int64_t> start;
@@ -1589,9 +1526,58 @@ class SqliteDatabase final : public CountyDatabase {
   };
   std::map<std::string, Touched> touched_;  // the batch's schools: the newest ts heard
   std::map<std::tuple<std::string, std::string, std::string>, Candidate> latest_, daily_;
-  mutable std::map<const char*, std::unique_ptr<Statement>> stmts_;
+  std::map<const char*, std::unique_ptr<Statement>> stmts_;
+  std::map<std::string, std::unique_ptr<Statement>> texts_;
   std::mt19937_64 rng_;
 };
+
+}  // namespace
+
+namespace {
+
+// Creates or migrates the schema (or, read-only, checks it). `where` names the database in errors.
+Status migrate(Connection& db, bool read_only, const std::string& where) {
+  const bool pg = db.engine() == sql::Engine::Postgres;
+  auto has_meta = [&] {
+    return db.scalar_int(pg ? "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+                              "AND table_name = 'meta'"
+                            : "SELECT COUNT(*) FROM sqlite_master WHERE name = 'meta'") > 0;
+  };
+  auto current_version = [&] {
+    return has_meta() ? static_cast<int>(db.scalar_int("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema_version'"))
+                      : 0;
+  };
+  const bool empty = pg ? !has_meta() : db.scalar_int("SELECT COUNT(*) FROM sqlite_master") == 0;
+  int version = 0;
+  if (!empty) {
+    if (!has_meta() || db.scalar_text("SELECT value FROM meta WHERE key = 'application'") != kApplication)
+      return Error{where, "not a campus-county database",
+                   pg ? "give the collector a database of its own" : "point the collector at its own county.db, or move this file aside"};
+    version = current_version();
+  }
+  const int latest = schema_version();
+  if (version > latest)
+    return Error{where, "schema version " + std::to_string(version) + " is newer than this campus-county knows (" +
+                            std::to_string(latest) + ")",
+                 "upgrade campus-county (and campusctl)"};
+  if (version == latest) return {};
+  if (read_only)
+    return Error{where, "schema version " + std::to_string(version) + ", this campusctl reads " + std::to_string(latest),
+                 "start campus-county once (it migrates the database), or use the matching campusctl"};
+  for (int v = version; v < latest; ++v) {
+    Transaction tx(db);
+    // Two collectors starting at once on one PostgreSQL: one migrates, the other waits and sees it done.
+    if (pg) db.exec("SELECT pg_advisory_xact_lock(7420001)");
+    const int now = current_version();
+    if (now > v) continue;
+    db.exec(migration(v, db.engine()));
+    if (v == 0) db.exec(std::string("INSERT INTO meta(key, value) VALUES ('application', '") + kApplication + "')");
+    db.exec("INSERT INTO meta(key, value) VALUES ('schema_version', '" + std::to_string(v + 1) +
+            "') ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    tx.commit();
+  }
+  return {};
+}
 
 }  // namespace
 
@@ -1602,7 +1588,7 @@ Result<std::unique_ptr<CountyDatabase>> open_sqlite(const std::filesystem::path&
     if (o.read_only) {
       if (std::error_code ec; !std::filesystem::exists(file, ec))
         return Error{where, "no such database", "point [county] db (or --db) at the collector's county.db"};
-      db = std::make_unique<Connection>(where, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+      db = sql::open_sqlite(where, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
     } else {
       // Created 0640 by us (the collector's group may read it: campusctl on the county box).
       if (std::error_code ec; !std::filesystem::exists(file, ec)) {
@@ -1613,7 +1599,7 @@ Result<std::unique_ptr<CountyDatabase>> open_sqlite(const std::filesystem::path&
         if (fd >= 0) ::close(fd);
       }
       // One thread uses the connection (the collector's database thread): no SQLite mutexes.
-      db = std::make_unique<Connection>(where, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
+      db = sql::open_sqlite(where, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
     }
     db->exec("PRAGMA busy_timeout = 5000");
     if (!o.read_only) {
@@ -1621,36 +1607,30 @@ Result<std::unique_ptr<CountyDatabase>> open_sqlite(const std::filesystem::path&
       db->exec(o.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
       db->exec("PRAGMA journal_size_limit = 67108864");
     }
-    db->exec("PRAGMA foreign_keys = OFF");
-    const bool empty = db->scalar_int("SELECT COUNT(*) FROM sqlite_master") == 0;
-    int version = 0;
-    if (!empty) {
-      if (db->scalar_int("SELECT COUNT(*) FROM sqlite_master WHERE name = 'meta'") == 0 ||
-          db->scalar_text("SELECT value FROM meta WHERE key = 'application'") != kApplication)
-        return Error{where, "not a campus-county database", "point the collector at its own county.db, or move this file aside"};
-      version = static_cast<int>(db->scalar_int("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema_version'"));
-    }
-    if (version > kSchemaVersion)
-      return Error{where, "schema version " + std::to_string(version) + " is newer than this campus-county knows (" +
-                              std::to_string(kSchemaVersion) + ")",
-                   "upgrade campus-county (and campusctl)"};
-    if (version < kSchemaVersion) {
-      if (o.read_only)
-        return Error{where, "schema version " + std::to_string(version) + ", this campusctl reads " +
-                                std::to_string(kSchemaVersion),
-                     "start campus-county once (it migrates the database), or use the matching campusctl"};
-      for (int v = version; v < kSchemaVersion; ++v) {
-        Transaction tx(*db);
-        db->exec(kMigrations[v]);
-        if (v == 0) db->exec(std::string("INSERT INTO meta(key, value) VALUES ('application', '") + kApplication + "')");
-        db->exec("INSERT INTO meta(key, value) VALUES ('schema_version', '" + std::to_string(v + 1) +
-                 "') ON CONFLICT(key) DO UPDATE SET value = excluded.value");
-        tx.commit();
-      }
-    }
-    return std::unique_ptr<CountyDatabase>(std::make_unique<SqliteDatabase>(std::move(db), o));
+    if (auto st = migrate(*db, o.read_only, where); !st.ok()) return st.error();
+    return std::unique_ptr<CountyDatabase>(std::make_unique<SqlDatabase>(std::move(db), o));
   } catch (const Failure& f) {
-    return Error{where, f.what(), f.code() == SQLITE_NOTADB ? "this file is not a SQLite database: move it aside" : ""};
+    return Error{where, f.what(), std::string(f.what()).find("not a database") != std::string::npos
+                                      ? "this file is not a SQLite database: move it aside" : ""};
+  }
+}
+
+Result<std::unique_ptr<CountyDatabase>> open_postgres(const std::string& url, const std::optional<std::string>& password,
+                                                      const DatabaseOptions& o) {
+  // The URL without a password (one given in it is not repeated in messages).
+  std::string where = url;
+  if (auto at = where.find('@'), colon = where.find(':', where.find("://") + 3);
+      at != std::string::npos && colon != std::string::npos && colon < at)
+    where = where.substr(0, colon) + ":***" + where.substr(at);
+  try {
+    std::vector<std::string> settings;
+    if (!o.synchronous_full) settings.push_back("SET synchronous_commit = off");
+    if (o.read_only) settings.push_back("SET default_transaction_read_only = on");
+    auto db = sql::open_postgres(url, password, settings);
+    if (auto st = migrate(*db, o.read_only, where); !st.ok()) return st.error();
+    return std::unique_ptr<CountyDatabase>(std::make_unique<SqlDatabase>(std::move(db), o));
+  } catch (const Failure& f) {
+    return Error{where, f.what(), "check [database] url and password_file, and that PostgreSQL is running"};
   }
 }
 
