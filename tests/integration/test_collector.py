@@ -339,11 +339,7 @@ class CollectorWithFakeSchools(IntegrationTest):
         self.assertIn("reg.csv:5", r.stderr)
         for url, text in [("mysql://county@127.0.0.1/county", "is not a PostgreSQL URL"),
                           ("postgresql://county:secret@127.0.0.1/county", "carries a password")]:
-            with open(good) as f:
-                conf = f.read()
-            pg = os.path.join(self.dir, "pg.toml")
-            write_file(pg, conf.replace('[database]\n', f'[database]\nurl = "{url}"\n')
-                       .replace(f'register = "{reg}"\n', ''))
+            pg = collector_config(self.dir, self.port, name="pgcheck", database={"url": url})
             r = subprocess.run([collector_bin(), "--check-config", "--config", pg], capture_output=True, text=True,
                                timeout=30)
             self.assertEqual(r.returncode, 1, r.stdout)
