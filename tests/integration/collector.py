@@ -126,8 +126,8 @@ def collector_config(workdir, port, certs=None, name="collector", register=None,
 class Collector:
     """The real campus-county: start, SIGKILL, SIGTERM, SIGHUP, and what its database says."""
 
-    def __init__(self, workdir, config, name="collector"):
-        self.workdir, self.config, self.name = workdir, config, name
+    def __init__(self, workdir, config, name="collector", env=None):
+        self.workdir, self.config, self.name, self.env = workdir, config, name, env
         data = os.path.join(workdir, f"{name}-data")
         self.database = None  # the PostgreSQL database's name (ENGINE postgres)
         if os.path.exists(os.path.join(data, "database")):
@@ -140,7 +140,8 @@ class Collector:
 
     def start(self, wait_connected=True):
         self.runs += 1
-        self.proc = Proc(f"{self.name}-{self.runs}", [collector_bin(), "--config", self.config], self.workdir)
+        self.proc = Proc(f"{self.name}-{self.runs}", [collector_bin(), "--config", self.config], self.workdir,
+                         env=self.env)
         if wait_connected:
             wait_until(lambda: "mqtt ingest: connected" in self.proc.output() or not self.proc.alive(), 30,
                        what=f"{self.name} to connect")

@@ -2,7 +2,7 @@
 Mosquitto 2.0 (not a shared subscription, which loses QoS 1 messages when a member leaves): either
 is SIGKILLed at random moments while schools publish with holes that only `resend` fills. Every
 seq is stored once, no school is asked by both at the same time, and the survivor repairs alone.
-Then PostgreSQL itself goes away for a while: the collectors keep running, acknowledge nothing,
+Then PostgreSQL itself goes away for a minute: the collectors keep running, acknowledge nothing,
 say so, and catch up when it is back. PostgreSQL only, by its nature (CAMPUS_COUNTY_DB is forced)."""
 import os
 
@@ -15,10 +15,11 @@ import time  # noqa: E402
 import unittest  # noqa: E402
 
 from collector import Collector, FakeSchool, PostgresServer, collector_config  # noqa: E402
-from harness import IntegrationTest, start_mosquitto, wait_until, write_file  # noqa: E402
+from harness import IntegrationTest, notify_reader, notify_socket, start_mosquitto, wait_until, write_file  # noqa: E402
 
 SCHOOLS = [f"school-{c}" for c in "abcdef"]
 HOLE_EVERY = 7  # every 7th seq is held back: only a resend brings it
+DATABASE_AWAY_S = 60
 
 
 def start_broker(test):
@@ -65,12 +66,12 @@ class TwoCollectorsOnOnePostgres(IntegrationTest):
         self.broker = start_broker(self)
         self.port = self.broker.port
 
-    def collectors(self, repair=True):
+    def collectors(self, repair=True, env_a=None):
         settings = {"enabled": repair, "reorder_grace": "1s", "tick": "300ms", "backoff_min": "500ms",
                     "backoff_max": "2s", "request_timeout": "4s", "tail_wait_max": "3s"}
         self.conf_a = collector_config(self.dir, self.port, repair=settings)
         self.conf_b = second_collector(self, self.conf_a, "collector-b")
-        self.a = Collector(self.dir, self.conf_a, name="collector")
+        self.a = Collector(self.dir, self.conf_a, name="collector", env=env_a)
         self.b = Collector(self.dir, self.conf_b, name="collector-b")
         self.addCleanup(lambda: (self.a.stop(), self.b.stop()))
         self.a.start()
@@ -153,21 +154,27 @@ class TwoCollectorsOnOnePostgres(IntegrationTest):
     def test_postgres_away_for_a_while_stops_acknowledging_and_the_collectors_catch_up(self):
         # Repair off and no holes: what arrives must come through the broker sessions alone, so a
         # collector that acknowledged a message it could not store would leave it missing.
-        self.collectors(repair=False)
+        sock = notify_socket(os.path.join(self.dir, "notify.sock"))
+        self.addCleanup(sock.close)
+        drain = notify_reader(sock, [])
+        self.collectors(repair=False, env_a={"NOTIFY_SOCKET": os.path.join(self.dir, "notify.sock")})
         schools = self.schools()
         self.publish(schools, 1, 20, holes=False)
         wait_until(lambda: len(self.a.seqs("school-a")) >= 15, 30, what="the first seqs")
         pg = PostgresServer.get()
-        stopper = threading.Thread(target=pg.restart, args=(15,))
+        stopper = threading.Thread(target=pg.restart, args=(DATABASE_AWAY_S,))
         stopper.start()
         time.sleep(2)
-        # Published while the database is down: the broker keeps them in both sessions.
+        # Published while the database is away: the broker keeps them in both sessions.
         self.publish(schools, 21, 60, holes=False)
-        wait_until(lambda: "database" in self.a.output() and re.search(r"county: .*(not stored|failed)",
-                                                                        self.a.output()), 30,
+        wait_until(lambda: re.search(r"county: .*(not stored|failed)", self.a.output()), 30,
                    what="the collector to say the database failed")
+        wait_until(lambda: any("STATUS=database unavailable, nothing acknowledged" in m for m in drain()), 30,
+                   what="the STATUS line to say the database is unavailable")
         self.assertTrue(self.a.proc.alive() and self.b.proc.alive(), "a collector exited with the database away")
         stopper.join()
+        wait_until(lambda: any(re.match(r"STATUS=\d+ committed", m) for m in drain()[-3:]), 60,
+                   what="the STATUS line back to its figures")
         for s in schools:
             s.birth()
         self.assert_complete(60, timeout=120)
