@@ -150,7 +150,8 @@ class PgConnection final : public Connection {
     PQclear(r);
   }
 
-  // REQUIRES: r is the result of a command on conn_. Throws Failure for an error (and clears r).
+  // REQUIRES: r is the result of a command on conn_. Throws Failure for an error (and clears r);
+  // on success r stays the caller's to clear.
   void check(PGresult* r, const std::string& what) {
     const auto st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return;
@@ -193,7 +194,11 @@ class PgConnection final : public Connection {
     }
     std::vector<std::string> settings{"SET client_min_messages = warning"};
     settings.insert(settings.end(), on_connect_.begin(), on_connect_.end());
-    for (const auto& sql : settings) check(PQexec(conn_, sql.c_str()), sql);
+    for (const auto& sql : settings) {
+      PGresult* r = PQexec(conn_, sql.c_str());
+      check(r, sql);
+      PQclear(r);
+    }
   }
 
   std::string url_;
