@@ -1,4 +1,4 @@
-"""Disk full (RELIABILITY.md "Delivery"): the real agent's data directory is a small tmpfs that
+"""Disk full (docs/reliability.md): the real agent's data directory is a small tmpfs that
 the test fills with a filler file while the agent audits every second, with the county broker
 down (a backlog builds) and then up again. The agent must keep running, say buffer_full in its
 retained health, refuse new reports and count them, lose nothing it had accepted, and resume

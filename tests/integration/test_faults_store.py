@@ -1,4 +1,4 @@
-"""A damaged or deleted database while the agent is stopped (RELIABILITY.md "Delivery",
+"""A damaged or deleted database while the agent is stopped (docs/reliability.md,
 docs/store.md "Recovery"): the real agent, restarted over the damage, logs STORE RECOVERED
 with the file and what was wrong, moves the old file aside with its -wal/-shm, starts a fresh
 store with a new id, says so in its retained health and birth (store.recovered), and

@@ -1,4 +1,4 @@
-"""Security proofs with the real campus-agent binary (RELIABILITY.md "Security"):
+"""Security proofs with the real campus-agent binary (docs/reliability.md):
 
 1. Secrets never leave the agent: the demo school (tests/sim/*/demo.py) with every kind of
    secret file set to a distinctive random value - the MQTT client key and password, SNMPv2c

@@ -502,7 +502,7 @@ TEST_F(PublisherTest, ForwardsRequestsWithResponseTopicAndRepliesWithCorrelation
 }
 
 // The session (clean start false, session expiry set on the finished connect options: the Paho
-// 1.2.0 trap of DEPENDENCIES.md) outlives a connection: a county request sent while the agent is
+// 1.2.0 trap of docs/dependencies.md) outlives a connection: a county request sent while the agent is
 // away waits at the broker and arrives when it comes back. Re-subscribing alone would lose it.
 TEST_F(PublisherTest, RequestSentWhileTheAgentWasAwayArrivesWhenItReturns) {
   start_broker("");

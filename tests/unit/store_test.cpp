@@ -1,4 +1,4 @@
-// The store's promises (ARCHITECTURE.md "Store", RELIABILITY.md "Delivery"), each proved on a
+// The store's promises (docs/store.md, docs/reliability.md), each proved on a
 // real SQLite file in a fresh temporary directory.
 #include <gtest/gtest.h>
 #include <signal.h>

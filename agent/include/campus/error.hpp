@@ -1,5 +1,5 @@
 // Errors from outside input are values: where it happened, what is wrong, how to fix it.
-// Exceptions are for bugs only (STYLE.md).
+// Exceptions are for bugs only: every failure the code expects is a Result.
 #pragma once
 #include <optional>
 #include <string>

@@ -92,7 +92,7 @@ class RecordReader {
 };
 
 struct AuditReport {
-  Json summary = Json::object();   // the audit's totals (PROTOCOL.md "Bodies")
+  Json summary = Json::object();   // the audit's totals (docs/protocol.md "Bodies")
   std::vector<Finding> findings;   // every subject, healthy or not
   std::vector<CaseAction> case_actions;
   std::vector<RecordWrite> records;

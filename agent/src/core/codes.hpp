@@ -10,7 +10,7 @@
 
 namespace campus {
 
-// A code is 1-64 of a-z, 0-9 and '-' (PROTOCOL.md "Topic tree").
+// A code is 1-64 of a-z, 0-9 and '-' (docs/protocol.md "Topic tree").
 inline constexpr std::size_t kMaxCodeLength = 64;
 
 // Words no school may be called, besides its county's own code (see code_problem):

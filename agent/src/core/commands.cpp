@@ -1,4 +1,4 @@
-// County requests and their replies (PROTOCOL.md "Requests and replies"). Everything here runs
+// County requests and their replies (docs/protocol.md "Requests and replies"). Everything here runs
 // on the io_context; reads and writes of the store go to the store's thread and come back, so a
 // slow commit or a slow audit never delays a `ping`.
 #include "core/commands.hpp"

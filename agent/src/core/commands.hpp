@@ -1,4 +1,4 @@
-// County requests (PROTOCOL.md "Requests and replies"): validates each request on .../cmd or
+// County requests (docs/protocol.md "Requests and replies"): validates each request on .../cmd or
 // .../all/cmd, runs it on the io_context (store work on the store's thread), and replies to the
 // request's Response Topic with its Correlation Data. Never throws, never stays silent when a
 // valid Response Topic was given.

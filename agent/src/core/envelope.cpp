@@ -1,4 +1,4 @@
-// PROTOCOL.md's envelope, topic tree and timestamps: the one place they are built.
+// docs/protocol.md's envelope, topic tree and timestamps: the one place they are built.
 #include "core/envelope.hpp"
 
 #include <cstdio>
@@ -94,7 +94,7 @@ std::optional<SystemTime> parse_rfc3339(const std::string& s) {
   return time_point_cast<SystemTime::duration>(t);
 }
 
-// Keys are the PROTOCOL.md envelope. `seq`, `id` and `audit` appear only for the stored kinds
+// Keys are the docs/protocol.md envelope. `seq`, `id` and `audit` appear only for the stored kinds
 // (report, event): a state/health/reply message has no seq, so it has no id either.
 Json envelope(const Identity& who, const std::string& kind, SystemTime ts, Json body,
               std::optional<std::int64_t> seq, const std::string& audit) {

@@ -1,4 +1,4 @@
-// The one place the PROTOCOL.md envelope and topics are built.
+// The one place the docs/protocol.md envelope and topics are built.
 #pragma once
 #include <cstdint>
 #include <optional>

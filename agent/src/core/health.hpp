@@ -1,5 +1,5 @@
 // The body of the retained .../health message: what the county needs to see that a school's
-// agent is alive and keeping up (PROTOCOL.md, docs/schemas/health.json).
+// agent is alive and keeping up (docs/protocol.md, docs/schemas/health.json).
 #pragma once
 #include <cstdint>
 #include <map>

@@ -1,7 +1,7 @@
 // The MQTT publisher: Paho C++ async_client (MQTT 5, TLS), the outbox drain, birth and will,
 // health and replies. Every piece of state lives on the io_context thread; Paho's callbacks
 // (on Paho's threads) only post to it. Paho's own buffering is off: the SQLite outbox is the
-// only buffer, and a row is marked sent only when its PUBACK arrived (DEPENDENCIES.md). After
+// only buffer, and a row is marked sent only when its PUBACK arrived (docs/dependencies.md). After
 // every connection the next attempt gets a fresh Paho client, so Paho never replays an earlier
 // connection's publishes (renew_client says why).
 #include "core/publisher.hpp"
@@ -317,7 +317,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
                  "starting a clean session (unacknowledged messages are resent from the store)",
                  short_lived_, kShortLived.count());
     auto builder = mqtt::connect_options_builder()
-                       .mqtt_version(MQTTVERSION_5)  // before clean_start (DEPENDENCIES.md)
+                       .mqtt_version(MQTTVERSION_5)  // before clean_start (docs/dependencies.md)
                        .clean_start(clean_start)
                        .keep_alive_interval(std::chrono::seconds(keep_alive))
                        .connect_timeout(std::chrono::seconds(std::max<std::int64_t>(
@@ -360,7 +360,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   // itself. The broker session (Clean Start 0, commands queued while away) belongs to the
   // client id, not to Paho's object, so it survives; what the last connection left
   // unacknowledged is resent from the store, in seq order, as new publishes (the outbox is the
-  // only buffer: DEPENDENCIES.md). A client whose connects only failed has nothing in flight
+  // only buffer: docs/dependencies.md). A client whose connects only failed has nothing in flight
   // and is used again.
   //
   // The freed memory: when a publish's write fails (the socket died mid-send), Paho C fails

@@ -196,7 +196,7 @@ Result<std::unique_ptr<CountyClient>> CountyClient::connect(const CtlConfig& con
   c->county_ = config.county;
   c->requester_ = "ctl-" + random_hex(6);
   c->reply_filter_ = "campus/v1/" + config.county + "/+/reply/" + c->requester_;
-  // The county-wide form: each school answers in its own subtree (PROTOCOL.md, docs/campusctl.md).
+  // The county-wide form: each school answers in its own subtree (docs/protocol.md, docs/campusctl.md).
   c->response_topic_ = "campus/v1/" + config.county + "/all/reply/" + c->requester_;
   return c;
 }

@@ -1,4 +1,4 @@
-// Room classification rules (AUDITS.md section 1). Pure: no I/O, unit-tested on its own.
+// Room classification rules (plugins/fiber/README.md, "Room states"). Pure: no I/O, unit-tested on its own.
 #include "classify.hpp"
 
 #include <cmath>

@@ -39,7 +39,7 @@ struct ClassroomObservation {
   std::optional<OnvifResult> onvif;        // when onvif_url is set
 };
 
-// The compliance rule (AUDITS.md section 2): the finding for one classroom.
+// The compliance rule (plugins/recording/README.md, "What it checks"): the finding for one classroom.
 Finding judge_classroom(const RecordingClassroom& c, const ClassroomObservation& o, const RecordingSettings& s);
 // Totals and compliant ratio over the findings.
 Json summarize(const std::vector<Finding>& findings, std::size_t register_errors);
