@@ -103,6 +103,18 @@ class CountyRecord(unittest.TestCase):
         self.assertIn("REPORTS AS OF", human)
         self.assertRegex(human, r"collector: status \d+ s old, connected")
 
+    def test_the_shipped_campusctl_toml_is_read_as_it_is(self):
+        # config/campusctl.toml beside the files it names (relative to it), reading the record:
+        # nothing in it reaches for the broker it names.
+        d = tempfile.mkdtemp(dir=self.tmp)
+        src = os.path.join(os.environ.get("CAMPUS_SOURCE_DIR", "../.."), "config", "campusctl.toml")
+        shutil.copy(src, d)
+        for f in ("ca.crt", "county.crt", "county.key"):
+            write_file(os.path.join(d, f), "")
+        r = ctl("status", "--json", db=self.coll.db, config=os.path.join(d, "campusctl.toml"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(json.loads(r.stdout)["schools"]), 3)
+
     def test_cases_history_and_gaps(self):
         cases = json.loads(ctl("cases", "--all", "--json", db=self.coll.db).stdout)["cases"]
         self.assertEqual([c["id"] for c in cases], ["attendance-S7-1"])
