@@ -144,3 +144,54 @@ class BrokerFlapping(IntegrationTest):
         if not sanitized:
             self.assertLessEqual(rss_last, rss_first * 1.10 + 2048, "RSS grew")
         self.assertEqual(agent.stop(10), 0)
+
+
+class BrokerFailover(IntegrationTest):
+    """[mqtt] brokers: the agent connects to the first broker of its list; when that one is gone
+    it moves to the next at once (reconnect_min, not the grown backoff) and goes on there, and
+    nothing it stored is missing from what the two brokers delivered to the county."""
+
+    def test_the_agent_moves_to_the_next_broker_and_loses_nothing(self):
+        certs = make_certs(self.dir, ["failover"])
+        first = self.track(start_county_broker(self.dir, certs, name="first"))
+        second = self.track(start_county_broker(self.dir, certs, name="second"))
+        subs = [county_subscriber(self.dir, b.port, certs, name=f"county-{i}") for i, b in enumerate((first, second))]
+        for s in subs:
+            self.procs.insert(0, s.proc)
+        conf = agent_config(self.dir, "failover", first.port, certs, audits=("fiber",), interval="1s")
+        with open(conf) as f:
+            text = f.read()
+        text = text.replace("host = \"127.0.0.1\"\n", "").replace(
+            f"port = {first.port}\n", f'brokers = ["127.0.0.1:{first.port}", "127.0.0.1:{second.port}"]\n')
+        with open(conf, "w") as f:
+            f.write(text)
+        flip = FindingsFlipper([os.path.join(self.dir, "findings-fiber.json")], 0.5)
+        agent = self.track(Proc("agent", [agent_bin(), "--config", conf], self.dir))
+        wait_until(lambda: f"mqtt: connected to 127.0.0.1:{first.port}" in agent.output() or not agent.alive(), 30,
+                   what="the first broker")
+        db = os.path.join(self.dir, "data", "agent.db")
+        wait_until(lambda: int(sqlite_scalar(db, "SELECT COALESCE(MAX(seq), 0) FROM outbox") or 0) >= 5, 30,
+                   what="the first reports")
+        first.stop(10)
+        self.procs.remove(first)
+        gone = time.monotonic()
+        wait_until(lambda: f"mqtt: connected to 127.0.0.1:{second.port}" in agent.output(), 20,
+                   what="the agent on the second broker")
+        moved = time.monotonic() - gone
+        print(f"\nfailover: on the second broker {moved:.1f} s after the first stopped", flush=True)
+        # The connection loss is noticed within the keep-alive (2 s) or at once (a closed socket),
+        # the same broker is tried once, then the next one after reconnect_min (200 ms).
+        self.assertLess(moved, 8.0, agent.output()[-3000:])
+        self.assertIn(f"mqtt: trying 127.0.0.1:{second.port} next", agent.output())
+        time.sleep(3)  # reports go on through the second broker
+        flip.stop()
+        agent.stop(20)
+        last = int(sqlite_scalar(db, "SELECT MAX(seq) FROM outbox"))
+        unsent = int(sqlite_scalar(db, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"))
+        self.assertEqual(unsent, 0)
+        messages = subs[0].messages() + subs[1].messages()
+        report = delivery_report(messages)
+        self.assertEqual(report["gaps"], [], f"seqs missing from what the two brokers delivered (last {last})")
+        self.assertEqual(report["last"], last)
+        second_seqs = delivery_report(subs[1].messages())["seqs"]
+        self.assertTrue(any(s > 5 for s in second_seqs), "nothing went through the second broker")

@@ -94,6 +94,38 @@ TEST(Config, PortOutOfRange) {
   expect_error(load(dir, good_with("port = 1883", "port = 70000")), "mqtt.port", "from 1 to 65535");
 }
 
+TEST(Config, HostAndPortAreTheOnlyBroker) {
+  TempDir dir;
+  auto l = load(dir, kGood);
+  ASSERT_TRUE(l.load.errors.empty()) << l.all;
+  ASSERT_EQ(l.load.config.mqtt.brokers.size(), 1u);
+  EXPECT_EQ(l.load.config.mqtt.brokers[0], (MqttBroker{"127.0.0.1", 1883}));
+}
+
+TEST(Config, BrokersAreTriedInOrderAndTakeThePortAsTheirDefault) {
+  TempDir dir;
+  auto l = load(dir, good_with("host = \"127.0.0.1\"", "brokers = [\"mqtt1.county.example\", \"10.1.2.3:8884\", \"[::1]:8885\"]"));
+  ASSERT_TRUE(l.load.errors.empty()) << l.all;
+  const auto& b = l.load.config.mqtt.brokers;
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_EQ(b[0], (MqttBroker{"mqtt1.county.example", 1883}));
+  EXPECT_EQ(b[1], (MqttBroker{"10.1.2.3", 8884}));
+  EXPECT_EQ(b[2], (MqttBroker{"::1", 8885}));
+  EXPECT_EQ(l.load.config.mqtt.host, "mqtt1.county.example");
+}
+
+TEST(Config, EveryBadBrokerEntryIsNamedAndHostWithBrokersIsRefused) {
+  TempDir dir;
+  auto l = load(dir, good_with("host = \"127.0.0.1\"", "brokers = [\"a:0\", \":8883\", \"::1:8883\", \"[::1\", \"ok:8883\"]"));
+  expect_error(l, "mqtt.brokers", "entry \"a:0\": the port is not 1-65535");
+  EXPECT_NE(l.all.find("entry \":8883\": no host"), std::string::npos) << l.all;
+  EXPECT_NE(l.all.find("entry \"::1:8883\": an IPv6 address must be written in brackets"), std::string::npos) << l.all;
+  EXPECT_NE(l.all.find("entry \"[::1\": an IPv6 address without its closing ']'"), std::string::npos) << l.all;
+  expect_error(load(dir, good_with("port = 1883", "port = 1883\nbrokers = [\"b:1883\"]")), "mqtt.brokers",
+               "is set together with host");
+  expect_error(load(dir, good_with("host = \"127.0.0.1\"", "brokers = []")), "mqtt.brokers", "is empty");
+}
+
 TEST(Config, BadDuration) {
   TempDir dir;
   expect_error(load(dir, good_with("keep_alive = \"20s\"", "keep_alive = \"soon\"")), "mqtt.keep_alive",

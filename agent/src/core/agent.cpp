@@ -472,7 +472,7 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
         } else {
           const auto& n = loaded.config;
           if (n.county != rt.config_.county || n.school != rt.config_.school || n.data_dir != rt.config_.data_dir ||
-              n.mqtt.host != rt.config_.mqtt.host || n.mqtt.port != rt.config_.mqtt.port)
+              n.mqtt.brokers != rt.config_.mqtt.brokers)
             rt.log_->warn("reload: identity, data_dir and [mqtt] changes take effect at the next restart");
           set_log_level(options.log_level_override.empty() ? n.log_level : options.log_level_override);
           rt.scheduler_->set_audits(std::move(audits));

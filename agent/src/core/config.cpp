@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -33,11 +34,64 @@ void read_agent(TableReader& r, AgentConfig& c, Errors& errors) {
   (void)errors;
 }
 
+// "host", "host:port" or "[v6-address]:port"; the port defaults to `port`. On nullopt, `why`
+// says what is wrong.
+std::optional<MqttBroker> parse_broker(const std::string& entry, std::uint16_t port, std::string& why) {
+  auto fail = [&](const char* what) -> std::optional<MqttBroker> {
+    why = what;
+    return std::nullopt;
+  };
+  std::string host = entry, rest;
+  if (!entry.empty() && entry.front() == '[') {
+    const auto close = entry.find(']');
+    if (close == std::string::npos) return fail("an IPv6 address without its closing ']'");
+    host = entry.substr(1, close - 1);
+    rest = entry.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return fail("expected ':PORT' after ']'");
+  } else if (const auto colon = entry.find(':'); colon != std::string::npos) {
+    if (entry.find(':', colon + 1) != std::string::npos)
+      return fail("an IPv6 address must be written in brackets: [ADDRESS]:PORT");
+    host = entry.substr(0, colon);
+    rest = entry.substr(colon);
+  }
+  if (host.empty()) return fail("no host");
+  if (host.find_first_of(" \t/") != std::string::npos) return fail("not a host name or address");
+  if (!rest.empty()) {
+    const std::string digits = rest.substr(1);
+    if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(digits) < 1 || std::stoi(digits) > 65535)
+      return fail("the port is not 1-65535");
+    port = static_cast<std::uint16_t>(std::stoi(digits));
+  }
+  return MqttBroker{host, port};
+}
+
 void read_mqtt(TableReader& r, MqttConfig& m, const AgentConfig& c) {
   m.enabled = r.boolean("enabled", m.enabled);
+  const bool one_host = r.has("host");
   m.host = r.string("host", m.host);
   m.insecure = r.boolean("insecure", m.insecure);
   m.port = static_cast<std::uint16_t>(r.integer("port", m.insecure ? 1883 : 8883, 1, 65535));
+  m.brokers.clear();
+  if (r.has("brokers")) {
+    if (one_host)
+      r.error("brokers", "is set together with host", "list every broker in brokers and remove host");
+    bool bad = false;
+    for (const auto& entry : r.string_array("brokers")) {
+      std::string why;
+      if (auto b = parse_broker(entry, m.port, why)) {
+        m.brokers.push_back(*b);
+      } else {
+        r.error("brokers", "entry \"" + entry + "\": " + why, "write each as \"HOST\" or \"HOST:PORT\" (port 1-65535)");
+        bad = true;
+      }
+    }
+    if (m.brokers.empty() && !bad)
+      r.error("brokers", "is empty", "list the county broker's addresses, e.g. [\"mqtt1.county.example:8883\"]");
+  }
+  if (m.brokers.empty()) m.brokers.push_back({m.host, m.port});
+  m.host = m.brokers.front().host;
+  m.port = m.brokers.front().port;
   m.client_id = r.string("client_id", "campus-" + c.county + "-" + c.school);
   bool need_tls = m.enabled && !m.insecure;
   if (need_tls && !r.optional_string("ca_file")) {
@@ -159,7 +213,9 @@ std::string redacted_summary(const AgentConfig& c) {
                 {"data_dir", c.data_dir.string()}, {"plugin_dir", c.plugin_dir.string()}, {"log_level", c.log_level}};
   j["buffer"] = {{"max_size", format_size(c.buffer.max_size)}, {"keep_sent", format_duration(c.buffer.keep_sent)}};
   const auto& m = c.mqtt;
-  j["mqtt"] = {{"enabled", m.enabled}, {"host", m.host}, {"port", m.port}, {"client_id", m.client_id},
+  nlohmann::json brokers = nlohmann::json::array();
+  for (const auto& b : m.brokers) brokers.push_back(b.host + ":" + std::to_string(b.port));
+  j["mqtt"] = {{"enabled", m.enabled}, {"brokers", brokers}, {"client_id", m.client_id},
                {"insecure", m.insecure}, {"ca_file", m.ca_file.string()}, {"cert_file", m.cert_file.string()},
                {"key_file", m.key_file.empty() ? "" : "(secret file, not shown)"}, {"username", m.username},
                {"password", m.password ? "(redacted)" : ""}, {"verify_hostname", m.verify_hostname},

@@ -17,10 +17,20 @@
 
 namespace campus {
 
+// One address of the county broker (a node of a cluster, or the one broker).
+struct MqttBroker {
+  std::string host;
+  std::uint16_t port = 8883;
+  bool operator==(const MqttBroker&) const = default;
+};
+
 struct MqttConfig {
   bool enabled = true;
-  std::string host = "localhost";
+  std::string host = "localhost";     // brokers[0]
   std::uint16_t port = 8883;
+  // Where to connect, in order: the agent stays with the one that works and moves to the next
+  // when a connect fails ([mqtt] brokers, or host and port as the only one).
+  std::vector<MqttBroker> brokers;
   std::string client_id;              // default campus-{county}-{school}
   bool insecure = false;              // plain TCP, no TLS; warned at every start
   std::filesystem::path ca_file;      // required unless insecure

@@ -128,6 +128,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
         store_work_(asio::make_work_guard(store_io_)),
         store_thread_([this] { store_io_.run(); }) {
     client_id_ = config_.client_id.empty() ? "campus-" + who_.county + "-" + who_.school : config_.client_id;
+    if (config_.brokers.empty()) config_.brokers.push_back({config_.host, config_.port});  // built by hand, not read
     state_topic_ = topic(who_, "state");
     cmd_topic_ = topic(who_, "cmd");
     all_cmd_topic_ = "campus/v1/" + who_.county + "/all/cmd";
@@ -157,14 +158,22 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
   void init() { listener_ = std::make_unique<Listener>(io_, weak_from_this()); }
 
+  const MqttBroker& broker() const { return config_.brokers[broker_]; }
+  std::string broker_address() const { return broker().host + ":" + std::to_string(broker().port); }
+  std::string broker_list() const {
+    std::string out;
+    for (const auto& b : config_.brokers) out += (out.empty() ? "" : ", ") + b.host + ":" + std::to_string(b.port);
+    return out;
+  }
+
   // ---- Publisher API (io thread) ----
   void start() {
     if (config_.insecure)
-      log_->warn("mqtt: insecure = true: connecting to {}:{} over PLAIN TCP without TLS; anyone on the path can read "
+      log_->warn("mqtt: insecure = true: connecting to {} over PLAIN TCP without TLS; anyone on the path can read "
                  "and forge this school's messages. Set insecure = false with ca_file for production.",
-                 config_.host, config_.port);
-    log_->info("mqtt: client id {} -> {}:{} ({}), window {}", client_id_, config_.host, config_.port,
-               config_.insecure ? "plain" : "TLS", config_.inflight_window);
+                 broker_list());
+    log_->info("mqtt: client id {} -> {} ({}), window {}", client_id_, broker_list(), config_.insecure ? "plain" : "TLS",
+               config_.inflight_window);
     started_ = true;
     connect();
   }
@@ -344,7 +353,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     auto expiry = std::chrono::duration_cast<std::chrono::seconds>(config_.session_expiry).count();
     opts.set_properties(mqtt::properties{
         {mqtt::property::SESSION_EXPIRY_INTERVAL, static_cast<int32_t>(static_cast<uint32_t>(std::clamp<std::int64_t>(expiry, 0, 0xFFFFFFFF)))}});
-    if (!client_ || client_had_connection_) renew_client();
+    if (!client_ || client_had_connection_ || client_broker_ != broker_) renew_client();
     try {
       client_->connect(opts, pack(Ctx::Connect, attempt_session_), *listener_);
     } catch (const mqtt::exception& e) {
@@ -372,7 +381,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   // destroyed: a deliberate, counted leak of one client and its in-flight list per such
   // failure, which is rare (docs/reliability.md has the figures).
   void renew_client() {
-    const std::string uri = (config_.insecure ? "tcp://" : "ssl://") + config_.host + ":" + std::to_string(config_.port);
+    const std::string uri = (config_.insecure ? "tcp://" : "ssl://") + broker_address();
+    client_broker_ = broker_;
     mqtt::create_options create(MQTTVERSION_5);
     create.set_send_while_disconnected(false);
     create.set_delete_oldest_messages(false);
@@ -465,10 +475,10 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       window_ = *receive_max;
     }
     if (nodelay_) {
-      int n = set_nodelay_on_sockets_to(config_.host, config_.port);
+      int n = set_nodelay_on_sockets_to(broker().host, broker().port);
       if (n == 0) log_->debug("mqtt: could not find the broker socket to set TCP_NODELAY");
     }
-    log_->info("mqtt: connected to {}:{} (session {}, window {})", config_.host, config_.port, session_, window_);
+    log_->info("mqtt: connected to {} (session {}, window {})", broker_address(), session_, window_);
     // Resubscribe on every connect: the broker session may have expired.
     try {
       for (const auto& t : {cmd_topic_, all_cmd_topic_, state_topic_})
@@ -490,13 +500,20 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       what += config_.username.empty()
                   ? " (the broker refused this client: check that cert_file is a certificate the county issued)"
                   : " (the broker refused user '" + config_.username + "': check mqtt.username and password_file)";
-    if (what != last_failure_) {
-      log_->warn("mqtt: cannot connect to {}:{}: {}", config_.host, config_.port, what);
-      last_failure_ = what;
+    const std::string failure = broker_address() + ": " + what;
+    if (failure != last_failure_) {
+      log_->warn("mqtt: cannot connect to {}", failure);
+      last_failure_ = failure;
     } else {
-      log_->info("mqtt: connect attempt {} failed: {}", stats_.connect_attempts, what);
+      log_->info("mqtt: connect attempt {} failed: {}", stats_.connect_attempts, failure);
     }
     if (!config_.insecure && rc == -1) diagnose_tls_async();
+    if (config_.brokers.size() > 1) {
+      // The next broker of the list at once; the backoff grows only when every one has failed.
+      broker_ = (broker_ + 1) % config_.brokers.size();
+      log_->info("mqtt: trying {} next", broker_address());
+      if (broker_ != 0) return schedule_reconnect(/*next_broker=*/true);
+    }
     schedule_reconnect();
   }
 
@@ -533,7 +550,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     ephemeral_inflight_ = 0;
     cancel_birth();  // the next connection publishes its own
     fail_copies();
-    log_->warn("mqtt: connection to {}:{} lost{}{}; {} messages unsent", config_.host, config_.port,
+    log_->warn("mqtt: connection to {} lost{}{}; {} messages unsent", broker_address(),
                cause.empty() ? "" : ": ", cause, store_.stats().unsent);
     if (stopping_) {
       finish_stop();
@@ -550,11 +567,14 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     schedule_reconnect();
   }
 
-  void schedule_reconnect() {
+  // next_broker: the attempt goes to another broker of the list, which has not failed in this
+  // round: it waits only reconnect_min (jittered), and the backoff does not grow.
+  void schedule_reconnect(bool next_broker = false) {
     if (stopping_) return;
     // Exponential backoff with jitter in [delay/2, delay], bounded by reconnect_max.
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
-    auto wait = backoff_delay(config_.reconnect_min, config_.reconnect_max, backoff_step_++, uniform(rng_));
+    auto wait = next_broker ? backoff_delay(config_.reconnect_min, config_.reconnect_max, 0, uniform(rng_))
+                            : backoff_delay(config_.reconnect_min, config_.reconnect_max, backoff_step_++, uniform(rng_));
     log_->debug("mqtt: next connect attempt in {} ms", wait.count());
     reconnect_timer_.expires_after(wait);
     reconnect_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
@@ -566,7 +586,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void diagnose_tls_async() {
     if (diagnosing_) return;
     diagnosing_ = true;
-    TlsProbe probe{config_.host, config_.port, config_.ca_file, config_.cert_file, config_.key_file,
+    TlsProbe probe{broker().host, broker().port, config_.ca_file, config_.cert_file, config_.key_file,
                    config_.verify_hostname, std::chrono::milliseconds(5000)};
     std::thread([probe, self = weak_from_this(), &io = io_] {
       std::string why = diagnose_tls(probe);
@@ -860,6 +880,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   std::unique_ptr<Listener> listener_;  // declared before client_: outlives it
   std::unique_ptr<mqtt::async_client> client_;
   bool client_had_connection_ = false;  // renew_client before its next connect
+  std::size_t broker_ = 0;               // the broker of config_.brokers the next attempt goes to
+  std::size_t client_broker_ = 0;        // the broker client_ was made for
   bool client_tainted_ = false;         // a publish failed mid-write: set aside, never destroyed
   std::uint64_t client_generation_ = 0;  // which client's callbacks are current
 
