@@ -298,3 +298,23 @@ TEST(Commands, ParseRequestTypesEveryArgumentBeforeAnythingRuns) {
   ASSERT_TRUE(bad.error);
   EXPECT_EQ((*bad.error)["error"]["message"], "the request is not JSON (syntax error at byte 9 of 11)");
 }
+
+TEST(Commands, TheCommandTableIsTheOnlyListOfCommands) {
+  CommandLimits limits;
+  // Read-only commands run without a Response Topic; the others, and names that are no command, do not.
+  for (const char* c : {"ping", "status", "report", "cases", "config"}) EXPECT_TRUE(is_read_only_command(c)) << c;
+  for (const char* c : {"audit", "case.update", "resend", "Resend", "", "frobnicate"})
+    EXPECT_FALSE(is_read_only_command(c)) << c;
+  // Each command takes exactly its own arguments.
+  auto error = [&](const std::string& payload) {
+    auto p = parse_request(payload, limits);
+    return p.error ? (*p.error)["error"]["message"].get<std::string>() : std::string("ok");
+  };
+  EXPECT_EQ(error(R"({"cmd":"ping","from_seq":1})"), "unknown argument \"from_seq\" for \"ping\" (it takes none)");
+  EXPECT_EQ(error(R"({"cmd":"report","from_seq":1,"audit":"fiber"})"),
+            "unknown argument \"from_seq\" for \"report\" (it takes: audit)");
+  EXPECT_EQ(error(R"({"cmd":"resend"})"), "\"from_seq\" is required");
+  EXPECT_EQ(error(R"({"cmd":"status"})"), "ok");
+  EXPECT_EQ(error(R"({"cmd":"nope"})"),
+            "unknown command \"nope\" (known: ping, status, audit, report, cases, case.update, resend, config)");
+}

@@ -5,12 +5,12 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
+#include <vector>
 
 namespace campus {
 namespace {
 
-const std::set<std::string> kCommands = {"ping", "status", "audit", "report", "cases", "case.update", "resend", "config"};
-const std::set<std::string> kReadOnly = {"ping", "status", "report", "cases", "config"};
 const std::set<std::string> kCaseActions = {"contacted", "visited",          "returned", "transferred",
                                             "leave_approved", "dropout_reported", "note"};
 
@@ -72,58 +72,98 @@ std::string utf8_prefix(const std::string& s, std::size_t n) {
   return s.substr(0, n);
 }
 
-// The arguments each command takes (anything else is unknown_argument).
-const std::map<std::string, std::set<std::string>> kArguments = {
-    {"ping", {}},          {"status", {}},
-    {"config", {}},        {"audit", {"audit"}},
-    {"report", {"audit"}}, {"cases", {"state", "since", "audit"}},
-    {"resend", {"from_seq", "to_seq"}}, {"case.update", {"case", "action", "note", "by"}}};
-
-// The typed arguments of a known command, in the order their errors are reported.
-std::optional<Json> parse_arguments(const Json& j, const CommandLimits& limits, CommandRequest& r) {
-  if (auto e = unknown_key(j, r.cmd, kArguments.at(r.cmd))) return e;
+// The typed arguments of each command that takes any, in the order their errors are reported.
+std::optional<Json> parse_audit_arguments(const Json& j, const CommandLimits&, CommandRequest& r) {
   std::string s;
-  if (r.cmd == "audit" || r.cmd == "report") {
-    if (auto e = string_arg(j, "audit", r.cmd == "report", s)) return e;
-    if (j.contains("audit")) r.audit = s;
-  } else if (r.cmd == "cases") {
-    if (auto e = string_arg(j, "state", false, r.state)) return e;
-    if (r.state != "open" && r.state != "closed" && r.state != "all")
-      return fail("bad_argument", "\"state\" must be open, closed or all, got \"" + r.state + "\"");
-    if (auto e = string_arg(j, "audit", false, s)) return e;
-    if (j.contains("audit")) r.audit = s;
-    std::string since;
-    if (auto e = string_arg(j, "since", false, since)) return e;
-    if (j.contains("since")) {
-      r.since = parse_rfc3339(since);
-      if (!r.since)
-        return fail("bad_argument", "\"since\" must be an RFC 3339 time like 2026-11-28T08:00:00+08:00, got \"" +
-                                        since + "\"");
-    }
-  } else if (r.cmd == "case.update") {
-    if (auto e = string_arg(j, "case", true, r.case_id)) return e;
-    if (auto e = string_arg(j, "action", true, r.action)) return e;
-    if (!kCaseActions.count(r.action))
-      return fail("bad_argument", "\"action\" must be one of " + joined({kCaseActions.begin(), kCaseActions.end()}) +
-                                      ", got \"" + r.action + "\"");
-    if (auto e = string_arg(j, "note", false, r.note, 4096)) return e;
-    if (r.action == "note" && r.note.empty()) return fail("missing_argument", "\"note\" is required with action \"note\"");
-    if (auto e = string_arg(j, "by", true, r.by, 128)) return e;
-  } else if (r.cmd == "resend") {
-    if (auto e = seq_arg(j, "from_seq", r.from_seq)) return e;
-    if (auto e = seq_arg(j, "to_seq", r.to_seq)) return e;
-    if (r.from_seq > r.to_seq)
-      return fail("bad_argument", "\"from_seq\" " + std::to_string(r.from_seq) + " is after \"to_seq\" " +
-                                      std::to_string(r.to_seq));
-    // to - from cannot overflow: both are >= 1.
-    if (r.to_seq - r.from_seq >= limits.max_resend)
-      return fail("range_too_large", "at most " + std::to_string(limits.max_resend) + " seqs per resend; ask for " +
-                                         std::to_string(r.from_seq) + ".." +
-                                         std::to_string(r.from_seq + (limits.max_resend - 1)) + " first");
+  if (auto e = string_arg(j, "audit", r.cmd == "report", s)) return e;
+  if (j.contains("audit")) r.audit = s;
+  return std::nullopt;
+}
+
+std::optional<Json> parse_cases_arguments(const Json& j, const CommandLimits&, CommandRequest& r) {
+  if (auto e = string_arg(j, "state", false, r.state)) return e;
+  if (r.state != "open" && r.state != "closed" && r.state != "all")
+    return fail("bad_argument", "\"state\" must be open, closed or all, got \"" + r.state + "\"");
+  std::string s;
+  if (auto e = string_arg(j, "audit", false, s)) return e;
+  if (j.contains("audit")) r.audit = s;
+  std::string since;
+  if (auto e = string_arg(j, "since", false, since)) return e;
+  if (j.contains("since")) {
+    r.since = parse_rfc3339(since);
+    if (!r.since)
+      return fail("bad_argument", "\"since\" must be an RFC 3339 time like 2026-11-28T08:00:00+08:00, got \"" +
+                                      since + "\"");
   }
   return std::nullopt;
 }
 
+std::optional<Json> parse_case_update_arguments(const Json& j, const CommandLimits&, CommandRequest& r) {
+  if (auto e = string_arg(j, "case", true, r.case_id)) return e;
+  if (auto e = string_arg(j, "action", true, r.action)) return e;
+  if (!kCaseActions.count(r.action))
+    return fail("bad_argument", "\"action\" must be one of " + joined({kCaseActions.begin(), kCaseActions.end()}) +
+                                    ", got \"" + r.action + "\"");
+  if (auto e = string_arg(j, "note", false, r.note, 4096)) return e;
+  if (r.action == "note" && r.note.empty()) return fail("missing_argument", "\"note\" is required with action \"note\"");
+  if (auto e = string_arg(j, "by", true, r.by, 128)) return e;
+  return std::nullopt;
+}
+
+std::optional<Json> parse_resend_arguments(const Json& j, const CommandLimits& limits, CommandRequest& r) {
+  if (auto e = seq_arg(j, "from_seq", r.from_seq)) return e;
+  if (auto e = seq_arg(j, "to_seq", r.to_seq)) return e;
+  if (r.from_seq > r.to_seq)
+    return fail("bad_argument", "\"from_seq\" " + std::to_string(r.from_seq) + " is after \"to_seq\" " +
+                                    std::to_string(r.to_seq));
+  // to - from cannot overflow: both are >= 1.
+  if (r.to_seq - r.from_seq >= limits.max_resend)
+    return fail("range_too_large", "at most " + std::to_string(limits.max_resend) + " seqs per resend; ask for " +
+                                       std::to_string(r.from_seq) + ".." +
+                                       std::to_string(r.from_seq + (limits.max_resend - 1)) + " first");
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Every county command, declared once: its name, whether it changes anything (a read-only one
+// runs even without a Response Topic), the arguments it takes (anything else is
+// unknown_argument), how they are checked, and the member that runs it. parse_request, the
+// read-only rule and execute all read this table; a command without an entry does not exist.
+struct CommandSpec {
+  std::string_view name;
+  bool read_only;
+  std::set<std::string> arguments;
+  std::optional<Json> (*parse)(const Json&, const CommandLimits&, CommandRequest&);  // nullptr: takes none
+  void (CommandHandler::*run)(const CommandRequest&, CommandHandler::Done);
+
+  static const std::vector<CommandSpec>& all() {
+    static const std::vector<CommandSpec> table = {
+        {"ping", true, {}, nullptr, &CommandHandler::cmd_ping},
+        {"status", true, {}, nullptr, &CommandHandler::cmd_status},
+        {"audit", false, {"audit"}, parse_audit_arguments, &CommandHandler::cmd_audit},
+        {"report", true, {"audit"}, parse_audit_arguments, &CommandHandler::cmd_report},
+        {"cases", true, {"state", "since", "audit"}, parse_cases_arguments, &CommandHandler::cmd_cases},
+        {"case.update", false, {"case", "action", "note", "by"}, parse_case_update_arguments,
+         &CommandHandler::cmd_case_update},
+        {"resend", false, {"from_seq", "to_seq"}, parse_resend_arguments, &CommandHandler::cmd_resend},
+        {"config", true, {}, nullptr, &CommandHandler::cmd_config},
+    };
+    return table;
+  }
+  static const CommandSpec* find(std::string_view name) {
+    for (const auto& c : all())
+      if (c.name == name) return &c;
+    return nullptr;
+  }
+};
+
+namespace {
+std::string command_names() {
+  std::string out;
+  for (const auto& c : CommandSpec::all()) out += (out.empty() ? "" : ", ") + std::string(c.name);
+  return out;
+}
 }  // namespace
 
 ParsedRequest parse_request(std::string_view payload, const CommandLimits& limits) {
@@ -154,15 +194,17 @@ ParsedRequest parse_request(std::string_view payload, const CommandLimits& limit
     error = fail("bad_request", "the request must be a JSON object like {\"cmd\":\"ping\"}, got " +
                                     std::string(request.type_name()));
   else if (!request.contains("cmd"))
-    error = fail("missing_argument", "\"cmd\" is required (one of: " + joined({kCommands.begin(), kCommands.end()}) + ")");
+    error = fail("missing_argument", "\"cmd\" is required (one of: " + command_names() + ")");
   else if (!request["cmd"].is_string())
     error = fail("bad_argument", "\"cmd\" must be a string, got " + std::string(request["cmd"].type_name()));
-  else if (cmd = request["cmd"].get<std::string>(); !kCommands.count(cmd)) {
+  else if (cmd = request["cmd"].get<std::string>(); !CommandSpec::find(cmd)) {
     error = fail("unknown_command", "unknown command \"" + utf8_prefix(cmd, 64) + (cmd.size() > 64 ? "...\"" : "\"") +
-                                        " (known: " + joined({kCommands.begin(), kCommands.end()}) + ")");
+                                        " (known: " + command_names() + ")");
     cmd = utf8_prefix(cmd, 64);  // named in the reply and the log, bounded
   } else {
-    error = parse_arguments(request, limits, out.request);
+    const CommandSpec& spec = *CommandSpec::find(cmd);
+    error = unknown_key(request, cmd, spec.arguments);
+    if (!error && spec.parse) error = spec.parse(request, limits, out.request);
   }
   return out;
 }
@@ -179,7 +221,10 @@ std::optional<std::string> reply_topic_for(const Identity& who, const std::strin
   return own + requester;
 }
 
-bool is_read_only_command(const std::string& cmd) { return kReadOnly.count(cmd) > 0; }
+bool is_read_only_command(const std::string& cmd) {
+  const CommandSpec* spec = CommandSpec::find(cmd);
+  return spec && spec->read_only;
+}
 
 CommandHandler::CommandHandler(CommandServices services, std::shared_ptr<spdlog::logger> log, CommandLimits limits)
     : s_(std::move(services)), log_(std::move(log)), limits_(limits), start_(std::chrono::steady_clock::now()) {}
@@ -245,22 +290,20 @@ void CommandHandler::handle(IncomingRequest req) {
 }
 
 void CommandHandler::execute(const CommandRequest& request, Done done) {
-  const std::string& cmd = request.cmd;
-  if (cmd == "ping") {
-    auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_).count();
-    return done(ok({{"version", std::string("campus-agent/") + kAgentVersion}, {"uptime_s", up},
-                    {"county", s_.who.county}, {"school", s_.who.school}}));
-  }
-  if (cmd == "config") {
-    Json c = Json::parse(s_.config_json(), nullptr, false);
-    return done(c.is_discarded() ? fail("internal", "the configuration could not be rendered") : ok(std::move(c)));
-  }
-  if (cmd == "status") return cmd_status(std::move(done));
-  if (cmd == "audit") return cmd_audit(request, std::move(done));
-  if (cmd == "report") return cmd_report(request, std::move(done));
-  if (cmd == "cases") return cmd_cases(request, std::move(done));
-  if (cmd == "case.update") return cmd_case_update(request, std::move(done));
-  return cmd_resend(request, std::move(done));
+  const CommandSpec* spec = CommandSpec::find(request.cmd);
+  if (!spec) return done(fail("unknown_command", "unknown command \"" + utf8_prefix(request.cmd, 64) + "\""));
+  (this->*spec->run)(request, std::move(done));
+}
+
+void CommandHandler::cmd_ping(const CommandRequest&, Done done) {
+  auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_).count();
+  done(ok({{"version", std::string("campus-agent/") + kAgentVersion}, {"uptime_s", up}, {"county", s_.who.county},
+           {"school", s_.who.school}}));
+}
+
+void CommandHandler::cmd_config(const CommandRequest&, Done done) {
+  Json c = Json::parse(s_.config_json(), nullptr, false);
+  done(c.is_discarded() ? fail("internal", "the configuration could not be rendered") : ok(std::move(c)));
 }
 
 void CommandHandler::on_store(std::function<Json()> work, std::function<void(Json)> then) {
@@ -274,7 +317,7 @@ void CommandHandler::on_store(std::function<Json()> work, std::function<void(Jso
   });
 }
 
-void CommandHandler::cmd_status(Done done) {
+void CommandHandler::cmd_status(const CommandRequest&, Done done) {
   Json health = s_.health();
   auto names = s_.scheduler.audit_names();
   auto stats = s_.scheduler.stats();

@@ -80,6 +80,8 @@ std::optional<std::string> reply_topic_for(const Identity& who, const std::strin
 // True for commands that change nothing (executed even without a Response Topic).
 bool is_read_only_command(const std::string& cmd);
 
+struct CommandSpec;  // commands.cpp: every command, declared once
+
 class CommandHandler : public std::enable_shared_from_this<CommandHandler> {
  public:
   CommandHandler(CommandServices services, std::shared_ptr<spdlog::logger> log, CommandLimits limits = {});
@@ -104,8 +106,12 @@ class CommandHandler : public std::enable_shared_from_this<CommandHandler> {
   };
   using Done = std::function<void(Json body)>;  // {"ok":..., ...}
 
+  friend struct CommandSpec;  // takes the cmd_* members into its table
+
   void execute(const CommandRequest& request, Done done);
-  void cmd_status(Done done);
+  void cmd_ping(const CommandRequest& request, Done done);
+  void cmd_config(const CommandRequest& request, Done done);
+  void cmd_status(const CommandRequest& request, Done done);
   void cmd_audit(const CommandRequest& request, Done done);
   void cmd_report(const CommandRequest& request, Done done);
   void cmd_cases(const CommandRequest& request, Done done);
