@@ -54,6 +54,38 @@ class AgentCore(IntegrationTest):
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout, r"campus-agent \d+\.\d+\.\d+")
 
+    def test_the_shipped_agent_toml_carries_each_plugins_sample_toml_as_it_is(self):
+        # One source for each plugin's keys: its sample.toml. config/agent.toml carries the same
+        # section (switched off until the school fills it in); a key added to one and not the
+        # other fails here.
+        def section(text, audit):
+            lines = text[text.index(f"[audits.{audit}]"):].split("\n")
+            out = [lines[0]]
+            for line in lines[1:]:
+                if line.startswith("[") and not line.startswith(f"[audits.{audit}."):
+                    break
+                out.append(line)
+            # What follows the last blank line and is only comments introduces the next section.
+            while out and not out[-1].strip():
+                out.pop()
+            cut = len(out)
+            while cut > 0 and out[cut - 1].startswith("#"):
+                cut -= 1
+            if cut < len(out) and cut > 0 and not out[cut - 1].strip():
+                out = out[:cut]
+            while out and not out[-1].strip():
+                out.pop()
+            return out
+        with open(os.path.join(SOURCE, "config", "agent.toml")) as f:
+            agent = f.read()
+        for audit in ("fiber", "recording", "attendance"):
+            with open(os.path.join(SOURCE, "plugins", audit, "sample.toml")) as f:
+                sample = section(f.read(), audit)
+            shipped = section(agent, audit)
+            self.assertIn("enabled = true", sample, audit)
+            self.assertEqual(shipped, [("enabled = false" if l == "enabled = true" else l) for l in sample],
+                             f"config/agent.toml [audits.{audit}] differs from plugins/{audit}/sample.toml")
+
     def test_check_config_accepts_the_shipped_default(self):
         r = run("--check-config", "--config", os.path.join(SOURCE, "config", "agent.toml"))
         self.assertEqual(r.returncode, 0, r.stderr)
