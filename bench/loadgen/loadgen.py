@@ -261,12 +261,16 @@ class Plan:
 
     def __init__(self, schools=100, messages=30, prefix="school", outage_fraction=0.0, outage_after=0.5,
                  outage_s=2.0, hole_fraction=0.0, hole_len=3, interval=0.0, window=20, connect_rate=500.0,
-                 keepalive=60, health_every=10, seed=16, first_index=0):
+                 keepalive=60, health_every=10, seed=16, first_index=0, first_seq=1, backlog=False):
         self.schools, self.messages, self.prefix = schools, messages, prefix
         self.outage_fraction, self.outage_after, self.outage_s = outage_fraction, outage_after, outage_s
         self.hole_fraction, self.hole_len = hole_fraction, hole_len
         self.interval, self.window, self.connect_rate = interval, window, connect_rate
         self.keepalive, self.health_every, self.seed, self.first_index = keepalive, health_every, seed, first_index
+        # first_seq: a later run of the same schools goes on where the earlier one ended.
+        # backlog: every seq is produced before the first connection (a school back after an outage
+        # of outage_s: the birth's last_seq says how far it got, then it publishes its outbox).
+        self.first_seq, self.backlog = first_seq, backlog
 
     def describe(self):
         return (f"{self.schools} schools x {self.messages} messages, window {self.window}, ramp {self.connect_rate:g}/s,"
@@ -294,20 +298,21 @@ class School:
         self.gen, self.index = gen, index
         self.code = f"{p.prefix}-{index:05d}"
         self.store = hashlib.md5(f"{p.seed}:{self.code}".encode()).hexdigest()
-        self.n = p.messages
+        self.first = p.first_seq
+        self.n = p.first_seq + p.messages - 1  # the last seq
         self.mix = gen.mix
         self.ts = [None] * (self.n + 1)  # the ts of each seq produced: a resent copy is the same bytes
-        self.produced = 0
-        self.acked = 0
+        self.produced = self.first - 1
+        self.acked = self.produced
         self.session = 0
         self.conn = None
         self.holes = set()
-        if rng.random() < p.hole_fraction and self.n >= 2:
-            start = rng.randint(1, max(1, self.n - p.hole_len + 1))
+        if rng.random() < p.hole_fraction and p.messages >= 2:
+            start = rng.randint(self.first, max(self.first, self.n - p.hole_len + 1))
             self.holes = set(range(start, min(self.n, start + p.hole_len - 1) + 1))
         self.outage_at = None
-        if rng.random() < p.outage_fraction and self.n >= 2:
-            self.outage_at = max(1, min(self.n - 1, int(self.n * p.outage_after)))
+        if rng.random() < p.outage_fraction and p.messages >= 2 and not p.backlog:
+            self.outage_at = max(self.first, min(self.n - 1, self.first - 1 + int(p.messages * p.outage_after)))
         self.start_delay = index / p.connect_rate if p.connect_rate > 0 else 0.0
 
     def topic(self, leaf):
@@ -399,8 +404,16 @@ class School:
     async def play(self):
         p, gen = self.gen.plan, self.gen
         await asyncio.sleep(self.start_delay)
+        seq = self.first
+        if p.backlog:
+            t0 = time.time() - p.outage_s
+            for s in range(seq, self.n + 1):
+                self.produce(s, t0 + (s - seq) * p.outage_s / max(1, self.n - seq + 1))
         await self.connect()
-        seq = 1
+        if p.backlog:
+            for s in range(seq, self.n + 1):
+                await self.send_seq(s)
+            seq = self.n + 1
         jitter = random.Random(self.index).uniform(0, p.interval) if p.interval else 0
         await asyncio.sleep(jitter)
         while seq <= self.n:
@@ -488,7 +501,7 @@ class Generator:
     def __init__(self, plan, port):
         self.plan, self.port = plan, port
         self.templates = Templates()
-        self.mix = day_mix(plan.messages)
+        self.mix = day_mix(plan.first_seq + plan.messages - 1)
         self.stats = Stats()
         self.conns = set()
         rng = random.Random(plan.seed)
@@ -538,6 +551,42 @@ class Generator:
         await asyncio.gather(*(s.stop() for s in self.schools), return_exceptions=True)
         if getattr(self, "_ka", None):
             self._ka.cancel()
+
+
+class Background:
+    """A Generator's event loop in a thread, for a synchronous caller (a test, a benchmark):
+    `published` is set once every school published everything and got it acknowledged (or
+    failed: `error`); the schools stay connected, answering resend, until stop()."""
+
+    def __init__(self, plan, port, progress=None):
+        import threading
+        self.gen = Generator(plan, port)
+        self.published = threading.Event()
+        self.error = self.took = self.loop = None
+        self.progress = progress
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        async def go():
+            self.loop = asyncio.get_running_loop()
+            self.stopping = asyncio.Event()
+            try:
+                self.took = await self.gen.play(self.progress)
+            except BaseException as e:  # reported by the caller
+                self.error = e
+            self.published.set()
+            await self.stopping.wait()
+            try:
+                await asyncio.wait_for(self.gen.stop(), 30)
+            except asyncio.TimeoutError:
+                pass
+        asyncio.run(go())
+
+    def stop(self):
+        if self.loop and self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.stopping.set)
+        self.thread.join(40)
 
 
 def main(argv=None):

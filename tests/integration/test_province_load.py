@@ -5,10 +5,8 @@ DISCONNECT: the broker publishes the wills, the schools come back with a backlog
 the broker never got: only resend fills them). At the end every seq of every school is in the
 database exactly once, every gap is filled, nothing is quarantined. Bounded: every wait has a
 deadline; about a minute on 2 cores."""
-import asyncio
 import os
 import sys
-import threading
 import time
 import unittest
 
@@ -20,38 +18,6 @@ import loadgen  # noqa: E402
 
 SCHOOLS = 1000
 MESSAGES = 20
-
-
-class LoadThread:
-    """The generator's event loop in a thread: play() until published, then answering resend
-    until stop()."""
-
-    def __init__(self, plan, port):
-        self.gen = loadgen.Generator(plan, port)
-        self.published = threading.Event()
-        self.error = None
-        self.took = None
-        self.loop = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        async def main():
-            self.loop = asyncio.get_running_loop()
-            self.stopping = asyncio.Event()
-            try:
-                self.took = await self.gen.play()
-            except BaseException as e:  # reported by the test
-                self.error = e
-            self.published.set()
-            await self.stopping.wait()
-            await asyncio.wait_for(self.gen.stop(), 30)
-        asyncio.run(main())
-
-    def stop(self):
-        if self.loop and self.thread.is_alive():
-            self.loop.call_soon_threadsafe(self.stopping.set)
-        self.thread.join(40)
 
 
 class ProvinceLoad(IntegrationTest):
@@ -72,7 +38,7 @@ class ProvinceLoad(IntegrationTest):
                             hole_fraction=0.1, hole_len=3, interval=0.1, window=20, connect_rate=400, keepalive=30,
                             health_every=5, seed=16)
         t0 = time.monotonic()
-        load = LoadThread(plan, broker.port)
+        load = loadgen.Background(plan, broker.port)
         self.addCleanup(load.stop)
         self.assertTrue(load.published.wait(90), "the schools did not publish everything within 90 s")
         self.assertIsNone(load.error, load.error)
