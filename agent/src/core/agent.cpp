@@ -429,7 +429,7 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
 
   // The last step of a stop. Reports already handed to the store thread are committed first:
   // the offline state's last_seq must count them, and a commit still queued there (not yet
-  // holding the store) would otherwise land after it (CI saw last_seq 68 with 74 stored).
+  // holding the store) would otherwise land after it, and the state would count too few.
   asio::steady_timer commits_timer(rt.io_);
   bool finished = false;
   auto finish_stop = [&] {

