@@ -1353,7 +1353,8 @@ class SqlDatabase final : public CountyDatabase {
     count("quarantined");
     q("INSERT INTO quarantine(received_ms, topic, school, kind, reason, detail, size, payload) VALUES "
       "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-        .bind_all(now_, qm.topic, qm.school, qm.kind, qm.reason, qm.detail, static_cast<std::int64_t>(qm.size), qm.payload)
+        .bind_all(now_, qm.topic, qm.school, qm.kind, qm.reason, qm.detail, static_cast<std::int64_t>(qm.size))
+        .bind_blob(8, qm.payload)  // bad input as it came: bytes, not text (PostgreSQL refuses non-UTF-8 text)
         .run();
     // A report or event the collector can never take is accounted as lost, so the repair does
     // not ask for it again and again.

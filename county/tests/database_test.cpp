@@ -1,6 +1,9 @@
 // The county database, on SQLite and on PostgreSQL (a real server, tests/postgres-server): dedupe, conflicts, the gap ledger, repair planning, replaced
 // stores, tails, history. Times are given explicitly, so no test waits for a clock.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <cstdio>
 
 #include "county_test_support.hpp"
 
@@ -271,6 +274,29 @@ TEST_P(CountyDatabaseTest, AQuarantinedReportIsAccountedAsLostNotAskedForAgain) 
   EXPECT_EQ(g[0]["state"], "lost");
   EXPECT_NE(g[0]["lost_reason"].get<std::string>().find("quarantined: bad_body"), std::string::npos);
   EXPECT_TRUE(t.db->plan_repairs(quick_policy(), T0 + 3600s).value().empty());
+}
+
+TEST_P(CountyDatabaseTest, AQuarantinedPayloadIsKeptByteForByteWhateverItHolds) {
+  TempDb t(GetParam());
+  // Bad input as it comes: JSON escapes (backslashes, quotes), bytes that are not UTF-8, a NUL.
+  const std::string payload =
+      std::string("{\"note\":\"say \\\"hi\\\" \\\\ \\u4e2d\" \xff\xfe") + std::string(1, '\0') + "\\x41 end";
+  std::vector<Parsed> batch{parse(topic("school-a", "report/fiber"), payload)};
+  auto r = t.db->ingest(batch, T0);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r.value().quarantined, 1);
+  std::unique_ptr<sql::Connection> raw =
+      t.engine == sql::Engine::Sqlite ? sql::open_sqlite(t.file.string(), SQLITE_OPEN_READONLY)
+                                      : sql::open_postgres(t.url(), PostgresServer::get().password);
+  const std::string hex = raw->scalar_text(t.engine == sql::Engine::Sqlite ? "SELECT lower(hex(payload)) FROM quarantine"
+                                                                           : "SELECT encode(payload, 'hex') FROM quarantine");
+  std::string want;
+  for (unsigned char c : payload) {
+    char b[3];
+    std::snprintf(b, sizeof b, "%02x", c);
+    want += b;
+  }
+  EXPECT_EQ(hex, want);
 }
 
 TEST_P(CountyDatabaseTest, DailyRowsGiveTheMonthlyPlanLine) {
