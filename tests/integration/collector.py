@@ -12,8 +12,8 @@ import tempfile
 import threading
 import time
 
-from county import COUNTY, tls_args
-from harness import BIN, LOOPBACK, SOURCE, Proc, free_port, wait_until, write_file
+from county import COUNTY, FindingsFlipper, agent_config, tls_args
+from harness import BIN, LOOPBACK, SOURCE, Proc, agent_bin, free_port, start_mosquitto, wait_until, write_file
 
 # The county record's engine for every collector a test starts: "sqlite" (the default) or
 # "postgres" (one throwaway PostgreSQL 15 server per test process, tests/postgres-server, and a
@@ -208,13 +208,41 @@ def ctl(*args, db, timeout=60, config=None):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def agent_store(workdir):
-    """(store id, last seq) of a real agent's database."""
+def agent_store(workdir, acknowledged=False):
+    """(store id, last seq) of a real agent's database; with acknowledged, (store id, the highest
+    seq the broker acknowledged, last seq). What a stopped agent had not sent yet waits in its
+    outbox for its next run: the county cannot have it before then."""
     db = os.path.join(workdir, "data", "agent.db")
     r = subprocess.run(["sqlite3", f"file:{db}?mode=ro", "SELECT value FROM meta WHERE key = 'store_id'; "
+                        "SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE sent_at IS NOT NULL; "
                         "SELECT COALESCE(MAX(seq), 0) FROM outbox;"], capture_output=True, text=True, timeout=30)
     lines = r.stdout.split()
-    return lines[0], int(lines[1])
+    return (lines[0], int(lines[1]), int(lines[2])) if acknowledged else (lines[0], int(lines[2]))
+
+
+def start_broker(test, port=None, persistent=True, name="mosquitto"):
+    """A plain-TCP Mosquitto for the collector's tests, with persistence unless told otherwise."""
+    pdir = os.path.join(test.dir, f"{name}-db")
+    os.makedirs(pdir, exist_ok=True)
+    os.chmod(pdir, 0o777)
+    extra = f"persistence true\npersistence_location {pdir}/\nmax_queued_messages 50000\n" if persistent else ""
+    return test.track(start_mosquitto(test.dir, port=port or free_port(), name=name, extra_conf=extra))
+
+
+def start_insecure_agent(test, port, school="school-a", interval="1s", mqtt_extra=""):
+    """The real agent on plain TCP to 127.0.0.1:port, its findings flipping every 0.3 s (events
+    keep coming): (workdir, Proc, config path)."""
+    wd = os.path.join(test.dir, school)
+    os.makedirs(wd, exist_ok=True)
+    conf = agent_config(wd, school, port, None, audits=("t",), mqtt_extra="insecure = true\n" + mqtt_extra,
+                        interval=interval)
+    # agent_config writes TLS keys for certs; an insecure broker needs none of them.
+    with open(conf) as f:
+        text = "\n".join(l for l in f.read().splitlines() if not l.startswith(("ca_file", "cert_file", "key_file")))
+    write_file(conf, text)
+    flipper = FindingsFlipper([os.path.join(wd, "findings-t.json")], period=0.3)
+    test.addCleanup(flipper.stop)
+    return wd, test.track(Proc(f"agent-{school}", [agent_bin(), "--config", conf], wd)), conf
 
 
 class FakeSchool:

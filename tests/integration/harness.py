@@ -76,7 +76,8 @@ class Proc:
         return self.p.poll() is None
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
@@ -218,10 +219,28 @@ class IntegrationTest(unittest.TestCase):
     def tearDown(self):
         for p in reversed(self.procs):
             p.stop(5)
+        if self._failed():
+            self._print_logs()
         if os.environ.get("CAMPUS_KEEP_TMP"):
             print(f"kept {self.dir}", file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _failed(self):
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        return result is not None and any(t is self for t, _ in result.errors + result.failures)
+
+    def _print_logs(self, lines=80):
+        """The end of every log the failed test's processes wrote (the directory is removed next)."""
+        for root, _, files in os.walk(self.dir):
+            for name in sorted(files):
+                if not name.endswith(".log"):
+                    continue
+                path = os.path.join(root, name)
+                with open(path, "rb") as f:
+                    tail = f.read().decode("utf-8", "replace").splitlines()[-lines:]
+                print(f"---- {os.path.relpath(path, self.dir)} (last {len(tail)} lines)", file=sys.stderr)
+                print("\n".join(tail), file=sys.stderr)
 
     def track(self, proc):
         self.procs.append(proc)
