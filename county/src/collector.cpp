@@ -268,8 +268,12 @@ void Collector::send_requests(std::vector<ResendRequest> requests) {
     const std::string base = "campus/v1/" + config_.county + "/" + req.school + "/";
     mqtt::Publish msg;
     msg.topic = base + "cmd";
-    msg.payload = Json{{"cmd", "resend"}, {"from_seq", req.from_seq}, {"to_seq", req.to_seq}}.dump();
-    msg.properties.response_topic = base + "reply/" + config_.repair.requester;
+    const std::string reply_to = base + "reply/" + config_.repair.requester;
+    // Where to reply twice: as MQTT 5 properties, and in the payload for a school whose broker
+    // took it only on MQTT 3.1.1 (docs/protocol.md "MQTT 3.1.1").
+    msg.payload = Json{{"cmd", "resend"}, {"from_seq", req.from_seq}, {"to_seq", req.to_seq},
+                       {"reply_to", reply_to}, {"correlation", req.correlation}}.dump();
+    msg.properties.response_topic = reply_to;
     msg.properties.correlation_data = req.correlation;
     log_->info("repair: asking {} to resend seq {}..{} (request {})", req.school, req.from_seq, req.to_seq, req.id);
     ingest_->publish(std::move(msg), [self = shared_from_this(), id = req.id, school = req.school](bool ok,

@@ -232,6 +232,9 @@ Parsed parse_message(const IngestRules& rules, std::string_view topic, std::stri
     } else {
       if (!b.contains("ok") || !b["ok"].is_boolean()) return reject("bad_body", "a reply body needs \"ok\"");
       in.requester = parts->sub;
+      // A school on MQTT 3.1.1 cannot send Correlation Data: its body carries the correlation.
+      if (!in.correlation && b.contains("correlation") && b["correlation"].is_string())
+        in.correlation = b["correlation"].get<std::string>();
     }
   }
   // The stored copy: as received, without a top-level "resent" member (and the comma that

@@ -170,7 +170,11 @@ class CollectorWithFakeSchools(IntegrationTest):
         s.birth()
         wait_until(lambda: s.requests, 20, what="the request once the school is back")
         wait_until(lambda: coll.seqs("school-a") == [1, 2, 3], 20, what="the repaired seq")
-        self.assertEqual(s.requests[0][1], {"cmd": "resend", "from_seq": 2, "to_seq": 2})
+        # Where to reply is in the payload too, for schools on MQTT 3.1.1 (test_mqtt311).
+        self.assertEqual(s.requests[0][1], {"cmd": "resend", "from_seq": 2, "to_seq": 2,
+                                            "reply_to": f"campus/v1/{COUNTY}/school-a/reply/collector",
+                                            "correlation": s.requests[0][1].get("correlation")})
+        self.assertTrue(s.requests[0][1]["correlation"].startswith("resend-"))
 
     def test_one_request_per_school_in_flight_and_what_is_no_longer_held_is_lost(self):
         coll = self.collector(repair={"reorder_grace": "1s", "max_range": 5, "backoff_min": "500ms",

@@ -235,6 +235,47 @@ TEST(Commands, WithoutResponseTopicOnlyReadOnlyCommandsRun) {
   EXPECT_TRUE(f.publisher.replies.empty());
 }
 
+// MQTT 3.1.1 has no Response Topic or Correlation Data: the payload's reply_to and correlation
+// stand in for them; where a request has both, the properties win, each on its own.
+TEST(Commands, OnMqtt311ThePayloadSaysWhereToReplyAndThePropertiesWinOverIt) {
+  Fixture f;
+  f.request(R"({"cmd":"ping","reply_to":"campus/v1/zhenkang/nansan/reply/old","correlation":"p1"})", "", std::nullopt);
+  ASSERT_TRUE(f.run_until([&] { return f.publisher.replies.size() == 1; }));
+  EXPECT_EQ(f.publisher.replies[0].topic, "campus/v1/zhenkang/nansan/reply/old");
+  EXPECT_EQ(f.publisher.replies[0].corr, "p1");
+  EXPECT_TRUE(f.body(0)["ok"]) << f.body(0).dump();
+  EXPECT_EQ(f.body(0)["correlation"], "p1");  // in the body: the 3.1.1 requester sees no property
+
+  // Both: the Response Topic and the Correlation Data properties win.
+  f.request(R"({"cmd":"ping","reply_to":"campus/v1/zhenkang/nansan/reply/old","correlation":"p2"})", "prop2");
+  ASSERT_TRUE(f.run_until([&] { return f.publisher.replies.size() == 2; }));
+  EXPECT_EQ(f.publisher.replies[1].topic, "campus/v1/zhenkang/nansan/reply/t");
+  EXPECT_EQ(f.publisher.replies[1].corr, "prop2");
+  EXPECT_EQ(f.body(1)["correlation"], "prop2");
+  // A Response Topic property without Correlation Data: the payload's correlation is used.
+  f.request(R"({"cmd":"ping","correlation":"p3"})", "");
+  ASSERT_TRUE(f.run_until([&] { return f.publisher.replies.size() == 3; }));
+  EXPECT_EQ(f.publisher.replies[2].corr, "p3");
+
+  // A refused request is still answered where its payload asked.
+  f.request(R"({"cmd":"fly","reply_to":"campus/v1/zhenkang/all/reply/old","correlation":"p4"})", "", std::nullopt);
+  ASSERT_TRUE(f.run_until([&] { return f.publisher.replies.size() == 4; }));
+  EXPECT_EQ(f.publisher.replies[3].topic, "campus/v1/zhenkang/nansan/reply/old");
+  EXPECT_EQ(f.body(3)["error"]["code"], "unknown_command");
+  EXPECT_EQ(f.body(3)["correlation"], "p4");
+  // Outside the school's subtree: nothing runs, nothing is published; a non-string field is refused.
+  f.request(R"({"cmd":"audit","reply_to":"campus/v1/zhenkang/other/reply/x"})", "", std::nullopt);
+  f.request(R"({"cmd":"audit","reply_to":7})", "", std::nullopt);
+  f.run_until([] { return false; }, 200ms);
+  EXPECT_EQ(f.publisher.replies.size(), 4u);
+  EXPECT_EQ(f.audit->started, 0);
+  CommandLimits limits;
+  auto bad = parse_request(R"({"cmd":"ping","correlation":{"x":1}})", limits);
+  ASSERT_TRUE(bad.error);
+  EXPECT_EQ((*bad.error)["error"]["code"], "bad_argument");
+  EXPECT_FALSE(parse_request(R"({"cmd":"ping","reply_to":"a","correlation":"b"})", limits).error.has_value());
+}
+
 TEST(Commands, ResendFlagsCopiesAndNamesTheSeqsNoLongerHeld) {
   Fixture f;
   for (int i = 0; i < 3; ++i) {

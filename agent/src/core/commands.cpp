@@ -26,10 +26,18 @@ std::string joined(const std::vector<std::string>& v) {
   return out;
 }
 
+// The payload's reply fields (MQTT 3.1.1 requesters): a reply topic is campus/v1/{county}/
+// {school}/reply/{requester} with a requester of at most 128 bytes.
+constexpr std::size_t kMaxReplyTopic = 512;
+constexpr std::size_t kMaxCorrelation = 256;
+
+// Keys every request may carry besides its arguments: the command, and where to reply.
+bool envelope_key(const std::string& key) { return key == "cmd" || key == "reply_to" || key == "correlation"; }
+
 // Unknown keys are refused so a typo ("form_seq") is an error, not a silently ignored argument.
 std::optional<Json> unknown_key(const Json& request, const std::string& cmd, const std::set<std::string>& allowed) {
   for (auto it = request.begin(); it != request.end(); ++it) {
-    if (it.key() == "cmd" || allowed.count(it.key())) continue;
+    if (envelope_key(it.key()) || allowed.count(it.key())) continue;
     std::vector<std::string> names(allowed.begin(), allowed.end());
     return fail("unknown_argument", "unknown argument \"" + it.key() + "\" for \"" + cmd + "\"" +
                                         (names.empty() ? " (it takes none)" : " (it takes: " + joined(names) + ")"));
@@ -190,6 +198,16 @@ ParsedRequest parse_request(std::string_view payload, const CommandLimits& limit
     return out;
   }
   std::string& cmd = out.request.cmd;
+  if (request.is_object()) {
+    // Read first: a request refused for its arguments is still answered where it asked.
+    std::string reply_to, correlation;
+    if (auto bad = string_arg(request, "reply_to", false, reply_to, kMaxReplyTopic)) error = std::move(bad);
+    else if (request.contains("reply_to")) out.reply_to = std::move(reply_to);
+    if (auto bad = string_arg(request, "correlation", false, correlation, kMaxCorrelation); bad && !error)
+      error = std::move(bad);
+    else if (!bad && request.contains("correlation")) out.correlation = std::move(correlation);
+    if (error) return out;
+  }
   if (!request.is_object())
     error = fail("bad_request", "the request must be a JSON object like {\"cmd\":\"ping\"}, got " +
                                     std::string(request.type_name()));
@@ -231,21 +249,24 @@ CommandHandler::CommandHandler(CommandServices services, std::shared_ptr<spdlog:
 
 void CommandHandler::handle(IncomingRequest req) {
   const auto started = std::chrono::steady_clock::now();
-  std::optional<Reply> to;
-  if (req.response_topic) {
-    auto t = reply_topic_for(s_.who, *req.response_topic);
-    if (!t) {
-      log_->warn("request on {} ignored: its Response Topic \"{}\" is not {}reply/<requester> (or campus/v1/{}/all/"
-                 "reply/<requester>); nothing is executed and no reply is sent outside this school's subtree",
-                 req.topic, *req.response_topic, subtree(s_.who), s_.who.county);
-      return;
-    }
-    to = Reply{*t, req.correlation_data};
-  }
-
   ParsedRequest parsed = parse_request(req.payload, limits_);
   const std::string& cmd = parsed.request.cmd;
   std::optional<Json>& error = parsed.error;
+
+  // The MQTT 5 properties, or on MQTT 3.1.1 (which has none) the payload's fields.
+  const auto& response_topic = req.response_topic ? req.response_topic : parsed.reply_to;
+  const auto& correlation = req.correlation_data ? req.correlation_data : parsed.correlation;
+  std::optional<Reply> to;
+  if (response_topic) {
+    auto t = reply_topic_for(s_.who, *response_topic);
+    if (!t) {
+      log_->warn("request on {} ignored: its reply topic \"{}\" is not {}reply/<requester> (or campus/v1/{}/all/"
+                 "reply/<requester>); nothing is executed and no reply is sent outside this school's subtree",
+                 req.topic, utf8_prefix(*response_topic, 300), subtree(s_.who), s_.who.county);
+      return;
+    }
+    to = Reply{*t, correlation};
+  }
 
   if (!to) {
     if (error) {
@@ -596,6 +617,8 @@ void CommandHandler::cmd_resend(const CommandRequest& request, Done done) {
 void CommandHandler::finish(const std::optional<std::string>& key, const Reply& to, const std::string& cmd,
                             SteadyTime started, Json body) {
   body["cmd"] = cmd;
+  // In the body too: a requester on MQTT 3.1.1 gets no Correlation Data property.
+  if (to.correlation) body["correlation"] = *to.correlation;
   Json env = envelope(s_.who, "reply", std::chrono::system_clock::now(), std::move(body));
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
   if (env["body"].value("ok", false))

@@ -68,6 +68,10 @@ struct CommandRequest {
 struct ParsedRequest {
   CommandRequest request;
   std::optional<Json> error;
+  // The payload's "reply_to" and "correlation": where a requester on MQTT 3.1.1, which has no
+  // Response Topic or Correlation Data, wants the reply (docs/protocol.md "MQTT 3.1.1"). The
+  // MQTT 5 properties win where a request has both.
+  std::optional<std::string> reply_to, correlation;
 };
 ParsedRequest parse_request(std::string_view payload, const CommandLimits& limits);
 

@@ -40,6 +40,7 @@ Json health_body(const HealthInputs& in) {
                {"refused", p.refused},
                {"last_publish", nullptr},
                {"takeovers", p.takeovers},
+               {"protocol", p.protocol},
                {"last_takeover", nullptr}};
   if (p.last_publish) mqtt["last_publish"] = rfc3339(*p.last_publish, in.timezone_offset);
   if (p.last_takeover) mqtt["last_takeover"] = rfc3339(*p.last_takeover, in.timezone_offset);

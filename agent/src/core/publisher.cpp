@@ -74,6 +74,8 @@ std::string paho_rc_text(int rc) {
     case -11: return "operation incomplete (the client was closed first)";
     case -12: return "no more messages can be buffered";
     case -14: return "bad protocol in URI";
+    case 1: return "unacceptable protocol version";
+    case 2: return "client identifier rejected";
     case 3: return "server unavailable";
     case 4: return "bad user name or password";
     case 5: return "not authorized";
@@ -160,6 +162,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
 
   const MqttBroker& broker() const { return config_.brokers[broker_]; }
   std::string broker_address() const { return broker().host + ":" + std::to_string(broker().port); }
+  bool speaks_311(std::size_t broker) const { return v311_brokers_.count(broker) > 0; }
   std::string broker_list() const {
     std::string out;
     for (const auto& b : config_.brokers) out += (out.empty() ? "" : ", ") + b.host + ":" + std::to_string(b.port);
@@ -194,8 +197,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       log_->warn("mqtt: reply to {} refused: outside this school's subtree {}", to, subtree(who_));
       return;
     }
+    // On MQTT 3.1.1 the body's "correlation" (CommandHandler::finish) is the only one.
     mqtt::properties props;
-    if (correlation) props.add({mqtt::property::CORRELATION_DATA, mqtt::binary(*correlation)});
+    if (correlation && !client_v311_) props.add({mqtt::property::CORRELATION_DATA, mqtt::binary(*correlation)});
     if (!connected_) {
       log_->info("mqtt: reply to {} dropped: not connected", to);
       return;
@@ -323,14 +327,19 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       log_->warn("mqtt: the last {} connections were closed by the broker within {} s of connecting: "
                  "starting a clean session (unacknowledged messages are resent from the store)",
                  short_lived_, kShortLived.count());
-    auto builder = mqtt::connect_options_builder()
-                       .mqtt_version(MQTTVERSION_5)  // before clean_start (docs/dependencies.md)
-                       .clean_start(clean_start)
-                       .keep_alive_interval(std::chrono::seconds(keep_alive))
-                       .connect_timeout(std::chrono::seconds(std::max<std::int64_t>(
-                           1, std::chrono::duration_cast<std::chrono::seconds>(config_.connect_timeout).count())))
-                       .automatic_reconnect(false)
-                       .will(mqtt::will_options(state_topic_, will_payload, 1, true));
+    const bool v311 = speaks_311(broker_);
+    auto builder = mqtt::connect_options_builder();
+    // The version before clean_start/clean_session (docs/dependencies.md). MQTT 3.1.1 has no
+    // Session Expiry: clean_session false keeps the session as long as the broker keeps any.
+    if (v311)
+      builder.mqtt_version(MQTTVERSION_3_1_1).clean_session(clean_start);
+    else
+      builder.mqtt_version(MQTTVERSION_5).clean_start(clean_start);
+    builder.keep_alive_interval(std::chrono::seconds(keep_alive))
+        .connect_timeout(std::chrono::seconds(std::max<std::int64_t>(
+            1, std::chrono::duration_cast<std::chrono::seconds>(config_.connect_timeout).count())))
+        .automatic_reconnect(false)
+        .will(mqtt::will_options(state_topic_, will_payload, 1, true));
     if (!config_.insecure) {
       auto ssl = mqtt::ssl_options_builder()
                      .trust_store(config_.ca_file.string())
@@ -347,11 +356,14 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     if (!config_.username.empty()) builder.user_name(config_.username);
     if (config_.password) builder.password(*config_.password);
     mqtt::connect_options opts = builder.finalize();
-    // Properties given to the builder are lost in Paho C++ 1.2.0: set them on the result.
-    auto expiry = std::chrono::duration_cast<std::chrono::seconds>(config_.session_expiry).count();
-    opts.set_properties(mqtt::properties{
-        {mqtt::property::SESSION_EXPIRY_INTERVAL, static_cast<int32_t>(static_cast<uint32_t>(std::clamp<std::int64_t>(expiry, 0, 0xFFFFFFFF)))}});
-    if (!client_ || client_had_connection_ || client_broker_ != broker_) renew_client();
+    if (!v311) {
+      // Properties given to the builder are lost in Paho C++ 1.2.0: set them on the result.
+      auto expiry = std::chrono::duration_cast<std::chrono::seconds>(config_.session_expiry).count();
+      opts.set_properties(mqtt::properties{
+          {mqtt::property::SESSION_EXPIRY_INTERVAL, static_cast<int32_t>(static_cast<uint32_t>(std::clamp<std::int64_t>(expiry, 0, 0xFFFFFFFF)))}});
+    }
+    // Paho C refuses to connect a client made for one MQTT version with the other's options.
+    if (!client_ || client_had_connection_ || client_broker_ != broker_ || client_v311_ != v311) renew_client();
     try {
       client_->connect(opts, pack(Ctx::Connect, attempt_session_), *listener_);
     } catch (const mqtt::exception& e) {
@@ -380,7 +392,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void renew_client() {
     const std::string uri = (config_.insecure ? "tcp://" : "ssl://") + broker_address();
     client_broker_ = broker_;
-    mqtt::create_options create(MQTTVERSION_5);
+    client_v311_ = speaks_311(broker_);
+    mqtt::create_options create(client_v311_ ? MQTTVERSION_3_1_1 : MQTTVERSION_5);
     create.set_send_while_disconnected(false);
     create.set_delete_oldest_messages(false);
     create.set_restore_messages(false);
@@ -475,7 +488,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       int n = set_nodelay_on_sockets_to(broker().host, broker().port);
       if (n == 0) log_->debug("mqtt: could not find the broker socket to set TCP_NODELAY");
     }
-    log_->info("mqtt: connected to {} (session {}, window {})", broker_address(), session_, window_);
+    stats_.protocol = speaks_311(broker_) ? "3.1.1" : "5";
+    log_->info("mqtt: connected to {} with MQTT {} (session {}, window {})", broker_address(), stats_.protocol, session_,
+               window_);
     // Resubscribe on every connect: the broker session may have expired.
     try {
       for (const auto& t : {cmd_topic_, all_cmd_topic_, state_topic_})
@@ -493,6 +508,15 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     if (stopping_ || session != attempt_session_) return;
     std::string what = describe(rc, reason);
     const int code = reason >= 0x80 ? reason : rc;
+    // The broker does not speak MQTT 5: CONNACK 0x84 (Unsupported Protocol Version), or return
+    // code 1 from a 3.1.1-only broker, which answers a CONNECT it cannot read in its own form.
+    if (!speaks_311(broker_) && (code == kUnsupportedProtocolVersion || rc == kUnacceptableProtocolV311)) {
+      v311_brokers_.insert(broker_);
+      log_->warn("mqtt: {} refused MQTT 5 ({}): connecting with MQTT 3.1.1 from now on until the agent restarts; "
+                 "requests then carry their reply topic and correlation in the payload (docs/protocol.md)",
+                 broker_address(), what);
+      return schedule_reconnect(/*next_broker=*/true);
+    }
     if (code == 0x86 || code == 0x87 || code == 4 || code == 5)
       what += config_.username.empty()
                   ? " (the broker refused this client: check that cert_file is a certificate the county issued)"
@@ -879,6 +903,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   bool client_had_connection_ = false;  // renew_client before its next connect
   std::size_t broker_ = 0;               // the broker of config_.brokers the next attempt goes to
   std::size_t client_broker_ = 0;        // the broker client_ was made for
+  bool client_v311_ = false;             // client_ was made for MQTT 3.1.1
+  std::set<std::size_t> v311_brokers_;   // brokers that refused MQTT 5 (for the life of the process)
   bool client_tainted_ = false;         // a publish failed mid-write: set aside, never destroyed
   std::uint64_t client_generation_ = 0;  // which client's callbacks are current
 
@@ -902,6 +928,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   static constexpr int kCleanStartAfter = 3;
   // MQTT 5 DISCONNECT reason: another client connected with our client id.
   static constexpr int kSessionTakenOver = 0x8E;
+  // A broker that does not speak MQTT 5: CONNACK reason 0x84, or 3.1.1 CONNACK return code 1.
+  static constexpr int kUnsupportedProtocolVersion = 0x84;
+  static constexpr int kUnacceptableProtocolV311 = 1;
   // A backoff step whose wait is reconnect_max (the delay doubles per step and is capped there).
   static constexpr int kLongestBackoffStep = 30;
   int short_lived_ = 0;

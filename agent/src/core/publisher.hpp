@@ -26,6 +26,7 @@ struct PublisherStats {
   std::int64_t refused = 0;             // publishes the broker refused (e.g. 0x87)
   std::int64_t clients_set_aside = 0;   // Paho clients kept, not destroyed (publisher.cpp renew_client)
   std::int64_t takeovers = 0;           // connections ended by DISCONNECT 0x8E (session taken over)
+  std::string protocol = "5";           // the MQTT version of the (last) connection: "5" or "3.1.1"
   std::optional<SystemTime> last_publish;
   std::optional<SystemTime> last_takeover;
 };

@@ -26,6 +26,17 @@ std::string random_hex(int bytes) {
   return out;
 }
 
+// A reply's body.correlation (the agent puts it there for requesters on MQTT 3.1.1).
+std::optional<std::string> body_correlation(const std::string& payload) {
+  const Json env = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (!env.is_object()) return std::nullopt;
+  const auto kind = env.find("kind");
+  if (kind == env.end() || *kind != "reply" || !env.contains("body") || !env["body"].is_object()) return std::nullopt;
+  const auto it = env["body"].find("correlation");
+  if (it == env["body"].end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
 }  // namespace
 
 Result<CtlConfig> load_ctl_config(const std::filesystem::path& file) {
@@ -218,7 +229,11 @@ Result<std::string> CountyClient::request(const std::string& school, const Json&
   const std::string t = "campus/v1/" + county_ + "/" + school + "/cmd";
   mqtt::properties props{{mqtt::property::RESPONSE_TOPIC, response_topic_},
                          {mqtt::property::CORRELATION_DATA, mqtt::binary(corr)}};
-  std::string body = payload.dump();
+  // The same in the payload, for a school whose broker took it only on MQTT 3.1.1.
+  Json with_reply = payload;
+  with_reply["reply_to"] = response_topic_;
+  with_reply["correlation"] = corr;
+  std::string body = with_reply.dump();
   try {
     auto msg = mqtt::message::create(t, body.data(), body.size(), 1, false, props);
     auto tok = impl_->client->publish(msg);
@@ -243,6 +258,8 @@ std::optional<Message> CountyClient::next(std::chrono::steady_clock::time_point 
     const auto& props = msg->get_properties();
     if (props.contains(mqtt::property::CORRELATION_DATA))
       m.correlation = mqtt::get<std::string>(props, mqtt::property::CORRELATION_DATA);
+    else
+      m.correlation = body_correlation(m.payload);  // a school on MQTT 3.1.1
     return m;
   }
 }
