@@ -53,6 +53,29 @@ def port_open(port, host=LOOPBACK):
         return False
 
 
+def read_packet(conn):
+    """(first byte, body) of one MQTT control packet, or None when the peer closed."""
+    head = conn.recv(1)
+    if not head:
+        return None
+    length, shift = 0, 0
+    while True:
+        b = conn.recv(1)
+        if not b:
+            return None
+        length |= (b[0] & 0x7F) << shift
+        shift += 7
+        if not b[0] & 0x80:
+            break
+    body = b""
+    while len(body) < length:
+        chunk = conn.recv(length - len(body))
+        if not chunk:
+            return None
+        body += chunk
+    return head[0], body
+
+
 class Proc:
     """A child process with its output in a log file; stop() is bounded and idempotent."""
 

@@ -17,7 +17,7 @@ import time
 
 from collector import Collector, agent_store, collector_config, start_broker, start_insecure_agent
 from county import COUNTY
-from harness import BIN, LOOPBACK, CountySubscriber, IntegrationTest, free_port, wait_until, write_file
+from harness import BIN, LOOPBACK, CountySubscriber, IntegrationTest, free_port, read_packet, wait_until, write_file
 
 CONNACK_0X84 = bytes([0x20, 0x03, 0x00, 0x84, 0x00])  # MQTT 5: flags, reason 0x84, no properties
 CONNACK_RC1 = bytes([0x20, 0x02, 0x00, 0x01])  # MQTT 3.1.1: return code 1
@@ -25,26 +25,16 @@ CONNACK_RC1 = bytes([0x20, 0x02, 0x00, 0x01])  # MQTT 3.1.1: return code 1
 
 def read_raw_packet(conn):
     """The bytes of one whole MQTT control packet, or None when the peer closed first."""
-    raw = conn.recv(1)
-    if not raw:
+    p = read_packet(conn)
+    if p is None:
         return None
-    length, shift = 0, 0
-    while True:
-        b = conn.recv(1)
-        if not b:
-            return None
-        raw += b
-        length |= (b[0] & 0x7F) << shift
-        shift += 7
-        if not b[0] & 0x80:
-            break
-    body = b""
-    while len(body) < length:
-        chunk = conn.recv(length - len(body))
-        if not chunk:
-            return None
-        body += chunk
-    return raw + body
+    first, body = p
+    length, n = b"", len(body)
+    while True:  # the remaining length again, as a variable byte integer
+        b, n = n & 0x7F, n >> 7
+        length += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return bytes([first]) + length + body
 
 
 class V5RefusingBroker:
@@ -121,22 +111,22 @@ class V5RefusingBroker:
         except OSError:
             pass
         for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+            V5RefusingBroker._close(s)
+
+    @staticmethod
+    def _close(s):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
 
     def stop(self):
         self.stopped = True
         self.sock.close()
         with self.lock:
             for c in self.conns:
-                try:
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                c.close()
+                self._close(c)
 
 
 class AgentOnABrokerThatRefusesMqtt5(IntegrationTest):

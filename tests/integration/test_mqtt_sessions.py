@@ -23,31 +23,8 @@ import socket
 import threading
 import time
 
-from harness import LOOPBACK, IntegrationTest, Proc, agent_bin, free_port, wait_until
+from harness import LOOPBACK, IntegrationTest, Proc, agent_bin, free_port, read_packet, wait_until
 from county import agent_config, schema_errors, sqlite_scalar
-
-
-def read_packet(conn):
-    """(first byte, body) of one MQTT control packet, or None when the peer closed."""
-    head = conn.recv(1)
-    if not head:
-        return None
-    length, shift = 0, 0
-    while True:
-        b = conn.recv(1)
-        if not b:
-            return None
-        length |= (b[0] & 0x7F) << shift
-        shift += 7
-        if not b[0] & 0x80:
-            break
-    body = b""
-    while len(body) < length:
-        chunk = conn.recv(length - len(body))
-        if not chunk:
-            return None
-        body += chunk
-    return head[0], body
 
 
 def varint(data, at):
