@@ -14,20 +14,12 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import unittest  # noqa: E402
 
-from collector import Collector, FakeSchool, PostgresServer, collector_config  # noqa: E402
-from harness import IntegrationTest, notify_reader, notify_socket, start_mosquitto, wait_until, write_file  # noqa: E402
+from collector import Collector, FakeSchool, PostgresServer, collector_config, start_broker  # noqa: E402
+from harness import IntegrationTest, notify_reader, notify_socket, wait_until, write_file  # noqa: E402
 
 SCHOOLS = [f"school-{c}" for c in "abcdef"]
 HOLE_EVERY = 7  # every 7th seq is held back: only a resend brings it
 DATABASE_AWAY_S = 60
-
-
-def start_broker(test):
-    pdir = os.path.join(test.dir, "mosquitto-db")
-    os.makedirs(pdir, exist_ok=True)
-    os.chmod(pdir, 0o777)
-    return test.track(start_mosquitto(test.dir, extra_conf=f"persistence true\npersistence_location {pdir}/\n"
-                                                           "max_queued_messages 50000\n"))
 
 
 def second_collector(test, first_conf, name):

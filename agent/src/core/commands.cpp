@@ -201,12 +201,14 @@ ParsedRequest parse_request(std::string_view payload, const CommandLimits& limit
   if (request.is_object()) {
     // Read first: a request refused for its arguments is still answered where it asked.
     std::string reply_to, correlation;
-    if (auto bad = string_arg(request, "reply_to", false, reply_to, kMaxReplyTopic)) error = std::move(bad);
-    else if (request.contains("reply_to")) out.reply_to = std::move(reply_to);
-    if (auto bad = string_arg(request, "correlation", false, correlation, kMaxCorrelation); bad && !error)
-      error = std::move(bad);
-    else if (!bad && request.contains("correlation")) out.correlation = std::move(correlation);
-    if (error) return out;
+    auto bad_reply_to = string_arg(request, "reply_to", false, reply_to, kMaxReplyTopic);
+    auto bad_correlation = string_arg(request, "correlation", false, correlation, kMaxCorrelation);
+    if (!bad_reply_to && request.contains("reply_to")) out.reply_to = std::move(reply_to);
+    if (!bad_correlation && request.contains("correlation")) out.correlation = std::move(correlation);
+    if (bad_reply_to || bad_correlation) {
+      error = bad_reply_to ? std::move(bad_reply_to) : std::move(bad_correlation);
+      return out;
+    }
   }
   if (!request.is_object())
     error = fail("bad_request", "the request must be a JSON object like {\"cmd\":\"ping\"}, got " +
