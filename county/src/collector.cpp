@@ -287,6 +287,34 @@ void Collector::send_requests(std::vector<ResendRequest> requests) {
   }
 }
 
+Json Collector::figures() const {
+  const auto now = std::chrono::steady_clock::now();
+  auto session = [](const std::shared_ptr<mqtt::Session>& s) {
+    return Json{{"connected", s && s->connected()}, {"client_id", s ? s->options().client_id : ""},
+                {"connects", s ? s->connects() : 0}, {"last_error", s ? s->last_error() : ""}};
+  };
+  return Json{{"at", now_utc()},
+              {"county", config_.county},
+              {"version", std::string("campus-county/") + kAgentVersion},
+              {"pid", ::getpid()},
+              {"started", rfc3339(started_wall_, "+00:00")},
+              {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(now - started_).count()},
+              {"ingest", session(ingest_)},
+              {"live", session(live_)},
+              {"messages_per_s", std::round(rate_ * 10) / 10},
+              {"committed", committed_},
+              {"batches", batches_},
+              {"pending", pending_.size()},
+              {"pending_bytes", pending_bytes_},
+              {"reading_paused", ingest_ && ingest_->paused()},
+              {"health_dropped", health_dropped_},
+              {"database_error", db_error_.empty() ? Json(nullptr) : Json(db_error_)},
+              {"repair", config_.repair.enabled},
+              // Mosquitto does not publish how much a session has queued: the backlog is visible
+              // only as it arrives (pending, messages_per_s).
+              {"broker_backlog", nullptr}};
+}
+
 void Collector::tick_status() {
   if (stopped_) return;
   status_timer_.expires_after(config_.status_every);
@@ -295,33 +323,10 @@ void Collector::tick_status() {
   });
   const auto now = std::chrono::steady_clock::now();
   const double dt = std::chrono::duration<double>(now - last_status_).count();
-  const double rate = dt > 0 ? (committed_ - committed_at_last_status_) / dt : 0;
+  rate_ = dt > 0 ? (committed_ - committed_at_last_status_) / dt : 0;
   last_status_ = now;
   committed_at_last_status_ = committed_;
-  auto session = [](const std::shared_ptr<mqtt::Session>& s) {
-    return Json{{"connected", s && s->connected()}, {"client_id", s ? s->options().client_id : ""},
-                {"connects", s ? s->connects() : 0}, {"last_error", s ? s->last_error() : ""}};
-  };
-  Json st = {{"at", now_utc()},
-             {"county", config_.county},
-             {"version", std::string("campus-county/") + kAgentVersion},
-             {"pid", ::getpid()},
-             {"started", rfc3339(started_wall_, "+00:00")},
-             {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(now - started_).count()},
-             {"ingest", session(ingest_)},
-             {"live", session(live_)},
-             {"messages_per_s", std::round(rate * 10) / 10},
-             {"committed", committed_},
-             {"batches", batches_},
-             {"pending", pending_.size()},
-             {"pending_bytes", pending_bytes_},
-             {"reading_paused", ingest_ && ingest_->paused()},
-             {"health_dropped", health_dropped_},
-             {"database_error", db_error_.empty() ? Json(nullptr) : Json(db_error_)},
-             {"repair", config_.repair.enabled},
-             // Mosquitto does not publish how much a session has queued: the backlog is visible
-             // only as it arrives (pending, messages_per_s).
-             {"broker_backlog", nullptr}};
+  Json st = figures();
   const auto silent_since = std::chrono::system_clock::now() - config_.silent_after;
   on_db([self = shared_from_this(), st = std::move(st), silent_since]() mutable {
     auto totals = self->db_->totals(silent_since);

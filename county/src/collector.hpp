@@ -43,6 +43,9 @@ class Collector : public std::enable_shared_from_this<Collector> {
   // Calls `ping` once the database thread has answered (the systemd watchdog: a stuck disk or
   // a stuck io thread both stop the pings).
   void liveness(std::function<void()> ping);
+  // What the collector knows without the database: sessions, committed, messages/s, pending
+  // (the status row's figures; the dashboard's /metrics). io thread.
+  Json figures() const;
 
  private:
   struct Pending {
@@ -94,6 +97,7 @@ class Collector : public std::enable_shared_from_this<Collector> {
   std::chrono::steady_clock::time_point started_, last_status_;
   SystemTime started_wall_;
   bool repairing_ = false;
+  double rate_ = 0;  // messages/s committed over the last status period
 };
 
 }  // namespace campus::county

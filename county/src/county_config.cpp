@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
+#include "campus/asio.hpp"
 #include "campus/config_table.hpp"
 #include "campus/csv.hpp"
 #include "core/codes.hpp"
@@ -179,6 +180,48 @@ CountyConfigLoad load_county_config(const std::filesystem::path& file) {
     c.status_every = r.duration("status_every", c.status_every, Millis(100), Millis(3'600'000));
     r.finish();
   }
+  {
+    auto& d = c.dashboard;
+    TableReader r(section("dashboard"), "dashboard", file, errors);
+    const std::string listen = r.string("listen", "");
+    if (!listen.empty()) {
+      const auto colon = listen.rfind(':');
+      std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
+      if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+      boost::system::error_code ec;
+      const auto address = asio::ip::make_address(host, ec);
+      long port = -1;
+      try {
+        std::size_t used = 0;
+        port = colon == std::string::npos ? -1 : std::stol(listen.substr(colon + 1), &used);
+        if (used != listen.size() - colon - 1) port = -1;
+      } catch (const std::exception&) {
+        port = -1;
+      }
+      if (ec || port < 0 || port > 65535) {
+        r.error("listen", "expected ADDRESS:PORT with an IP address, got \"" + listen + "\"",
+                "e.g. listen = \"127.0.0.1:8480\" (or remove it: no dashboard)");
+      } else {
+        d.enabled = true;
+        d.host = host;
+        d.port = static_cast<std::uint16_t>(port);
+        d.loopback = address.is_loopback();
+      }
+    }
+    d.accounts = r.path("accounts", d.accounts, false);
+    d.session_lifetime = r.duration("session_lifetime", d.session_lifetime, Millis(1000), Millis(std::int64_t(30) * 86'400'000));
+    if (auto cert = r.optional_path("tls_cert", true)) d.tls_cert = *cert;
+    if (auto key = r.optional_path("tls_key", true)) {
+      d.tls_key = *key;
+      if (auto sec = read_secret_file(*key); !sec) r.error("tls_key", sec.error().what + ": " + key->string(), sec.error().fix);
+    }
+    if (d.tls_cert.empty() != d.tls_key.empty()) r.error("tls_cert", "TLS needs both tls_cert and tls_key", "set both, or neither");
+    if (d.enabled && !d.loopback && d.tls_cert.empty())
+      r.error("listen", "\"" + listen + "\" is beyond this machine and the dashboard has no TLS: passwords would cross the network in clear",
+              "set tls_cert and tls_key, or listen on 127.0.0.1");
+    d.language = r.choice("language", d.language, {"zh", "en"});
+    r.finish();
+  }
   top.finish();
   if (c.register_file && !c.county.empty()) read_register(c, *c.register_file, errors);
   return out;
@@ -213,6 +256,10 @@ std::string redacted_summary(const CountyConfig& c) {
                   {"health_every", format_duration(c.history.health_every)},
                   {"keep_quarantine", format_duration(c.history.keep_quarantine)},
                   {"silent_after", format_duration(c.silent_after)}, {"status_every", format_duration(c.status_every)}};
+  const auto& d = c.dashboard;
+  j["dashboard"] = {{"listen", d.enabled ? d.host + ":" + std::to_string(d.port) : ""}, {"accounts", d.accounts.string()},
+                    {"session_lifetime", format_duration(d.session_lifetime)}, {"tls_cert", d.tls_cert.string()},
+                    {"tls_key", d.tls_key.empty() ? "" : "(secret file, not shown)"}, {"language", d.language}};
   return j.dump(2);
 }
 

@@ -62,6 +62,18 @@ struct CountyConfig {
     Millis quarantine_log_every{std::chrono::hours(1)};
   } ingest;
 
+  // The web dashboard (dashboard.hpp); off unless listen is set.
+  struct Dashboard {
+    std::string host;                 // listen = "127.0.0.1:8480"
+    std::uint16_t port = 0;           // 0 with host set: any free port (the log says which)
+    bool enabled = false;
+    bool loopback = true;
+    std::filesystem::path accounts = "/etc/campus-county/dashboard-accounts";
+    Millis session_lifetime{std::chrono::hours(12)};
+    std::filesystem::path tls_cert, tls_key;  // required when listening beyond the loopback
+    std::string language = "zh";      // when the browser asks for neither Chinese nor English
+  } dashboard;
+
   RepairPolicy repair;
   Millis repair_tick{5000};
   Retention history;

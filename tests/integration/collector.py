@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 from county import COUNTY, FindingsFlipper, agent_config, tls_args
 from harness import BIN, LOOPBACK, SOURCE, Proc, agent_bin, free_port, start_mosquitto, wait_until, write_file
@@ -376,6 +377,85 @@ class FakeSchool:
             "missing": missing, "missing_count": sum(b - a + 1 for a, b in missing),
             "not_yet_produced": [max(lo, last + 1), hi] if hi > last else None}}
         self._publish(response, self.envelope("reply", body), props=props)
+
+
+# The county register and history the record and dashboard tests read (the real collector fills
+# its database from them).
+KNOWN_REGISTER = "code,name,name_en\nschool-a,南伞中心小学,Nansan Central Primary\nschool-b,勐捧中学,Mengpeng Middle\nschool-c,未上线小学,\n"
+
+
+def _part(c):
+    return {"rooms": 10, "covered": round(10 * c), "coverage": c}
+
+
+def fiber_summary(c):
+    return {"classroom": _part(c), "function_room": _part(c), "office": _part(c),
+            "overall": {"rooms": 30, "covered": round(30 * c), "coverage": c}}
+
+
+def seed_known_history(port):
+    """Publishes three months of a known history to the broker on `port`: (school a, school b,
+    the number of messages the collector must end up holding). school-b's last seq but one is
+    held back, a hole the collector repairs with `resend`."""
+    # A known history: school-a meets every target from October, school-b from December;
+    # school-c never reports (unknown, never counted as met).
+    a = FakeSchool(port, "school-a")
+    b = FakeSchool(port, "school-b", store="b" * 32)
+    a.birth(0)
+    b.birth(0)
+    seq = {"a": 0, "b": 0}
+
+    def day(s, key, ts, cov, compliant, open_cases):
+        for audit, summary in (("fiber", fiber_summary(cov)), ("recording", {"classrooms": 4, "compliant": compliant}),
+                               ("attendance", {"open": open_cases, "overdue": 0})):
+            seq[key] += 1
+            s.report(seq[key], audit, summary, ts=ts)
+    day(a, "a", "2026-10-10T10:00:00+08:00", 1.0, 4, 0)
+    day(b, "b", "2026-10-11T10:00:00+08:00", 0.8, 3, 2)
+    day(a, "a", "2026-11-10T10:00:00+08:00", 1.0, 4, 0)
+    day(b, "b", "2026-11-11T10:00:00+08:00", 0.9, 4, 1)
+    day(b, "b", "2026-12-01T10:00:00+08:00", 1.0, 4, 0)
+    case = {"id": "attendance-S7-1", "subject": "S7", "stage": "open", "opened_at": "2026-11-11T10:00:00+08:00",
+            "details": {"class": "2-1", "overdue": True},
+            "steps": [{"at": "2026-11-11T10:00:00+08:00", "action": "opened", "actor": "agent", "note": ""}]}
+    seq["b"] += 1
+    b.event(seq["b"], "attendance", body={"subject": case["id"], "case": case, "from": None, "to": "open"})
+    seq["b"] += 2  # a hole of one seq, filled by the school's answer to resend
+    b.event(seq["b"] - 1, "fiber", publish=False)
+    b.event(seq["b"], "fiber")
+    return a, b, seq["a"] + seq["b"]
+
+
+class KnownCounty(unittest.TestCase):
+    """The real collector on its own Mosquitto, its database filled from seed_known_history (the
+    register KNOWN_REGISTER, the county named 镇康县); `sections()` adds to its county.toml."""
+
+    @classmethod
+    def sections(cls):
+        return {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix=f"campus-{cls.__name__}-")
+        os.chmod(cls.tmp, 0o755)
+        cls.broker = start_mosquitto(cls.tmp)
+        register = write_file(os.path.join(cls.tmp, "register.csv"), KNOWN_REGISTER)
+        sections = {"county": {"name": "镇康县", "register": register}, "repair": {"reorder_grace": "1s"}}
+        sections.update(cls.sections())
+        cls.conf = collector_config(cls.tmp, cls.broker.port, **sections)
+        cls.coll = Collector(cls.tmp, cls.conf).start()
+        cls.a, cls.b, cls.messages = seed_known_history(cls.broker.port)
+        wait_until(lambda: cls.coll.scalar("SELECT COUNT(*) FROM message") == cls.messages and
+                   cls.coll.gaps() and cls.coll.gaps()[0]["state"] == "filled", 60, what="the history and the repair")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.a.close()
+        cls.b.close()
+        cls.coll.stop()
+        cls.broker.stop()
+        if not os.environ.get("CAMPUS_KEEP_TMP"):
+            shutil.rmtree(cls.tmp, ignore_errors=True)
 
 
 def mosquitto_pub(port, topic, payload, certs=None, user="county", retain=False):

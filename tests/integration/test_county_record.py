@@ -10,15 +10,8 @@ import subprocess
 import tempfile
 import unittest
 
-from collector import Collector, FakeSchool, collector_config, ctl
-from harness import start_mosquitto, wait_until, write_file
-
-PART = lambda c: {"rooms": 10, "covered": round(10 * c), "coverage": c}  # noqa: E731
-
-
-def fiber(c):
-    return {"classroom": PART(c), "function_room": PART(c), "office": PART(c),
-            "overall": {"rooms": 30, "covered": round(30 * c), "coverage": c}}
+from collector import KnownCounty, ctl
+from harness import write_file
 
 
 def chromium(*args, timeout=120):
@@ -32,58 +25,7 @@ def chromium(*args, timeout=120):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-class CountyRecord(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="campus-record-")
-        os.chmod(cls.tmp, 0o755)
-        cls.broker = start_mosquitto(cls.tmp)
-        register = write_file(os.path.join(cls.tmp, "register.csv"),
-                              "code,name\nschool-a,南伞中心小学\nschool-b,勐捧中学\nschool-c,未上线小学\n")
-        conf = collector_config(cls.tmp, cls.broker.port, repair={"reorder_grace": "1s"})
-        with open(conf) as f:
-            text = f.read().replace("[county]\n", f'[county]\nregister = "{register}"\n')
-        write_file(conf, text)
-        cls.coll = Collector(cls.tmp, conf).start()
-        # A known history: school-a meets every target from October, school-b from December;
-        # school-c never reports (unknown, never counted as met).
-        a = FakeSchool(cls.broker.port, "school-a")
-        b = FakeSchool(cls.broker.port, "school-b", store="b" * 32)
-        a.birth(0)
-        b.birth(0)
-        seq = {"a": 0, "b": 0}
-
-        def day(s, key, ts, cov, compliant, open_cases):
-            for audit, summary in (("fiber", fiber(cov)), ("recording", {"classrooms": 4, "compliant": compliant}),
-                                   ("attendance", {"open": open_cases, "overdue": 0})):
-                seq[key] += 1
-                s.report(seq[key], audit, summary, ts=ts)
-        day(a, "a", "2026-10-10T10:00:00+08:00", 1.0, 4, 0)
-        day(b, "b", "2026-10-11T10:00:00+08:00", 0.8, 3, 2)
-        day(a, "a", "2026-11-10T10:00:00+08:00", 1.0, 4, 0)
-        day(b, "b", "2026-11-11T10:00:00+08:00", 0.9, 4, 1)
-        day(b, "b", "2026-12-01T10:00:00+08:00", 1.0, 4, 0)
-        case = {"id": "attendance-S7-1", "subject": "S7", "stage": "open", "opened_at": "2026-11-11T10:00:00+08:00",
-                "details": {"class": "2-1", "overdue": True},
-                "steps": [{"at": "2026-11-11T10:00:00+08:00", "action": "opened", "actor": "agent", "note": ""}]}
-        seq["b"] += 1
-        b.event(seq["b"], "attendance", body={"subject": case["id"], "case": case, "from": None, "to": "open"})
-        seq["b"] += 2  # a hole of one seq, filled by the school's answer to resend
-        b.event(seq["b"] - 1, "fiber", publish=False)
-        b.event(seq["b"], "fiber")
-        cls.a, cls.b = a, b
-        wait_until(lambda: cls.coll.scalar("SELECT COUNT(*) FROM message") == seq["a"] + seq["b"] and
-                   cls.coll.gaps() and cls.coll.gaps()[0]["state"] == "filled", 60, what="the history and the repair")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.a.close()
-        cls.b.close()
-        cls.coll.stop()
-        cls.broker.stop()
-        if not os.environ.get("CAMPUS_KEEP_TMP"):
-            shutil.rmtree(cls.tmp, ignore_errors=True)
-
+class CountyRecord(KnownCounty):
     def test_status_from_the_database_lists_the_register_and_says_how_old_each_figure_is(self):
         r = ctl("status", "--json", db=self.coll.db)
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -47,6 +47,10 @@ class Demo(unittest.TestCase):
         self.assertIn("figures from the county database", out)
         html = re.search(r"HTML report: (\S+)", out).group(1)
         self.assertTrue(os.path.getsize(html) > 1000, html)
+        # The dashboard shows the same school from the county database, and its metrics count.
+        self.assertRegex(out, r"/api/schools: nansan-central-primary: online True, fiber in classrooms 0\.\d+, "
+                              r"recording 5/6, open gaps 0")
+        self.assertRegex(out, r"/metrics: campus_county_messages_committed_total [1-9]\d*")
         self.assertIn("Done; stopping everything the demo started", out)
 
 

@@ -21,9 +21,10 @@
 #include "core/store.hpp"
 #include "ctl/county_client.hpp"
 #include "ctl/county_record.hpp"
-#include "ctl/county_view.hpp"
+#include "county_view.hpp"
 
 namespace campus::ctl {
+using namespace campus::county;  // the county's picture (county_view.hpp), shared with campus-county's pages
 namespace {
 
 using Clock = std::chrono::steady_clock;

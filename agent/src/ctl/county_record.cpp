@@ -6,10 +6,11 @@
 #include <iostream>
 
 #include "core/envelope.hpp"
-#include "ctl/county_view.hpp"
+#include "county_view.hpp"
 #include "database.hpp"
 
 namespace campus::ctl {
+using namespace campus::county;  // the county's picture (county_view.hpp), shared with campus-county's pages
 namespace {
 
 using county::CountyDatabase;
@@ -49,40 +50,6 @@ std::string str(const Json& v, const std::string& none = "-") {
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
-// A database row as campusctl's school view, so the table, JSON and report are the same as from
-// the broker; plus what only the database knows (gaps, how old each figure is).
-Json school_of(const Json& r) {
-  SchoolView v;
-  v.school = r["school"];
-  v.answer = "db";
-  if (r.value("seen", false)) {
-    if (r["online"].is_boolean()) v.online = r["online"].get<bool>();
-    v.last_seen = r["last_seen"].is_string() ? r["last_seen"].get<std::string>() : "";
-    v.version = r["version"].is_string() ? r["version"].get<std::string>() : "";
-    if (r["health"].is_object()) v.health = r["health"];
-    else if (r["backlog"].is_number()) v.health = {{"outbox", {{"depth", r["backlog"]}}}};
-    for (auto& [audit, rep] : r["reports"].items()) v.summaries[audit] = rep["summary"];
-  }
-  Json row = school_row(v);
-  row["name"] = r.value("name", Json(nullptr));
-  Json as_of = {{"state", r.value("state_at", Json(nullptr))}, {"health", r.value("health_at", Json(nullptr))},
-                {"reports", Json::object()}};
-  std::string oldest;
-  const Json reports = r.value("reports", Json::object());
-  for (auto& [audit, rep] : reports.items()) {
-    as_of["reports"][audit] = rep["ts"];
-    const std::string ts = rep["ts"].get<std::string>();
-    if (oldest.empty() || ts < oldest) oldest = ts;
-  }
-  as_of["oldest_report"] = oldest.empty() ? Json(nullptr) : Json(oldest);
-  row["as_of"] = as_of;
-  row["gaps"] = r.value("gaps", Json(nullptr));
-  row["ledger"] = {{"store", r.value("store", Json(nullptr))}, {"max_seen", r.value("max_seen", Json(nullptr))},
-                   {"contiguous_through", r.value("contiguous_through", Json(nullptr))},
-                   {"takeovers", r.value("takeovers", Json(0))}};
-  return row;
-}
-
 std::string collector_line(const Json& st) {
   if (!st.is_object()) return "collector: no status in the database yet (has campus-county run?)";
   auto at = parse_rfc3339(st.value("at", std::string()));
@@ -104,7 +71,7 @@ std::vector<Json> rows_of(CountyDatabase& db, const RecordOptions& o, bool& ok) 
   ok = !failed(r);
   std::vector<Json> rows;
   if (ok)
-    for (const auto& s : r.value()) rows.push_back(school_of(s));
+    for (const auto& s : r.value()) rows.push_back(school_row_of_record(s));
   return rows;
 }
 

@@ -1,5 +1,5 @@
 // Per-school view, the plan's targets, the text table and the HTML report of campusctl.
-#include "ctl/county_view.hpp"
+#include "county_view.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 
 #include "core/plan.hpp"
 
-namespace campus::ctl {
+namespace campus::county {
 namespace {
 
 const char* kRoomTypes[] = {"classroom", "function_room", "office"};
@@ -38,7 +38,9 @@ std::size_t width(const std::string& s) {
   return w;
 }
 
-std::string esc(const std::string& s) {
+}  // namespace
+
+std::string html_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
@@ -46,11 +48,16 @@ std::string esc(const std::string& s) {
       case '<': o += "&lt;"; break;
       case '>': o += "&gt;"; break;
       case '"': o += "&quot;"; break;
+      case '\'': o += "&#39;"; break;
       default: o += c;
     }
   }
   return o;
 }
+
+namespace {
+
+std::string esc(const std::string& s) { return html_escape(s); }
 
 std::string fmt(double v, int decimals = 1) {
   char b[32];
@@ -126,6 +133,38 @@ Json school_row(const SchoolView& s) {
   Json att_target = plan::attendance_target(cases["open"]);
   row["targets"] = {{"fiber", fiber_target}, {"recording", rec_target}, {"attendance", att_target},
                     {"digital_campus", plan::digital_campus(fiber_target, rec_target, att_target)}};
+  return row;
+}
+
+Json school_row_of_record(const Json& r) {
+  SchoolView v;
+  v.school = r["school"];
+  v.answer = "db";
+  if (r.value("seen", false)) {
+    if (r["online"].is_boolean()) v.online = r["online"].get<bool>();
+    v.last_seen = r["last_seen"].is_string() ? r["last_seen"].get<std::string>() : "";
+    v.version = r["version"].is_string() ? r["version"].get<std::string>() : "";
+    if (r["health"].is_object()) v.health = r["health"];
+    else if (r["backlog"].is_number()) v.health = {{"outbox", {{"depth", r["backlog"]}}}};
+    for (auto& [audit, rep] : r["reports"].items()) v.summaries[audit] = rep["summary"];
+  }
+  Json row = school_row(v);
+  row["name"] = r.value("name", Json(nullptr));
+  Json as_of = {{"state", r.value("state_at", Json(nullptr))}, {"health", r.value("health_at", Json(nullptr))},
+                {"reports", Json::object()}};
+  std::string oldest;
+  const Json reports = r.value("reports", Json::object());
+  for (auto& [audit, rep] : reports.items()) {
+    as_of["reports"][audit] = rep["ts"];
+    const std::string ts = rep["ts"].get<std::string>();
+    if (oldest.empty() || ts < oldest) oldest = ts;
+  }
+  as_of["oldest_report"] = oldest.empty() ? Json(nullptr) : Json(oldest);
+  row["as_of"] = as_of;
+  row["gaps"] = r.value("gaps", Json(nullptr));
+  row["ledger"] = {{"store", r.value("store", Json(nullptr))}, {"max_seen", r.value("max_seen", Json(nullptr))},
+                   {"contiguous_through", r.value("contiguous_through", Json(nullptr))},
+                   {"takeovers", r.value("takeovers", Json(0))}};
   return row;
 }
 
@@ -342,24 +381,19 @@ std::string monthly_chart(const std::vector<Json>& monthly, const Labels& L, con
 
 }  // namespace
 
-std::string html_report(const std::string& county, const std::vector<Json>& rows, int year, const std::string& lang,
-                        const std::string& generated_at, const std::vector<Json>& monthly) {
+std::string report_style() {
+  return "body{font-family:sans-serif;margin:24px;color:#222}h1{font-size:22px}h2{font-size:18px;margin-top:28px}"
+         "figure{margin:12px 0}figcaption{font-weight:bold;margin-bottom:4px}svg text{font-size:12px;font-family:sans-serif}"
+         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+         "td:first-child,th:first-child{text-align:left}.met{color:#1e8449}.missed{color:#c0392b}.note{color:#555}";
+}
+
+std::string plan_section_html(const std::vector<Json>& rows, int year, const std::string& lang,
+                              const std::vector<Json>& monthly) {
   const Labels L = labels(lang);
   const Json sum = county_summary(rows, year);
-  const std::string c_plan = "#c0392b", c_actual = "#2e86c1", c_cls = "#1f618d", c_fn = "#48c9b0", c_off = "#f5b041",
-                    c_ok = "#27ae60", c_open = "#e67e22", c_over = "#c0392b";
+  const std::string c_plan = "#c0392b", c_actual = "#2e86c1";
   std::ostringstream o;
-  o << "<!DOCTYPE html>\n<html lang=\"" << (lang == "zh" ? "zh-CN" : "en") << "\"><head><meta charset=\"utf-8\">"
-    << "<title>" << esc(L.title + " - " + county) << "</title>\n<style>"
-    << "body{font-family:sans-serif;margin:24px;color:#222}h1{font-size:22px}h2{font-size:18px;margin-top:28px}"
-    << "figure{margin:12px 0}figcaption{font-weight:bold;margin-bottom:4px}svg text{font-size:12px;font-family:sans-serif}"
-    << "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
-    << "td:first-child,th:first-child{text-align:left}.met{color:#1e8449}.missed{color:#c0392b}.note{color:#555}"
-    << "</style></head><body>\n";
-  o << "<h1 id=\"title\">" << esc(L.title) << ": " << esc(county) << "</h1>\n<p class=\"note\">" << esc(L.generated)
-    << " " << esc(generated_at) << " &middot; " << esc(L.year) << " " << year << " &middot; " << rows.size() << (lang == "zh" ? " 所学校" : " schools") << "</p>\n";
-
-  // The county against the plan.
   o << "<h2>" << esc(L.plan_title) << "</h2>\n<p class=\"note\">" << esc(L.plan_note) << "</p>\n";
   std::vector<Group> tg;
   const std::vector<std::pair<std::string, std::string>> targets = {
@@ -392,6 +426,23 @@ std::string html_report(const std::string& county, const std::vector<Json>& rows
       << (on ? "met" : "missed") << "\">" << esc(on ? L.on_track : L.behind) << "</td></tr>\n";
   }
   o << "</table>\n";
+  return o.str();
+}
+
+std::string html_report(const std::string& county, const std::vector<Json>& rows, int year, const std::string& lang,
+                        const std::string& generated_at, const std::vector<Json>& monthly) {
+  const Labels L = labels(lang);
+  const Json sum = county_summary(rows, year);
+  const std::string c_plan = "#c0392b", c_actual = "#2e86c1", c_cls = "#1f618d", c_fn = "#48c9b0", c_off = "#f5b041",
+                    c_ok = "#27ae60", c_open = "#e67e22", c_over = "#c0392b";
+  std::ostringstream o;
+  o << "<!DOCTYPE html>\n<html lang=\"" << (lang == "zh" ? "zh-CN" : "en") << "\"><head><meta charset=\"utf-8\">"
+    << "<title>" << esc(L.title + " - " + county) << "</title>\n<style>"
+    << report_style() << "</style></head><body>\n";
+  o << "<h1 id=\"title\">" << esc(L.title) << ": " << esc(county) << "</h1>\n<p class=\"note\">" << esc(L.generated)
+    << " " << esc(generated_at) << " &middot; " << esc(L.year) << " " << year << " &middot; " << rows.size() << (lang == "zh" ? " 所学校" : " schools") << "</p>\n";
+
+  o << plan_section_html(rows, year, lang, monthly);
 
   // Per school.
   std::vector<Group> fg, rg, cg;
@@ -455,4 +506,4 @@ std::string html_report(const std::string& county, const std::vector<Json>& rows
   return o.str();
 }
 
-}  // namespace campus::ctl
+}  // namespace campus::county

@@ -1,4 +1,4 @@
-// What campusctl knows about each school: built from retained messages (state, health,
+// What the county knows about each school: built from retained messages (state, health,
 // report/*), live messages, and `status` replies; rendered as a table row, JSON, or the HTML
 // report's figures. Also the plan's targets and which schools meet them.
 #pragma once
@@ -13,7 +13,7 @@ namespace campus {
 using Json = nlohmann::json;  // the same alias as campus/plugin.hpp
 }
 
-namespace campus::ctl {
+namespace campus::county {
 
 struct SchoolView {
   std::string school;
@@ -38,6 +38,10 @@ void absorb_status(SchoolView& s, const Json& result);
 //  "recording":{"compliant","total"}, "cases":{"open","overdue"},
 //  "targets":{"fiber","recording","attendance","digital_campus"} (true/false/null)}
 Json school_row(const SchoolView& s);
+// The same row from the county database (CountyDatabase::schools), so the table, JSON, report
+// and dashboard read alike from either source; plus what only the database knows: "name",
+// "as_of" (how old each figure is), "gaps" and "ledger".
+Json school_row_of_record(const Json& record);
 
 // The county's picture against the plan: shares of schools meeting each target, and the
 // plan's digital-campus share for `year` (20% 2023, 60% 2024, 100% 2025).
@@ -52,7 +56,15 @@ std::string percent(const Json& ratio);  // 0.8333 -> "83%", null -> "-"
 // The HTML report (self-contained, inline SVG). lang: "en" or "zh". `monthly`: the county
 // database's month-by-month shares (CountyDatabase::monthly), drawn as the plan line and the
 // actual line; empty when the figures come from retained messages only (no history).
+// Text or an attribute value for HTML: & < > " ' escaped.
+std::string html_escape(const std::string& s);
+// The report's stylesheet (the dashboard's pages use it too).
+std::string report_style();
+// The report's "county against the plan" section alone (heading, charts, targets table), as the
+// dashboard's plan page shows it.
+std::string plan_section_html(const std::vector<Json>& rows, int year, const std::string& lang,
+                              const std::vector<Json>& monthly);
 std::string html_report(const std::string& county, const std::vector<Json>& rows, int year, const std::string& lang,
                         const std::string& generated_at, const std::vector<Json>& monthly = {});
 
-}  // namespace campus::ctl
+}  // namespace campus::county

@@ -1,0 +1,84 @@
+// campus-county's web dashboard (docs/county.md "The dashboard"): HTTP/1.1 (Boost.Beast) on the
+// collector's io_context, TLS when configured, a login with the accounts file.
+//
+//   io thread: accept --> read a request (bounded: 16 KiB of header, 16 KiB of body, 30 s) -->
+//              parse the target (web_request.hpp) --> the session (cookie) --> route
+//   reader thread: its own read-only connection to the county database; every query, every page
+//              rendered and every password checked runs here, so neither the collector's commits
+//              nor its MQTT sessions ever wait for a page.
+//
+// Pages (HTML) and the JSON behind each: /plan and /api/plan, /schools and /api/schools,
+// /cases and /api/cases, /quality and /api/quality; /metrics (Prometheus text, no login: counts
+// only, no names); /login, /logout.
+#pragma once
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "campus/asio.hpp"
+#include "county_config.hpp"
+#include "database.hpp"
+#include "web_accounts.hpp"
+
+namespace campus::county {
+
+class Dashboard : public std::enable_shared_from_this<Dashboard> {
+ public:
+  // `collector_figures`: the collector's live figures (Collector::figures), called on the io thread.
+  Dashboard(asio::io_context& io, const CountyConfig& config, std::unique_ptr<CountyDatabase> reader,
+            std::shared_ptr<spdlog::logger> log, std::function<Json()> collector_figures);
+  ~Dashboard();
+
+  // Reads the accounts and binds dashboard.listen; an Error when it cannot listen.
+  Status start();
+  // Closes the listener and every connection, stops the reader thread.
+  void stop();
+  // SIGHUP: the accounts file again (a removed user or a changed role ends its sessions), the
+  // session lifetime, the register's names. The listen address waits for a restart.
+  void reload(const CountyConfig& next);
+  std::uint16_t port() const { return port_; }
+
+  struct Reply;
+  struct Request;
+
+ private:
+  asio::awaitable<void> connection(std::shared_ptr<asio::ip::tcp::socket> socket, std::string peer);
+  template <class Stream>
+  asio::awaitable<void> serve(Stream& stream, const std::string& peer);
+  asio::awaitable<Reply> handle(Request& req);
+  asio::awaitable<Reply> login(Request& req);
+  asio::awaitable<void> accept_loop();
+  // Runs `f(reader database)` on the reader thread; resumes on the io thread with its Reply.
+  asio::awaitable<Reply> on_reader(const std::function<Reply(CountyDatabase&)>& job);
+  void load_accounts();
+
+  asio::io_context& io_;
+  CountyConfig config_;
+  std::unique_ptr<CountyDatabase> db_;  // reader thread only
+  std::shared_ptr<spdlog::logger> log_;
+  std::function<Json()> collector_figures_;
+  asio::io_context reader_io_;
+  asio::executor_work_guard<asio::io_context::executor_type> reader_work_;
+  std::thread reader_thread_;
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  std::shared_ptr<void> tls_;  // asio::ssl::context when TLS is configured
+  std::uint16_t port_ = 0;
+  bool stopped_ = false;
+  int connections_ = 0;
+  std::map<std::string, web::Account> accounts_;  // io thread
+  web::Sessions sessions_;
+  struct Failures {
+    int count = 0;
+    std::chrono::steady_clock::time_point first;
+  };
+  std::map<std::string, Failures> failures_;  // failed logins per user name
+  std::map<int, std::function<void()>> closers_;  // open connections, closed at stop()
+  int next_connection_ = 0;
+};
+
+}  // namespace campus::county

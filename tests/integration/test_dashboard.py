@@ -1,0 +1,379 @@
+"""campus-county's dashboard: the real collector, its database filled from fake schools with a
+known history of three months (collector.seed_known_history), accounts made by `campus-county
+passwd`; every endpoint over real HTTP, the pages in headless Chromium driven by chromedriver
+(login, the monthly plan line, the schools table, the Chinese page), screenshots kept in
+$CAMPUS_BUILD_DIR/test-artifacts/dashboard-{sqlite,postgres}/. Authentication refusals and bad input on every
+endpoint, each a precise 4xx that changes nothing."""
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+import unittest
+import urllib.parse
+
+from collector import ENGINE, KnownCounty, collector_bin
+from harness import LOOPBACK, free_port, wait_until, write_file
+
+VIEWER_PW = "viewer-pass-1234"
+OPERATOR_PW = "operator-pass-5678"
+# One directory per engine: both runs may go at once.
+ARTIFACTS = os.path.join(os.environ.get("CAMPUS_BUILD_DIR", "build"), "test-artifacts", f"dashboard-{ENGINE}")
+
+
+def passwd(accounts, user, role, password, iterations=None):
+    args = [collector_bin(), "passwd", "--accounts", accounts, user, "--role", role]
+    if iterations:
+        args += ["--iterations", str(iterations)]
+    return subprocess.run(args, input=password + "\n", capture_output=True, text=True, timeout=60)
+
+
+class Client:
+    """One browser-like HTTP client: keeps the session cookie it is given."""
+
+    def __init__(self, port):
+        self.port = port
+        self.cookies = {}
+
+    def request(self, method, path, body=None, headers=None):
+        c = http.client.HTTPConnection(LOOPBACK, self.port, timeout=30)
+        h = dict(headers or {})
+        if self.cookies:
+            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if isinstance(body, dict):
+            body = urllib.parse.urlencode(body)
+            h.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read().decode("utf-8", "replace")
+        for k, v in r.getheaders():
+            if k.lower() == "set-cookie":
+                name, _, rest = v.partition("=")
+                value = rest.split(";")[0]
+                if "Max-Age=0" in v:
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = value
+        c.close()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def json(self, path):
+        status, _, body = self.get(path)
+        return status, json.loads(body)
+
+    def login(self, user, password):
+        return self.request("POST", "/login", {"user": user, "password": password, "next": "/schools"})
+
+
+class Dashboard(KnownCounty):
+    @classmethod
+    def sections(cls):
+        cls.accounts = os.path.join(cls.tmp, "accounts")
+        for user, role, password, iterations in (("ana", "viewer", VIEWER_PW, None),  # the default 600,000
+                                                 ("olu", "operator", OPERATOR_PW, 20000),
+                                                 ("lee", "viewer", "lee-pass-0000", 20000)):  # locked out by a test
+            r = passwd(cls.accounts, user, role, password, iterations)
+            assert r.returncode == 0, r.stderr
+        cls.port = free_port()
+        return {"dashboard": {"listen": f"{LOOPBACK}:{cls.port}", "accounts": cls.accounts,
+                              "session_lifetime": "1h", "language": "zh"}}
+
+    def viewer(self):
+        c = Client(self.port)
+        status, headers, _ = c.login("ana", VIEWER_PW)
+        self.assertEqual(status, 303)
+        self.assertEqual(headers["location"], "/schools")
+        self.assertIn("HttpOnly", headers["set-cookie"])
+        self.assertIn("SameSite=Strict", headers["set-cookie"])
+        return c
+
+    def reload(self, **dashboard):
+        with open(self.conf) as f:
+            text = f.read()
+        for k, v in dashboard.items():
+            text = re.sub(rf'^{k} = .*$', f'{k} = "{v}"', text, flags=re.M)
+        write_file(self.conf, text)
+        n = self.coll.output().count("reload applied")
+        self.coll.reload()
+        wait_until(lambda: self.coll.output().count("reload applied") > n, 10, what="the reload")
+
+    # ---- what the pages show ----
+    def test_the_json_behind_each_page_holds_the_databases_numbers(self):
+        c = self.viewer()
+        status, me = c.json("/api/me")
+        self.assertEqual((status, me["user"], me["role"]), (200, "ana", "viewer"))
+        status, j = c.json("/api/schools")
+        self.assertEqual(status, 200)
+        rows = {r["school"]: r for r in j["schools"]}
+        self.assertEqual(sorted(rows), ["school-a", "school-b", "school-c"])
+        self.assertEqual(rows["school-a"]["targets"]["digital_campus"], True)
+        self.assertEqual(rows["school-b"]["targets"]["digital_campus"], True)  # its December report
+        self.assertIsNone(rows["school-c"]["targets"]["digital_campus"])      # never reported: unknown
+        self.assertEqual(rows["school-a"]["fiber"]["classroom"], 1.0)
+        self.assertEqual(rows["school-b"]["cases"]["open"], 0)
+        self.assertEqual(rows["school-b"]["gaps"]["open"], 0)
+        self.assertEqual(rows["school-a"]["display_name"], "南伞中心小学")
+        self.assertEqual(j["summary"]["targets"]["digital_campus"]["met"], 2)
+        self.assertEqual(j["county"], "镇康县")
+
+        status, plan = c.json("/api/plan")
+        self.assertEqual(status, 200)
+        self.assertEqual([m["month"] for m in plan["monthly"]], ["2026-10", "2026-11", "2026-12"])
+        self.assertEqual([m["digital_campus"]["met"] for m in plan["monthly"]], [1, 1, 2])
+        self.assertEqual([m["digital_campus"]["unknown"] for m in plan["monthly"]], [1, 1, 1])
+
+        status, cases = c.json("/api/cases?state=all")
+        self.assertEqual(status, 200)
+        self.assertEqual([k["id"] for k in cases["cases"]], ["attendance-S7-1"])
+        self.assertEqual(cases["cases"][0]["overdue"], True)
+
+        status, q = c.json("/api/quality")
+        self.assertEqual(status, 200)
+        self.assertEqual((q["gaps_open"], q["gaps_lost"], q["quarantined"]), (0, 0, 0))
+        self.assertEqual(q["gaps"], [])  # the one gap was filled
+
+    def test_the_schools_table_sorts_and_filters(self):
+        c = self.viewer()
+        _, j = c.json("/api/schools?sort=classroom&order=desc")
+        # school-a 100%, school-b 100% (December), school-c unknown: unknown last in either order.
+        self.assertEqual([r["school"] for r in j["schools"]][-1], "school-c")
+        _, j = c.json("/api/schools?sort=classroom&order=asc")
+        self.assertEqual([r["school"] for r in j["schools"]][-1], "school-c")
+        _, j = c.json("/api/schools?sort=school&order=desc")
+        self.assertEqual([r["school"] for r in j["schools"]], ["school-c", "school-b", "school-a"])
+        _, j = c.json("/api/schools?q=" + urllib.parse.quote("勐捧"))
+        self.assertEqual([r["school"] for r in j["schools"]], ["school-b"])
+        _, j = c.json("/api/schools?online=unknown")
+        self.assertEqual([r["school"] for r in j["schools"]], ["school-c"])
+        _, j = c.json("/api/schools?lang=en&q=Nansan")
+        self.assertEqual([(r["school"], r["display_name"]) for r in j["schools"]], [("school-a", "Nansan Central Primary")])
+
+    def test_metrics_are_prometheus_text_without_a_login(self):
+        status, headers, body = Client(self.port).get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["content-type"].startswith("text/plain; version=0.0.4"))
+        samples = {}
+        for line in body.splitlines():
+            if line.startswith("#"):
+                self.assertRegex(line, r"^# (HELP|TYPE) campus_county_[a-z_]+ ")
+                continue
+            m = re.fullmatch(r'(campus_county_[a-z_]+(?:\{[a-z]+="[a-z]+"\})?) (-?[0-9.e+]+)', line)
+            self.assertIsNotNone(m, line)
+            samples[m.group(1)] = float(m.group(2))
+        self.assertEqual(samples['campus_county_gaps{state="filled"}'], 1)
+        self.assertEqual(samples['campus_county_gaps{state="open"}'], 0)
+        self.assertEqual(samples["campus_county_quarantined"], 0)
+        self.assertEqual(samples['campus_county_broker_connected{session="ingest"}'], 1)
+        self.assertEqual(samples["campus_county_database_up"], 1)
+        self.assertEqual(samples['campus_county_schools{state="online"}'] +
+                         samples['campus_county_schools{state="offline"}'], 2)
+        self.assertGreaterEqual(samples["campus_county_messages_committed_total"], self.messages)
+        self.assertEqual(Client(self.port).get("/metrics?x=1")[0], 400)
+
+    # ---- who may look ----
+    def test_refusals_wrong_password_no_session_ended_session_and_too_many_failures(self):
+        c = Client(self.port)
+        status, _, body = c.login("ana", "not-her-password")
+        self.assertEqual(status, 401)
+        self.assertIn("用户名或密码错误", body)  # the configured language: Chinese
+        status, _, body = c.login("nobody", VIEWER_PW)
+        self.assertEqual(status, 401)
+        self.assertNotIn("campus_session", c.cookies)
+        # No session: the JSON says so, a page sends the browser to the login.
+        status, j = c.json("/api/schools")
+        self.assertEqual(status, 401)
+        self.assertEqual(j["error"]["what"], "not logged in")
+        status, headers, _ = c.get("/cases")
+        self.assertEqual((status, headers["location"]), (303, "/login?next=/cases"))
+        # A forged cookie is no session.
+        c.cookies["campus_session"] = "0" * 64
+        status, j = c.json("/api/schools")
+        self.assertEqual((status, j["error"]["what"]), (401, "the session has ended"))
+        # Logout ends the session at once.
+        v = self.viewer()
+        token = v.cookies["campus_session"]
+        self.assertEqual(v.request("POST", "/logout")[0], 303)
+        v.cookies["campus_session"] = token
+        self.assertEqual(v.json("/api/schools")[0], 401)
+        # Five wrong passwords for one user: refused for 15 minutes even with the right one.
+        for _ in range(5):
+            self.assertEqual(Client(self.port).login("lee", "guess")[0], 401)
+        status, _, body = Client(self.port).login("lee", "lee-pass-0000")
+        self.assertEqual(status, 429)
+        self.assertIn("15", body)
+        # Passwords never reach the log.
+        out = self.coll.output()
+        for secret in (VIEWER_PW, OPERATOR_PW, "lee-pass-0000", "not-her-password", "guess"):
+            self.assertNotIn(secret, out)
+        self.assertIn("login refused for user ana from 127.0.0.1: wrong user name or password", out)
+        self.assertIn("login refused for user lee from 127.0.0.1: 5 failed attempts in 15 minutes", out)
+
+    def test_a_session_past_its_lifetime_is_refused_and_reload_rereads_the_accounts(self):
+        self.reload(session_lifetime="2s")
+        try:
+            c = self.viewer()
+            self.assertEqual(c.json("/api/me")[0], 200)
+            time.sleep(2.5)
+            status, j = c.json("/api/me")
+            self.assertEqual((status, j["error"]["what"]), (401, "the session has ended"))
+        finally:
+            self.reload(session_lifetime="1h")
+        # A new account works after SIGHUP; a changed password ends the user's sessions.
+        r = passwd(self.accounts, "kim", "viewer", "kim-pass-000000", iterations=20000)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("kim (viewer) written to", r.stdout)
+        self.assertEqual(Client(self.port).login("kim", "kim-pass-000000")[0], 401)  # not read yet
+        self.reload()
+        k = Client(self.port)
+        self.assertEqual(k.login("kim", "kim-pass-000000")[0], 303)
+        self.assertEqual(k.json("/api/me")[0], 200)
+        self.assertEqual(passwd(self.accounts, "kim", "viewer", "kim-pass-111111", iterations=20000).returncode, 0)
+        self.reload()
+        self.assertEqual(k.json("/api/me")[0], 401)
+
+    def test_passwd_refuses_bad_input_and_the_accounts_file_is_not_world_readable(self):
+        self.assertEqual(os.stat(self.accounts).st_mode & 0o777, 0o640)
+        r = passwd(self.accounts, "bad:name", "viewer", "long-enough-pass")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("letters, digits", r.stderr)
+        r = passwd(self.accounts, "short", "viewer", "abc")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("at least 10", r.stderr)
+        r = passwd(self.accounts, "x", "admin", "long-enough-pass")
+        self.assertNotEqual(r.returncode, 0)
+        with open(self.accounts) as f:
+            text = f.read()
+        self.assertNotIn("bad:name", text)
+        self.assertNotIn(VIEWER_PW, text)
+        self.assertRegex(text, re.compile(r"^ana:viewer:pbkdf2-sha256\$600000\$[0-9a-f]{32}\$[0-9a-f]{64}$", re.M))
+
+    # ---- bad input ----
+    def raw(self, data):
+        with socket.create_connection((LOOPBACK, self.port), timeout=10) as s:
+            s.sendall(data)
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+                if b"\r\n\r\n" in out:
+                    head, _, rest = out.partition(b"\r\n\r\n")
+                    m = re.search(rb"Content-Length: (\d+)", head)
+                    if m and len(rest) >= int(m.group(1)):
+                        break
+        return out.decode("utf-8", "replace")
+
+    def test_bad_input_on_every_endpoint_gets_a_precise_4xx_and_changes_nothing(self):
+        before = self.coll.scalar("SELECT COUNT(*) FROM message")
+        c = self.viewer()
+        cases = [
+            ("GET", "/api/schools?sort=bogus", 400, "query parameter sort"),
+            ("GET", "/api/schools?order=sideways", 400, "query parameter order"),
+            ("GET", "/api/schools?limit=5", 400, "is not one this page takes"),
+            ("GET", "/api/schools?q=a&q=b", 400, "given twice"),
+            ("GET", "/api/schools?q=%zz", 400, "a '%' not followed by two hex digits"),
+            ("GET", "/api/schools?q=%ff", 400, "not UTF-8"),
+            ("GET", "/api/cases?state=maybe", 400, "query parameter state"),
+            ("GET", "/api/plan?year=2025", 400, "is not one this page takes"),
+            ("GET", "/api/quality?" + "&".join(f"p{i}=1" for i in range(40)), 400, "more than 32 parameters"),
+            ("GET", "/api/schools?q=" + "a" * 2000, 400, "more than 1024"),
+            ("GET", "/api/schools?q=" + "a" * 5000, 414, "more than 4096"),
+            ("GET", "/api/nothing", 404, "no such page"),
+            ("GET", "/static/%2e%2e/%2e%2e/etc/passwd", 400, "segment"),
+            ("GET", "/%2e%2e%2fetc%2fpasswd", 400, "segment"),
+            ("GET", "/schools%00.html", 400, "NUL"),
+            ("GET", "/a\\..\\b", 400, "backslash"),
+            ("POST", "/api/schools", 405, "is not allowed"),
+            ("DELETE", "/api/cases", 405, "is not allowed"),
+        ]
+        for method, path, status, text in cases:
+            with self.subTest(path=path[:60]):
+                got, headers, body = c.request(method, path)
+                self.assertEqual(got, status, body[:300])
+                self.assertIn(text, body)
+        # The raw request line with "..": refused before anything is looked up.
+        out = self.raw(b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertTrue(out.startswith("HTTP/1.1 400"), out[:200])
+        self.assertNotIn("root:", out)
+        # Too much header, too much body, not a form, another site's form.
+        out = self.raw(b"GET /plan HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+        self.assertTrue(out.startswith("HTTP/1.1 431"), out[:200])
+        out = self.raw(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                       b"Content-Length: 20000\r\n\r\n" + b"a" * 20000)
+        self.assertTrue(out.startswith("HTTP/1.1 413"), out[:200])
+        out = self.raw(b"GARBAGE\r\n\r\n")
+        self.assertTrue(out.startswith("HTTP/1.1 400"), out[:200])
+        got, _, body = Client(self.port).request("POST", "/login", body='{"user":"ana"}',
+                                                 headers={"Content-Type": "application/json"})
+        self.assertEqual(got, 415)
+        got, _, body = Client(self.port).request("POST", "/login", {"user": "ana", "password": VIEWER_PW},
+                                                 headers={"Origin": "http://evil.example"})
+        self.assertEqual(got, 403)
+        self.assertIn("is not this dashboard", body)
+        # A login form's "next" never leads off the site.
+        got, headers, _ = Client(self.port).request("POST", "/login", {"user": "ana", "password": VIEWER_PW,
+                                                                       "next": "//evil.example/x"})
+        self.assertEqual((got, headers["location"]), (303, "/plan"))
+        # Nothing changed, and the dashboard still answers.
+        self.assertEqual(self.coll.scalar("SELECT COUNT(*) FROM message"), before)
+        self.assertEqual(c.json("/api/me")[0], 200)
+        self.assertTrue(self.coll.proc.alive())
+
+    # ---- the pages in a real browser ----
+    def test_pages_in_chromium_login_plan_line_schools_and_chinese(self):
+        from webdriver import Browser
+        b = Browser()
+        try:
+            base = f"http://{LOOPBACK}:{self.port}"
+            b.get(base + "/plan?lang=en")
+            self.assertIn("/login?next=/plan", b.url())
+            b.type("#user", "olu")
+            b.type("#password", OPERATOR_PW)
+            b.click("#submit")
+            # A click that navigates may return before the new page is there: wait for its content.
+            wait_until(lambda: 'class="actual" data-month' in b.source(), 10, what="the plan page after login")
+            self.assertTrue(b.url().endswith("/plan"), b.url())
+            dom = b.source()
+            points = re.findall(r'<circle class="actual" data-month="([\d-]+)" data-share="([\d.]+)"', dom)
+            self.assertEqual([(m, round(float(v), 3)) for m, v in points],
+                             [("2026-10", 0.333), ("2026-11", 0.333), ("2026-12", 0.667)])
+            self.assertRegex(dom, r'<polyline class="plan"[^>]+points="[\d, ]+"')
+            self.assertIn("1 of 3 schools have no digital-campus figure", b.text("#unknown"))
+            b.screenshot(os.path.join(ARTIFACTS, "plan-en.png"))
+
+            b.get(base + "/schools?sort=school&order=desc")
+            rows = re.findall(r'<tr data-school="([a-z-]+)">', b.source())
+            self.assertEqual(rows, ["school-c", "school-b", "school-a"])
+            self.assertIn("3 schools", b.text("#count"))
+            b.screenshot(os.path.join(ARTIFACTS, "schools-en.png"))
+
+            b.click("#lang-switch")  # to Chinese, kept in a cookie
+            wait_until(lambda: "南伞中心小学" in b.source(), 10, what="the language switch")
+            self.assertIn("lang=zh", b.url())
+            self.assertEqual(b.text("#title"), "学校")
+            self.assertIn("南伞中心小学", b.source())
+            b.get(base + "/cases")
+            self.assertEqual(b.text("#title"), "控辍案件")
+            self.assertIn("attendance-S7-1", b.source())
+            b.screenshot(os.path.join(ARTIFACTS, "cases-zh.png"))
+            b.get(base + "/quality")
+            self.assertEqual(b.text("#gaps-open"), "0")
+            b.screenshot(os.path.join(ARTIFACTS, "quality-zh.png"))
+            for name in ("plan-en", "schools-en", "cases-zh", "quality-zh"):
+                self.assertGreater(os.path.getsize(os.path.join(ARTIFACTS, name + ".png")), 10000)
+            b.click("#logout")
+            wait_until(lambda: 'id="login"' in b.source(), 10, what="the logout")
+            b.get(base + "/schools")
+            self.assertIn("/login", b.url())
+        finally:
+            b.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
