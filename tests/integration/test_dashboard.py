@@ -9,13 +9,14 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import time
 import unittest
 import urllib.parse
 
-from collector import ENGINE, KnownCounty, collector_bin
-from harness import LOOPBACK, free_port, wait_until, write_file
+from collector import ENGINE, Collector, KnownCounty, collector_bin, collector_config, start_broker
+from harness import LOOPBACK, IntegrationTest, free_port, wait_until, write_file
 
 VIEWER_PW = "viewer-pass-1234"
 OPERATOR_PW = "operator-pass-5678"
@@ -373,6 +374,72 @@ class Dashboard(KnownCounty):
             self.assertIn("/login", b.url())
         finally:
             b.close()
+
+
+class DashboardTlsAndConfig(IntegrationTest):
+    """HTTPS with a configured certificate, and the configuration errors of [dashboard]."""
+
+    def check_config(self, dashboard):
+        conf = collector_config(self.dir, free_port(), name=f"check{len(os.listdir(self.dir))}", dashboard=dashboard)
+        return subprocess.run([collector_bin(), "--check-config", "--config", conf], capture_output=True, text=True,
+                              timeout=30)
+
+    def test_https_with_the_configured_certificate_and_secure_cookies(self):
+        cert, key = os.path.join(self.dir, "web.crt"), os.path.join(self.dir, "web.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True, timeout=60)
+        os.chmod(key, 0o600)
+        accounts = os.path.join(self.dir, "accounts")
+        self.assertEqual(passwd(accounts, "ana", "viewer", VIEWER_PW, iterations=20000).returncode, 0)
+        broker = start_broker(self, persistent=False)
+        port = free_port()
+        conf = collector_config(self.dir, broker.port, dashboard={
+            "listen": f"{LOOPBACK}:{port}", "accounts": accounts, "tls_cert": cert, "tls_key": key})
+        coll = Collector(self.dir, conf).start()
+        self.addCleanup(coll.stop)
+        self.assertIn(f"dashboard: listening on https://127.0.0.1:{port}", coll.output())
+        tls = ssl.create_default_context(cafile=cert)
+
+        def https(method, path, body=None, cookie=None):
+            c = http.client.HTTPSConnection(LOOPBACK, port, timeout=30, context=tls)
+            headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+            if cookie:
+                headers["Cookie"] = cookie
+            c.request(method, path, body=body, headers=headers)
+            r = c.getresponse()
+            out = (r.status, r.getheader("Set-Cookie"), r.read().decode())
+            c.close()
+            return out
+
+        status, cookie, _ = https("POST", "/login", urllib.parse.urlencode({"user": "ana", "password": VIEWER_PW}))
+        self.assertEqual(status, 303)
+        self.assertIn("; Secure", cookie)
+        status, _, body = https("GET", "/api/me", cookie=cookie.split(";")[0])
+        self.assertEqual((status, json.loads(body)["user"]), (200, "ana"))
+        # Plain HTTP to the TLS port gets no page (the handshake fails), and the dashboard goes on.
+        with self.assertRaises((http.client.HTTPException, OSError)):
+            Client(port).get("/api/me")
+        self.assertEqual(https("GET", "/metrics")[0], 200)
+
+    def test_configuration_errors_of_the_dashboard(self):
+        for dashboard, key, text in [
+                ({"listen": "localhost:8480"}, "key dashboard.listen", "expected ADDRESS:PORT with an IP address"),
+                ({"listen": "127.0.0.1:99999"}, "key dashboard.listen", "expected ADDRESS:PORT"),
+                ({"listen": "127.0.0.1"}, "key dashboard.listen", "expected ADDRESS:PORT"),
+                ({"listen": "0.0.0.0:8480"}, "key dashboard.listen", "passwords would cross the network in clear"),
+                ({"listen": "127.0.0.1:8480", "tls_cert": "/nonexistent.crt"}, "key dashboard.tls_cert", ""),
+                ({"listen": "127.0.0.1:8480", "session_lifetime": "forever"}, "key dashboard.session_lifetime", ""),
+                ({"listen": "127.0.0.1:8480", "language": "fr"}, "key dashboard.language", "zh"),
+                ({"listen": "127.0.0.1:8480", "colour": "red"}, "dashboard.colour", "")]:
+            with self.subTest(dashboard=dashboard):
+                r = self.check_config(dashboard)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(key, r.stderr)
+                self.assertIn(text, r.stderr)
+        r = self.check_config({"listen": "127.0.0.1:8480", "accounts": "/nonexistent"})
+        self.assertEqual(r.returncode, 0, r.stderr)  # accounts may come later: nobody can log in until then
+        self.assertIn('"listen": "127.0.0.1:8480"', r.stdout)
 
 
 if __name__ == "__main__":
