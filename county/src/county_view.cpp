@@ -381,6 +381,48 @@ std::string monthly_chart(const std::vector<Json>& monthly, const Labels& L, con
 
 }  // namespace
 
+std::string line_chart(const std::string& id, const std::string& title, const std::vector<std::string>& labels,
+                       const std::vector<LineSeries>& series) {
+  const int left = 50, top = 30, plot_w = 640, plot_h = 160, bottom = 36;
+  const std::size_t n = labels.size();
+  auto x = [&](std::size_t i) { return left + (n <= 1 ? plot_w / 2 : static_cast<int>(plot_w * i / (n - 1))); };
+  auto y = [&](double v) { return top + static_cast<int>(std::round(plot_h * (1.0 - std::clamp(v, 0.0, 1.0)))); };
+  std::ostringstream o;
+  o << "<figure><figcaption>" << esc(title) << "</figcaption>\n<svg class=\"chart\" id=\"" << esc(id)
+    << "\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << left + plot_w + 40 << "\" height=\""
+    << top + plot_h + bottom << "\" role=\"img\" aria-label=\"" << esc(title) << "\">\n";
+  for (double g : {0.0, 0.5, 1.0})
+    o << "<line x1=\"" << left << "\" x2=\"" << left + plot_w << "\" y1=\"" << y(g) << "\" y2=\"" << y(g)
+      << "\" stroke=\"#ddd\"/><text x=\"" << left - 6 << "\" y=\"" << y(g) + 4 << "\" text-anchor=\"end\">"
+      << static_cast<int>(g * 100) << "%</text>\n";
+  for (std::size_t i = 0; i < n; ++i)
+    if (n <= 8 || i % ((n + 7) / 8) == 0 || i + 1 == n)
+      o << "<text x=\"" << x(i) << "\" y=\"" << top + plot_h + 16 << "\" text-anchor=\"middle\">" << esc(labels[i])
+        << "</text>\n";
+  int lx = left;
+  for (const auto& sr : series) {
+    std::string pts;
+    for (std::size_t i = 0; i < n && i < sr.values.size(); ++i) {
+      if (!sr.values[i]) {
+        if (!pts.empty()) o << "<polyline fill=\"none\" stroke=\"" << sr.color << "\" stroke-width=\"2\" points=\"" << pts << "\"/>\n";
+        pts.clear();
+        continue;
+      }
+      pts += (pts.empty() ? "" : " ") + std::to_string(x(i)) + "," + std::to_string(y(*sr.values[i]));
+      o << "<circle class=\"point\" data-series=\"" << esc(sr.name) << "\" data-label=\"" << esc(labels[i])
+        << "\" data-value=\"" << fmt(*sr.values[i], 4) << "\" cx=\"" << x(i) << "\" cy=\"" << y(*sr.values[i])
+        << "\" r=\"2.5\" fill=\"" << sr.color << "\"><title>" << esc(sr.name + " " + labels[i] + ": " + percent(*sr.values[i]))
+        << "</title></circle>\n";
+    }
+    if (!pts.empty()) o << "<polyline fill=\"none\" stroke=\"" << sr.color << "\" stroke-width=\"2\" points=\"" << pts << "\"/>\n";
+    o << "<rect x=\"" << lx << "\" y=\"6\" width=\"12\" height=\"12\" fill=\"" << sr.color << "\"/><text x=\"" << lx + 16
+      << "\" y=\"16\" class=\"legend\">" << esc(sr.name) << "</text>\n";
+    lx += 30 + static_cast<int>(width(sr.name)) * 7;
+  }
+  o << "</svg></figure>\n";
+  return o.str();
+}
+
 std::string report_style() {
   return "body{font-family:sans-serif;margin:24px;color:#222}h1{font-size:22px}h2{font-size:18px;margin-top:28px}"
          "figure{margin:12px 0}figcaption{font-weight:bold;margin-bottom:4px}svg text{font-size:12px;font-family:sans-serif}"

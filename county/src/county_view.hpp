@@ -58,6 +58,15 @@ std::string percent(const Json& ratio);  // 0.8333 -> "83%", null -> "-"
 // actual line; empty when the figures come from retained messages only (no history).
 // Text or an attribute value for HTML: & < > " ' escaped.
 std::string html_escape(const std::string& s);
+// Shares over time as an SVG line chart: one line per series over `labels` (days or months),
+// values 0..1, a missing value breaks the line. Each point is a <circle class="point"
+// data-series data-label data-value> for tests and screen readers.
+struct LineSeries {
+  std::string name, color;
+  std::vector<std::optional<double>> values;  // one per label
+};
+std::string line_chart(const std::string& id, const std::string& title, const std::vector<std::string>& labels,
+                       const std::vector<LineSeries>& series);
 // The report's stylesheet (the dashboard's pages use it too).
 std::string report_style();
 // The report's "county against the plan" section alone (heading, charts, targets table), as the

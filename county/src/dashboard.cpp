@@ -268,7 +268,8 @@ Reply schools_page(CountyDatabase& db, const Context& c, bool api) {
   for (const auto& r : rows.value()) {
     const Json g = r["gaps"].is_object() ? r["gaps"] : Json::object();
     const std::string code = r["school"].get<std::string>();
-    o << "<tr data-school=\"" << h(code) << "\"><td>" << h(code) << "</td><td>" << h(r["display_name"].get<std::string>())
+    o << "<tr data-school=\"" << h(code) << "\"><td><a href=\"/school?code=" << h(code) << "\">" << h(code) << "</a></td><td>"
+      << h(r["display_name"].get<std::string>())
       << "</td><td class=\"" << (r["online"] == true ? "online" : r["online"] == false ? "offline" : "") << "\">"
       << (r["online"].is_null() ? tr(c, "unknown", "未知") : r["online"] == true ? tr(c, "yes", "是") : tr(c, "no", "否"))
       << "</td><td>" << h(str(r["last_seen"], tr(c, "never", "从未"))) << "</td><td>" << percent(r["fiber"]["classroom"])
@@ -334,6 +335,110 @@ Reply cases_page(CountyDatabase& db, const Context& c, bool api) {
   }
   o << "</table>\n";
   return page(c, tr(c, "Absence cases", "控辍案件"), o.str());
+}
+
+// ---- one school ----
+const std::vector<web::ParamSpec> kSchoolPageParams = {{"code", {}}, {"lang", {"zh", "en"}}};
+constexpr const char* kGoodStates[] = {"covered", "compliant"};  // a finding in any other state needs a look
+
+// A school's findings that need a look now (fiber rooms down or degraded, recording classrooms
+// failing a check), from its latest full report of `audit`.
+Json findings_needing_attention(const Json& latest, const char* audit) {
+  Json out = Json::array();
+  if (!latest.contains(audit) || !latest[audit]["body"].is_object()) return out;
+  for (const auto& f : latest[audit]["body"].value("findings", Json::array())) {
+    if (!f.is_object()) continue;
+    const std::string state = f.value("state", "");
+    if (std::find(std::begin(kGoodStates), std::end(kGoodStates), state) != std::end(kGoodStates)) continue;
+    out.push_back({{"subject", f.value("subject", Json(nullptr))}, {"state", state},
+                   {"reason", f.value("reason", Json(nullptr))}, {"details", f.value("details", Json::object())}});
+  }
+  return out;
+}
+
+Reply school_page(CountyDatabase& db, const Context& c, bool api) {
+  const std::string code = c.params.get("code").value_or("");
+  if (code.empty())
+    return error_reply(api, 400, Error{"query parameter code", "missing", "give the school's code, e.g. ?code=school-a"},
+                       c.lang);
+  auto records = db.schools(c.register_codes);
+  if (!records.ok()) return error_reply(api, 503, records.error(), c.lang);
+  Json row;
+  for (const auto& rec : records.value())
+    if (rec["school"] == code) row = school_row_of_record(rec);
+  if (row.is_null())
+    return error_reply(api, 404, Error{"school " + code, "is neither in the register nor heard from", "see /schools"},
+                       c.lang);
+  row["display_name"] = display_name(c, row);
+  auto history = db.history(code, "", "");
+  auto latest = db.latest_reports(code);
+  auto cases = db.cases("all", code);
+  auto gaps = db.gaps(code);
+  for (const Error* e : {history.ok() ? nullptr : &history.error(), latest.ok() ? nullptr : &latest.error(),
+                         cases.ok() ? nullptr : &cases.error(), gaps.ok() ? nullptr : &gaps.error()})
+    if (e) return error_reply(api, 503, *e, c.lang);
+  const Json rooms = findings_needing_attention(latest.value(), "fiber");
+  const Json recording = findings_needing_attention(latest.value(), "recording");
+  const Json& hist = history.value();
+  if (api)
+    return json_reply(200, {{"school", row}, {"rooms_needing_attention", rooms}, {"recording_failing", recording},
+                            {"cases", cases.value()}, {"days", hist["days"]}, {"states", hist["states"]},
+                            {"uptime", hist["uptime"]}, {"gaps", gaps.value()}});
+  std::ostringstream o;
+  o << "<p class=\"note\" id=\"summary\">" << h(code) << " &middot; "
+    << (row["online"] == true ? tr(c, "online", "在线") : row["online"] == false ? tr(c, "offline", "离线") : tr(c, "unknown", "未知"))
+    << " &middot; " << tr(c, "last seen ", "最后联系 ") << h(str(row["last_seen"], tr(c, "never", "从未"))) << " &middot; "
+    << tr(c, "uptime ", "在线率 ") << percent(hist["uptime"].value("share", Json(nullptr))) << " &middot; "
+    << h(str(row["version"])) << "</p>\n";
+  std::vector<std::string> days;
+  std::vector<LineSeries> cov = {{tr(c, "Classrooms", "教室"), "#1f618d", {}},
+                                 {tr(c, "Function rooms", "功能室"), "#48c9b0", {}},
+                                 {tr(c, "Offices", "办公室"), "#f5b041", {}}};
+  for (const auto& d : hist["days"]) {
+    days.push_back(d["day"].get<std::string>());
+    int i = 0;
+    for (const char* t : {"classroom", "function_room", "office"}) {
+      const Json& v = d["fiber"][t];
+      cov[i++].values.push_back(v.is_number() ? std::optional<double>(v.get<double>()) : std::nullopt);
+    }
+  }
+  o << line_chart("chart-coverage", tr(c, "Fiber coverage by room type, day by day", "各类房间光纤覆盖率（逐日）"), days, cov);
+  auto findings_table = [&](const char* id, const char* title_en, const char* title_zh, const Json& rows) {
+    o << "<h2>" << tr(c, title_en, title_zh) << "</h2><table id=\"" << id << "\"><tr><th>" << tr(c, "Room", "房间")
+      << "</th><th>" << tr(c, "State", "状态") << "</th><th>" << tr(c, "Reason", "原因") << "</th></tr>\n";
+    for (const auto& f : rows)
+      o << "<tr data-subject=\"" << h(str(f["subject"])) << "\"><td>" << h(str(f["subject"])) << "</td><td class=\"missed\">"
+        << h(str(f["state"])) << "</td><td>" << h(str(f["reason"])) << "</td></tr>\n";
+    o << "</table>\n";
+  };
+  findings_table("rooms", "Rooms down or degraded now", "当前断开或降级的房间", rooms);
+  findings_table("recording", "Recording classrooms failing a check", "未通过检查的录播教室", recording);
+  o << "<h2>" << tr(c, "Absence cases", "控辍案件") << "</h2><table id=\"cases\"><tr><th>" << tr(c, "Case", "案件")
+    << "</th><th>" << tr(c, "Stage", "阶段") << "</th><th>" << tr(c, "Deadline", "期限") << "</th><th>"
+    << tr(c, "Steps", "处理记录") << "</th></tr>\n";
+  for (const auto& k : cases.value()) {
+    std::string steps;
+    for (const auto& st : k["steps"]) steps += (steps.empty() ? "" : "; ") + str(st["at"]) + " " + str(st["action"]) + " (" + str(st["actor"]) + ")";
+    const Json d = k["details"].is_object() ? k["details"] : Json::object();
+    o << "<tr data-case=\"" << h(str(k["id"])) << "\"><td>" << h(str(k["id"])) << "</td><td>" << h(str(k["stage"]))
+      << (k["overdue"] == true ? std::string(" <span class=\"missed\">") + tr(c, "overdue", "超期") + "</span>" : "")
+      << "</td><td>" << h(str(d.value("deadline", Json(nullptr)))) << "</td><td>" << h(steps) << "</td></tr>\n";
+  }
+  o << "</table>\n<h2>" << tr(c, "Online and offline", "上下线记录") << "</h2><table id=\"states\"><tr><th>"
+    << tr(c, "At (UTC)", "时间 (UTC)") << "</th><th>" << tr(c, "State", "状态") << "</th><th>" << tr(c, "Reason", "原因")
+    << "</th></tr>\n";
+  for (const auto& st : hist["states"])
+    o << "<tr><td>" << h(str(st["at"])) << "</td><td>" << (st["online"] == true ? tr(c, "online", "上线") : tr(c, "offline", "下线"))
+      << "</td><td>" << h(str(st["reason"])) << "</td></tr>\n";
+  o << "</table>\n<h2>" << tr(c, "Gaps", "消息缺口") << "</h2><table id=\"gaps\"><tr><th>seq</th><th>"
+    << tr(c, "State", "状态") << "</th><th>" << tr(c, "Cause", "原因") << "</th><th>" << tr(c, "Why lost", "丢失原因")
+    << "</th></tr>\n";
+  for (const auto& g : gaps.value())
+    o << "<tr data-state=\"" << h(str(g["state"])) << "\"><td>" << num(g["from_seq"]) << "-" << num(g["to_seq"])
+      << "</td><td>" << h(str(g["state"])) << "</td><td>" << h(str(g["cause"])) << "</td><td>" << h(str(g["lost_reason"]))
+      << "</td></tr>\n";
+  o << "</table>\n";
+  return page(c, row["display_name"].get<std::string>(), o.str());
 }
 
 // ---- data quality ----
@@ -784,6 +889,7 @@ asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
   static const std::vector<web::ParamSpec> kLangOnly = {{"lang", {"zh", "en"}}};
   static const Route kRoutes[] = {{"/plan", "/api/plan", plan_page, &kLangOnly},
                                   {"/schools", "/api/schools", schools_page, &kSchoolParams},
+                                  {"/school", "/api/school", school_page, &kSchoolPageParams},
                                   {"/cases", "/api/cases", cases_page, &kCaseParams},
                                   {"/quality", "/api/quality", quality_page, &kLangOnly}};
   if (path == "/") {
@@ -803,7 +909,7 @@ asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
     Reply r = co_await on_reader(job);
     co_return with_lang(std::move(r));
   }
-  co_return error_reply(api, 404, Error{path, "no such page", "see /plan, /schools, /cases, /quality"}, lang);
+  co_return error_reply(api, 404, Error{path, "no such page", "see /plan, /schools, /school?code=..., /cases, /quality"}, lang);
 }
 
 asio::awaitable<Dashboard::Reply> Dashboard::login(Request& req) {

@@ -96,6 +96,9 @@ class CountyDatabase {
   virtual Result<std::vector<Json>> cases(const std::string& state, const std::string& school) = 0;
   // {"school", "states":[...], "days":[...], "case_steps":[...], "events":[...]} since `since` (a day).
   virtual Result<Json> history(const std::string& school, const std::string& audit, const std::string& since) = 0;
+  // The latest full report of each audit of a school: {audit: {"seq", "ts", "body"}}; "body" is
+  // null when the report itself is past keep_reports (its summary stays in schools()).
+  virtual Result<Json> latest_reports(const std::string& school) = 0;
   // Every gap (of one school when given), newest first.
   virtual Result<std::vector<Json>> gaps(const std::string& school) = 0;
   // Month by month: the share of `register_schools` (or every school seen) meeting each target

@@ -454,6 +454,33 @@ class SqlDatabase final : public CountyDatabase {
     }
   }
 
+  Result<Json> latest_reports(const std::string& school) override {
+    try {
+      std::vector<std::tuple<std::string, std::int64_t, std::int64_t, std::string>> latest;
+      auto& q = prepared("SELECT audit, series, seq, ts FROM report_latest WHERE school = ?1 ORDER BY audit");
+      q.bind_all(school);
+      while (q.step()) latest.emplace_back(q.text(0), q.int64(1), q.int64(2), q.text(3));
+      q.reset();
+      Json out = Json::object();
+      auto& p = prepared(postgres() ? "SELECT payload FROM message WHERE series = ?1 AND seq = ?2 UNION ALL "
+                                      "SELECT payload FROM report_kept WHERE series = ?1 AND seq = ?2"
+                                    : "SELECT payload FROM message WHERE series = ?1 AND seq = ?2");
+      for (const auto& [audit, series, seq, ts] : latest) {
+        p.bind_all(series, seq);
+        Json body = nullptr;
+        if (p.step()) {
+          const Json env = text_json(p.text(0));
+          if (env.is_object()) body = env.value("body", Json(nullptr));
+        }
+        p.reset();
+        out[audit] = {{"seq", seq}, {"ts", ts}, {"body", body}};
+      }
+      return out;
+    } catch (const Failure& f) {
+      return read_error(f);
+    }
+  }
+
   Result<std::vector<Json>> gaps(const std::string& school) override {
     try {
       auto& q = prepared(

@@ -294,8 +294,8 @@ class FakeSchool:
             e.update({"seq": seq, "id": f"{self.school}:{seq}", "audit": audit, "store_id": self.store})
         return e
 
-    def report(self, seq, audit="fiber", summary=None, publish=True, **kw):
-        env = self.envelope("report", {"summary": summary or {"g": seq}, "findings": []}, seq, audit, **kw)
+    def report(self, seq, audit="fiber", summary=None, publish=True, findings=None, **kw):
+        env = self.envelope("report", {"summary": summary or {"g": seq}, "findings": findings or []}, seq, audit, **kw)
         return self._seq(seq, self.topic(f"report/{audit}"), env, publish)
 
     def event(self, seq, audit="fiber", publish=True, body=None):
@@ -405,14 +405,17 @@ def seed_known_history(port):
     b.birth(0)
     seq = {"a": 0, "b": 0}
 
-    def day(s, key, ts, cov, compliant, open_cases):
+    def day(s, key, ts, cov, compliant, open_cases, rooms=None):
         for audit, summary in (("fiber", fiber_summary(cov)), ("recording", {"classrooms": 4, "compliant": compliant}),
                                ("attendance", {"open": open_cases, "overdue": 0})):
             seq[key] += 1
-            s.report(seq[key], audit, summary, ts=ts)
+            s.report(seq[key], audit, summary, ts=ts, findings=rooms if audit == "fiber" else None)
     day(a, "a", "2026-10-10T10:00:00+08:00", 1.0, 4, 0)
     day(b, "b", "2026-10-11T10:00:00+08:00", 0.8, 3, 2)
-    day(a, "a", "2026-11-10T10:00:00+08:00", 1.0, 4, 0)
+    # school-a's latest fiber report: one room degraded (still on fiber), one fine.
+    day(a, "a", "2026-11-10T10:00:00+08:00", 1.0, 4, 0,
+        rooms=[{"subject": "R203", "state": "degraded", "reason": "link at 100 Mb/s, expected 1000 Mb/s"},
+               {"subject": "R204", "state": "covered"}])
     day(b, "b", "2026-11-11T10:00:00+08:00", 0.9, 4, 1)
     day(b, "b", "2026-12-01T10:00:00+08:00", 1.0, 4, 0)
     case = {"id": "attendance-S7-1", "subject": "S7", "stage": "open", "opened_at": "2026-11-11T10:00:00+08:00",

@@ -138,6 +138,38 @@ class Dashboard(KnownCounty):
         self.assertEqual((q["gaps_open"], q["gaps_lost"], q["quarantined"]), (0, 0, 0))
         self.assertEqual(q["gaps"], [])  # the one gap was filled
 
+    def test_a_schools_page_has_its_history_rooms_cases_states_and_gaps(self):
+        c = self.viewer()
+        status, j = c.json("/api/school?code=school-a")
+        self.assertEqual(status, 200)
+        self.assertEqual(j["school"]["display_name"], "南伞中心小学")
+        self.assertEqual([(r["subject"], r["state"]) for r in j["rooms_needing_attention"]], [("R203", "degraded")])
+        self.assertEqual(j["recording_failing"], [])
+        self.assertEqual([d["day"] for d in j["days"]], ["2026-10-10", "2026-11-10"])
+        self.assertEqual([s["online"] for s in j["states"]], [True])
+        status, b = c.json("/api/school?code=school-b")
+        self.assertEqual([k["id"] for k in b["cases"]], ["attendance-S7-1"])
+        self.assertEqual([(g["state"], g["from_seq"], g["to_seq"]) for g in b["gaps"]], [("filled", 11, 11)])
+        self.assertEqual([d["fiber"]["classroom"] for d in b["days"]], [0.8, 0.9, 1.0])
+        status, page = c.get("/school?code=school-b&lang=en")[::2]
+        self.assertEqual(status, 200)
+        points = re.findall(r'<circle class="point" data-series="Classrooms" data-label="([\d-]+)" data-value="([\d.]+)"', page)
+        self.assertEqual([(d, float(v)) for d, v in points], [("2026-10-11", 0.8), ("2026-11-11", 0.9), ("2026-12-01", 1.0)])
+        self.assertIn('<tr data-case="attendance-S7-1">', page)
+        self.assertIn('<tr data-state="filled">', page)
+        status, page = c.get("/school?code=school-a")[::2]
+        self.assertIn('<tr data-subject="R203">', page)
+        self.assertIn("link at 100 Mb/s", page)
+        self.assertNotIn("R204", page)
+        # A school the county does not know, and no code at all.
+        status, e = c.json("/api/school?code=school-z")
+        self.assertEqual((status, e["error"]["where"]), (404, "school school-z"))
+        status, e = c.json("/api/school")
+        self.assertEqual((status, e["error"]["where"], e["error"]["what"]), (400, "query parameter code", "missing"))
+        # A never-seen school of the register has a page that says so.
+        status, cj = c.json("/api/school?code=school-c")
+        self.assertEqual((status, cj["school"]["online"], cj["days"]), (200, None, []))
+
     def test_the_schools_table_sorts_and_filters(self):
         c = self.viewer()
         _, j = c.json("/api/schools?sort=classroom&order=desc")
@@ -354,6 +386,12 @@ class Dashboard(KnownCounty):
             self.assertIn("3 schools", b.text("#count"))
             b.screenshot(os.path.join(ARTIFACTS, "schools-en.png"))
 
+            b.click('tr[data-school="school-b"] a')  # the drill-down
+            wait_until(lambda: 'id="chart-coverage"' in b.source(), 10, what="school-b's page")
+            self.assertEqual(b.text("#title"), "Mengpeng Middle")
+            self.assertEqual(len(re.findall(r'<circle class="point"', b.source())), 9)  # 3 days, 3 room types
+            b.screenshot(os.path.join(ARTIFACTS, "school-en.png"))
+            b.get(base + "/schools")
             b.click("#lang-switch")  # to Chinese, kept in a cookie
             wait_until(lambda: "南伞中心小学" in b.source(), 10, what="the language switch")
             self.assertIn("lang=zh", b.url())
@@ -366,7 +404,7 @@ class Dashboard(KnownCounty):
             b.get(base + "/quality")
             self.assertEqual(b.text("#gaps-open"), "0")
             b.screenshot(os.path.join(ARTIFACTS, "quality-zh.png"))
-            for name in ("plan-en", "schools-en", "cases-zh", "quality-zh"):
+            for name in ("plan-en", "schools-en", "school-en", "cases-zh", "quality-zh"):
                 self.assertGreater(os.path.getsize(os.path.join(ARTIFACTS, name + ".png")), 10000)
             b.click("#logout")
             wait_until(lambda: 'id="login"' in b.source(), 10, what="the logout")
