@@ -189,15 +189,21 @@ void Collector::commit_next() {
     items.reserve(batch.size());
     for (auto& p : batch) items.push_back(std::move(p.parsed));
     auto result = self->db_->ingest(items, std::chrono::system_clock::now());
+    std::set<std::string> schools;  // what the batch touched, for the dashboard's live pages
     if (!result.ok())
       for (std::size_t i = 0; i < batch.size(); ++i) batch[i].parsed = std::move(items[i]);  // kept for the retry
-    asio::post(self->io_, [self, batch = std::move(batch), result = std::move(result)]() mutable {
-      self->committed(std::move(batch), std::move(result));
+    else
+      for (const auto& item : items)
+        if (const auto* m = std::get_if<Incoming>(&item)) schools.insert(m->school);
+    asio::post(self->io_, [self, batch = std::move(batch), result = std::move(result),
+                           schools = std::move(schools)]() mutable {
+      self->committed(std::move(batch), std::move(result), schools);
     });
   });
 }
 
-void Collector::committed(std::vector<Pending> batch, Result<BatchResult> result) {
+void Collector::committed(std::vector<Pending> batch, Result<BatchResult> result,
+                          const std::set<std::string>& schools) {
   committing_ = false;
   if (!result.ok()) {
     const std::string msg = result.error().message();
@@ -225,6 +231,7 @@ void Collector::committed(std::vector<Pending> batch, Result<BatchResult> result
   flow_control();
   const auto& r = result.value();
   for (const auto& line : r.log) log_->warn("county: {}", line);
+  if (commit_hook_) commit_hook_(schools);
   // A reply frees its school's slot: plan the next requests now rather than at the next tick.
   if (r.replies > 0) asio::post(io_, [w = weak_from_this()] {
     if (auto s = w.lock()) s->plan_now();

@@ -46,6 +46,9 @@ class Collector : public std::enable_shared_from_this<Collector> {
   // What the collector knows without the database: sessions, committed, messages/s, pending
   // (the status row's figures; the dashboard's /metrics). io thread.
   Json figures() const;
+  // Called on the io thread after each committed batch with the schools it touched (the
+  // dashboard's live updates).
+  void on_commit(std::function<void(const std::set<std::string>& schools)> hook) { commit_hook_ = std::move(hook); }
 
  private:
   struct Pending {
@@ -59,7 +62,7 @@ class Collector : public std::enable_shared_from_this<Collector> {
   void on_message(const std::shared_ptr<mqtt::Session>& from, mqtt::Delivery d);
   void commit_next();
   void flow_control();
-  void committed(std::vector<Pending> batch, Result<BatchResult> result);
+  void committed(std::vector<Pending> batch, Result<BatchResult> result, const std::set<std::string>& schools);
   void tick_repair();
   void plan_now();
   void send_requests(std::vector<ResendRequest> requests);
@@ -98,6 +101,7 @@ class Collector : public std::enable_shared_from_this<Collector> {
   SystemTime started_wall_;
   bool repairing_ = false;
   double rate_ = 0;  // messages/s committed over the last status period
+  std::function<void(const std::set<std::string>&)> commit_hook_;
 };
 
 }  // namespace campus::county

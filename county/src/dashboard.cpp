@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <ctime>
+#include <list>
 #include <sstream>
 
 #include <boost/asio/ssl.hpp>
@@ -28,6 +29,7 @@ struct Dashboard::Reply {
   std::string content_type = "text/html; charset=utf-8";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  bool event_stream = false;  // /api/live: the connection becomes a Server-Sent Events stream
 };
 
 struct Dashboard::Request {
@@ -50,6 +52,39 @@ constexpr int kMaxConnections = 128;
 constexpr int kMaxFailures = 5;                     // failed logins of one user name ...
 constexpr auto kFailureWindow = std::chrono::minutes(15);  // ... within this: refused until it ends
 const char* kCookie = "campus_session";
+constexpr auto kLiveDelay = std::chrono::milliseconds(500);  // commits within it make one event
+constexpr auto kLiveKeepAlive = std::chrono::seconds(15);    // a comment line when nothing happens
+constexpr std::size_t kMaxLivePages = 64;
+
+// The pages' one script: on each "commit" event it fetches the page again and replaces its
+// figures (<main id="content">) in place. Not while the user is typing in a field of it.
+const char* kLiveJs = R"(// campus-county: live figures (Server-Sent Events from /api/live).
+(function () {
+  var main = document.getElementById("content");
+  if (!main || !window.EventSource || !window.fetch) return;
+  var busy = false, again = false;
+  function refresh() {
+    if (main.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(location.href, {credentials: "same-origin"}).then(function (r) {
+      return r.ok ? r.text() : null;
+    }).then(function (html) {
+      var fresh = html && new DOMParser().parseFromString(html, "text/html").getElementById("content");
+      if (fresh) {
+        main.innerHTML = fresh.innerHTML;
+        document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
+      }
+    }).catch(function () {}).then(function () {
+      busy = false;
+      if (again) { again = false; refresh(); }
+    });
+  }
+  var live = new EventSource("/api/live");
+  live.addEventListener("commit", refresh);
+  live.addEventListener("open", function () { document.body.dataset.live = "open"; });
+})();
+)";
 
 using Reply = Dashboard::Reply;
 using Request = Dashboard::Request;
@@ -148,7 +183,7 @@ std::string layout(const Context& c, const std::string& title, const std::string
   std::ostringstream o;
   o << "<!DOCTYPE html>\n<html lang=\"" << (c.lang == "zh" ? "zh-CN" : "en") << "\"><head><meta charset=\"utf-8\">"
     << "<meta name=\"viewport\" content=\"width=device-width\"><title>" << h(title + " - " + c.county_name)
-    << "</title>\n<style>" << report_style()
+    << "</title>\n<script src=\"/live.js\" defer></script>\n<style>" << report_style()
     << "nav{margin-bottom:12px}nav a{margin-right:14px}nav form{display:inline}.who{float:right;color:#555}"
     << "th a{color:inherit}.offline{color:#c0392b}.online{color:#1e8449}</style></head><body>\n<nav>"
     << "<span class=\"who\">" << h(c.user) << " (" << web::role_name(c.role) << ") "
@@ -160,8 +195,8 @@ std::string layout(const Context& c, const std::string& title, const std::string
     << "<a href=\"/schools\">" << tr(c, "Schools", "学校") << "</a>"
     << "<a href=\"/cases\">" << tr(c, "Cases", "控辍案件") << "</a>"
     << "<a href=\"/quality\">" << tr(c, "Data quality", "数据质量") << "</a></nav>\n"
-    << "<h1 id=\"title\">" << h(title) << "</h1>\n"
-    << body << "</body></html>\n";
+    << "<h1 id=\"title\">" << h(title) << "</h1>\n<main id=\"content\">\n"
+    << body << "</main></body></html>\n";
   return o.str();
 }
 
@@ -572,7 +607,7 @@ Dashboard::Dashboard(asio::io_context& io, const CountyConfig& config, std::uniq
                      std::shared_ptr<spdlog::logger> log, std::function<Json()> collector_figures)
     : io_(io), config_(config), db_(std::move(reader)), log_(std::move(log)),
       collector_figures_(std::move(collector_figures)), reader_work_(reader_io_.get_executor()),
-      sessions_(config.dashboard.session_lifetime) {}
+      sessions_(config.dashboard.session_lifetime), flush_timer_(io) {}
 
 Dashboard::~Dashboard() {
   reader_work_.reset();
@@ -637,6 +672,8 @@ void Dashboard::stop() {
     acceptor_->close(ec);
   }
   for (auto& [id, close] : std::map<int, std::function<void()>>(closers_)) close();
+  for (auto& sub : subscribers_) sub->wake.cancel();
+  flush_timer_.cancel();
   reader_work_.reset();
 }
 
@@ -653,6 +690,54 @@ void Dashboard::reload(const CountyConfig& next) {
   config_.dashboard.tls_key = tls_key;
   sessions_.set_lifetime(config_.dashboard.session_lifetime);
   load_accounts();
+}
+
+void Dashboard::committed(const std::set<std::string>& schools) {
+  if (stopped_ || subscribers_.empty()) return;
+  changed_.insert(schools.begin(), schools.end());
+  if (flush_pending_) return;
+  flush_pending_ = true;
+  flush_timer_.expires_after(kLiveDelay);
+  flush_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+    if (auto self = w.lock(); self && !ec) self->flush_events();
+  });
+}
+
+void Dashboard::flush_events() {
+  flush_pending_ = false;
+  const std::string event =
+      "event: commit\ndata: " + Json{{"schools", Json(std::vector<std::string>(changed_.begin(), changed_.end()))}}.dump() +
+      "\n\n";
+  changed_.clear();
+  for (auto& sub : subscribers_) {
+    if (sub->queued.size() < 64 * 1024) sub->queued += event;  // a page that does not read is not fed forever
+    sub->wake.cancel();
+  }
+}
+
+template <class Stream>
+asio::awaitable<void> Dashboard::stream_events(Stream& stream, const std::string& token) {
+  auto sub = std::make_shared<Subscriber>(io_);
+  subscribers_.push_back(sub);
+  sub->queued = "HTTP/1.1 200 OK\r\nServer: campus-county\r\nContent-Type: text/event-stream\r\n"
+                "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
+                "retry: 3000\n\n";
+  boost::system::error_code ec;
+  // Until the client goes, the session ends or the dashboard stops.
+  while (!stopped_ && sessions_.find(token, std::chrono::steady_clock::now())) {
+    if (sub->queued.empty()) {
+      sub->wake.expires_after(kLiveKeepAlive);
+      boost::system::error_code wake_ec;
+      co_await sub->wake.async_wait(asio::redirect_error(asio::use_awaitable, wake_ec));
+      if (stopped_) break;
+      if (sub->queued.empty()) sub->queued = ": keep-alive\n\n";
+    }
+    const std::string out = std::exchange(sub->queued, std::string());
+    beast::get_lowest_layer(stream).expires_after(kIdle);
+    co_await asio::async_write(stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+  }
+  subscribers_.remove(sub);
 }
 
 asio::awaitable<void> Dashboard::accept_loop() {
@@ -738,6 +823,10 @@ asio::awaitable<void> Dashboard::serve(Stream& stream, const std::string& peer) 
       req.tls = tls;
       keep_alive = msg.keep_alive();
       reply = co_await handle(req);
+      if (reply.event_stream) {
+        co_await stream_events(stream, req.token);
+        break;
+      }
     }
     http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
     res.set(http::field::server, "campus-county");
@@ -826,6 +915,12 @@ asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
     };
     co_return co_await on_reader(job);
   }
+  if (path == "/live.js") {
+    Reply r;
+    r.content_type = "text/javascript; charset=utf-8";
+    r.body = kLiveJs;
+    co_return r;
+  }
   if (path == "/login") {
     if (req.method == "GET") {
       if (auto st = web::check_params(req.parsed.params, {{"next", {}}, {"lang", {"zh", "en"}}}); !st.ok())
@@ -897,6 +992,15 @@ asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
     r.status = 303;
     r.headers.emplace_back("Location", "/plan");
     co_return with_lang(r);
+  }
+  if (path == "/api/live") {
+    if (auto st = web::check_params(c.params, {}); !st.ok()) co_return error_reply(true, 400, st.error());
+    if (subscribers_.size() >= kMaxLivePages)
+      co_return error_reply(true, 503, Error{path, std::to_string(kMaxLivePages) + " live pages are open already",
+                                             "close some dashboard tabs; the pages still work without live updates"});
+    Reply r;
+    r.event_stream = true;
+    co_return r;
   }
   if (path == "/api/me")
     co_return json_reply(200, {{"user", c.user}, {"role", web::role_name(c.role)}, {"lang", c.lang}});

@@ -8,13 +8,17 @@
 //              nor its MQTT sessions ever wait for a page.
 //
 // Pages (HTML) and the JSON behind each: /plan and /api/plan, /schools and /api/schools,
-// /cases and /api/cases, /quality and /api/quality; /metrics (Prometheus text, no login: counts
+// /school and /api/school, /cases and /api/cases, /quality and /api/quality; /api/live (Server-Sent
+// Events: "commit" after the collector commits, which /live.js turns into a refresh of the page's
+// figures without a reload); /metrics (Prometheus text, no login: counts
 // only, no names); /login, /logout.
 #pragma once
 #include <chrono>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -42,6 +46,9 @@ class Dashboard : public std::enable_shared_from_this<Dashboard> {
   // session lifetime, the register's names. The listen address waits for a restart.
   void reload(const CountyConfig& next);
   std::uint16_t port() const { return port_; }
+  // The collector committed a batch touching `schools` (io thread): every open page hears of it
+  // within kLiveDelay (several commits in that time make one event).
+  void committed(const std::set<std::string>& schools);
 
   struct Reply;
   struct Request;
@@ -51,6 +58,9 @@ class Dashboard : public std::enable_shared_from_this<Dashboard> {
   template <class Stream>
   asio::awaitable<void> serve(Stream& stream, const std::string& peer);
   asio::awaitable<Reply> handle(Request& req);
+  template <class Stream>
+  asio::awaitable<void> stream_events(Stream& stream, const std::string& token);
+  void flush_events();
   asio::awaitable<Reply> login(Request& req);
   asio::awaitable<void> accept_loop();
   // Runs `f(reader database)` on the reader thread; resumes on the io thread with its Reply.
@@ -79,6 +89,16 @@ class Dashboard : public std::enable_shared_from_this<Dashboard> {
   std::map<std::string, Failures> failures_;  // failed logins per user name
   std::map<int, std::function<void()>> closers_;  // open connections, closed at stop()
   int next_connection_ = 0;
+  // Live updates (Server-Sent Events on /api/live): what each open page has still to be sent.
+  struct Subscriber {
+    explicit Subscriber(asio::io_context& io) : wake(io) {}
+    std::string queued;
+    asio::steady_timer wake;
+  };
+  std::list<std::shared_ptr<Subscriber>> subscribers_;
+  std::set<std::string> changed_;
+  asio::steady_timer flush_timer_;
+  bool flush_pending_ = false;
 };
 
 }  // namespace campus::county

@@ -158,6 +158,9 @@ int main(int argc, char** argv) {
       log->error("dashboard: {}", st.error().message());
       return 1;
     }
+    collector->on_commit([w = std::weak_ptr(dashboard)](const std::set<std::string>& schools) {
+      if (auto d = w.lock()) d->committed(schools);
+    });
   }
   collector->start();
   campus::systemd::ready("collecting for county " + loaded.config.county);

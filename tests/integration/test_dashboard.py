@@ -11,11 +11,12 @@ import re
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import unittest
 import urllib.parse
 
-from collector import ENGINE, Collector, KnownCounty, collector_bin, collector_config, start_broker
+from collector import ENGINE, Collector, KnownCounty, collector_bin, collector_config, fiber_summary, start_broker
 from harness import LOOPBACK, IntegrationTest, free_port, wait_until, write_file
 
 VIEWER_PW = "viewer-pass-1234"
@@ -410,6 +411,66 @@ class Dashboard(KnownCounty):
             wait_until(lambda: 'id="login"' in b.source(), 10, what="the logout")
             b.get(base + "/schools")
             self.assertIn("/login", b.url())
+        finally:
+            b.close()
+
+
+class DashboardLive(KnownCounty):
+    """Pages refresh their figures within seconds of a commit, without a reload (/api/live)."""
+
+    @classmethod
+    def sections(cls):
+        cls.accounts = os.path.join(cls.tmp, "accounts")
+        assert passwd(cls.accounts, "ana", "viewer", VIEWER_PW, iterations=20000).returncode == 0
+        cls.port = free_port()
+        return {"dashboard": {"listen": f"{LOOPBACK}:{cls.port}", "accounts": cls.accounts}}
+
+    def next_report(self, coverage, ts):
+        seq = max(self.a.sent) + 1
+        self.a.report(seq, "fiber", fiber_summary(coverage), ts=ts)
+        return seq
+
+    def test_the_event_stream_says_which_schools_changed(self):
+        c = Client(self.port)
+        self.assertEqual(c.json("/api/live")[0], 401)
+        self.assertEqual(c.login("ana", VIEWER_PW)[0], 303)
+        with socket.create_connection((LOOPBACK, self.port), timeout=20) as s:
+            s.sendall(f"GET /api/live HTTP/1.1\r\nHost: x\r\nCookie: campus_session={c.cookies['campus_session']}"
+                      "\r\n\r\n".encode())
+            got = b""
+            while b"retry: 3000" not in got:
+                got += s.recv(4096)
+            self.assertIn(b"Content-Type: text/event-stream", got)
+            self.next_report(0.7, "2026-12-02T09:00:00+08:00")
+            while b"event: commit" not in got:
+                got += s.recv(4096)
+            while not got.endswith(b"\n\n"):
+                got += s.recv(4096)
+            data = json.loads(got.split(b"event: commit\ndata: ")[1].split(b"\n")[0])
+            self.assertEqual(data["schools"], ["school-a"])
+
+    def test_a_page_shows_a_new_commit_within_seconds_without_a_reload(self):
+        from webdriver import Browser
+        b = Browser()
+        try:
+            base = f"http://{LOOPBACK}:{self.port}"
+            b.get(base + "/login?lang=en")
+            b.type("#user", "ana")
+            b.type("#password", VIEWER_PW)
+            b.click("#submit")
+            wait_until(lambda: 'id="schools"' in b.source() or 'id="chart-monthly"' in b.source(), 10, what="login")
+            b.get(base + "/schools")
+            wait_until(lambda: 'data-live="open"' in b.source(), 10, what="the live stream to open")
+            row = lambda: re.search(r'<tr data-school="school-a">(.*?)</tr>', b.source(), re.S).group(1)  # noqa: E731
+            self.assertNotIn("25%", row())
+            t0 = time.monotonic()
+            self.next_report(0.25, "2026-12-02T10:00:00+08:00")
+            wait_until(lambda: "25%" in row(), 10, what="the new coverage on the page")
+            elapsed = time.monotonic() - t0
+            self.assertLess(elapsed, 5)
+            self.assertRegex(b.source(), r'<body[^>]* data-refreshed="[1-9]')  # the same document: no reload
+            b.screenshot(os.path.join(ARTIFACTS, "schools-live.png"))
+            print(f"live update: {elapsed:.2f} s from publish to the page", file=sys.stderr)
         finally:
             b.close()
 
