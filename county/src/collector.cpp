@@ -137,6 +137,15 @@ void Collector::on_message(const std::shared_ptr<mqtt::Session>& from, mqtt::Del
   auto parsed = parse_message(rules(), d.message.topic, d.message.payload, d.message.retain,
                               d.message.properties.correlation_data);
   if (auto* q = std::get_if<Quarantined>(&parsed)) log_quarantine(*q);
+  // A reply someone here waits for (request_case_update) is handed over; it is kept like every
+  // other reply as well.
+  if (auto* m = std::get_if<Incoming>(&parsed); m && m->kind == Kind::Reply && m->correlation)
+    if (auto it = awaited_.find(*m->correlation); it != awaited_.end()) {
+      auto waiting = std::move(it->second);
+      awaited_.erase(it);
+      waiting.timeout->cancel();
+      waiting.done(m->body);
+    }
   if (from == live_ && pending_.size() > kMaxPendingHealth) {
     if (health_dropped_++ == 0) log_->warn("county: the database is behind; health messages are dropped until it catches up");
     return;
@@ -292,6 +301,41 @@ void Collector::send_requests(std::vector<ResendRequest> requests) {
       });
     });
   }
+}
+
+void Collector::request_case_update(const std::string& school, Json args, std::function<void(const Json&)> done) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  const std::string correlation = "case-" + std::to_string(rng());
+  const std::string base = "campus/v1/" + config_.county + "/" + school + "/";
+  const std::string reply_to = base + "reply/" + config_.repair.requester;
+  args["cmd"] = "case.update";
+  args["reply_to"] = reply_to;
+  args["correlation"] = correlation;
+  mqtt::Publish msg;
+  msg.topic = base + "cmd";
+  msg.payload = args.dump();
+  msg.properties.response_topic = reply_to;
+  msg.properties.correlation_data = correlation;
+  auto timeout = std::make_shared<asio::steady_timer>(io_, config_.repair.request_timeout);
+  awaited_[correlation] = {done, timeout};
+  auto fail = [w = weak_from_this(), correlation](const std::string& code, const std::string& message) {
+    auto self = w.lock();
+    if (!self) return;
+    auto it = self->awaited_.find(correlation);
+    if (it == self->awaited_.end()) return;
+    auto waiting = std::move(it->second);
+    self->awaited_.erase(it);
+    waiting.timeout->cancel();
+    waiting.done(Json{{"ok", false}, {"error", {{"code", code}, {"message", message}}}});
+  };
+  timeout->async_wait([fail, school](const boost::system::error_code& ec) {
+    if (!ec) fail("timeout", "no answer from " + school + " in time (repair.request_timeout)");
+  });
+  log_->info("county: asking {} to record case step {} on {} (by {})", school, args.value("action", ""),
+             args.value("case", ""), args.value("by", ""));
+  ingest_->publish(std::move(msg), [fail, school](bool ok, const std::string& why) {
+    if (!ok) fail("not_sent", "the request to " + school + " did not reach the broker: " + why);
+  });
 }
 
 Json Collector::figures() const {

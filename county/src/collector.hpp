@@ -49,6 +49,10 @@ class Collector : public std::enable_shared_from_this<Collector> {
   // Called on the io thread after each committed batch with the schools it touched (the
   // dashboard's live updates).
   void on_commit(std::function<void(const std::set<std::string>& schools)> hook) { commit_hook_ = std::move(hook); }
+  // Sends `case.update` (args: case, action, note, by) to a school on the ingest session and
+  // calls `done` with the reply's body ({"ok": ...}), or with an error body of code
+  // "not_sent" or "timeout" (repair.request_timeout). io thread.
+  void request_case_update(const std::string& school, Json args, std::function<void(const Json& reply)> done);
 
  private:
   struct Pending {
@@ -102,6 +106,11 @@ class Collector : public std::enable_shared_from_this<Collector> {
   bool repairing_ = false;
   double rate_ = 0;  // messages/s committed over the last status period
   std::function<void(const std::set<std::string>&)> commit_hook_;
+  struct AwaitedReply {
+    std::function<void(const Json&)> done;
+    std::shared_ptr<asio::steady_timer> timeout;
+  };
+  std::map<std::string, AwaitedReply> awaited_;  // correlation -> who waits for the reply
 };
 
 }  // namespace campus::county

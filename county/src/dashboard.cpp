@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "campus/plugin.hpp"
 #include "core/envelope.hpp"
 #include "county_view.hpp"
 #include "web_request.hpp"
@@ -143,7 +144,7 @@ struct Context {
   std::vector<std::string> register_codes;
   std::map<std::string, std::string> names_en;  // code -> English name from the register
   Millis silent_after{0};
-  std::string token_hint;  // first 8 hex digits of the session token, for the logout form's check
+  Json case_steps = Json::array();  // the steps operators asked for (Dashboard::case_steps_)
 };
 
 const char* tr(const Context& c, const char* en, const char* zh) { return c.lang == "zh" ? zh : en; }
@@ -343,18 +344,35 @@ Reply plan_page(CountyDatabase& db, const Context& c, bool api) {
 // ---- cases ----
 const std::vector<web::ParamSpec> kCaseParams = {{"state", {"open", "closed", "all"}}, {"school", {}}, {"lang", {"zh", "en"}}};
 
+// The steps asked for on case `k` that its school's events do not show yet: pending until the
+// case has as many steps as the school said it has after recording it (or refused).
+Json pending_steps(const Context& c, const Json& k) {
+  Json out = Json::array();
+  for (const auto& p : c.case_steps) {
+    if (p["school"] != k["school"] || p["case"] != k["id"]) continue;
+    if (p["state"] == "accepted" && p["steps_after"].is_number() &&
+        k["steps"].size() >= p["steps_after"].get<std::size_t>())
+      continue;  // confirmed: the school's event carried it into the database
+    out.push_back(p);
+  }
+  return out;
+}
+
 Reply cases_page(CountyDatabase& db, const Context& c, bool api) {
   const std::string state = c.params.get("state").value_or("open");
   const std::string school = c.params.get("school").value_or("");
   auto cases = db.cases(state, school);
   if (!cases.ok()) return error_reply(api, 503, cases.error(), c.lang);
+  for (auto& k : cases.value()) k["pending"] = pending_steps(c, k);
   if (api) return json_reply(200, {{"state", state}, {"cases", cases.value()}});
   std::ostringstream o;
   o << "<p class=\"note\" id=\"count\">" << cases->size() << tr(c, " case(s), overdue first", " 个案件，超期在前") << "</p>\n"
     << "<table id=\"cases\"><tr><th>" << tr(c, "School", "学校") << "</th><th>" << tr(c, "Case", "案件") << "</th><th>"
     << tr(c, "Student", "学生") << "</th><th>" << tr(c, "Stage", "阶段") << "</th><th>" << tr(c, "Opened", "立案")
     << "</th><th>" << tr(c, "Deadline", "期限") << "</th><th>" << tr(c, "Overdue", "超期") << "</th><th>"
-    << tr(c, "Last step", "最近处理") << "</th></tr>\n";
+    << tr(c, "Last step", "最近处理") << "</th><th>" << tr(c, "Asked for", "已提交") << "</th>"
+    << (c.role == web::Role::operator_ ? std::string("<th>") + tr(c, "Record a step", "记录处理") + "</th>" : "")
+    << "</tr>\n";
   for (const auto& k : cases.value()) {
     std::string last = "-";
     if (!k["steps"].empty()) {
@@ -366,7 +384,29 @@ Reply cases_page(CountyDatabase& db, const Context& c, bool api) {
       << "</td><td>" << h(str(k["subject"])) << "</td><td>" << h(str(k["stage"])) << "</td><td>" << h(str(k["opened_at"]))
       << "</td><td>" << h(str(d.value("deadline", Json(nullptr)))) << "</td><td class=\""
       << (k["overdue"] == true ? "missed\">" + std::string(tr(c, "yes", "是")) : "\">" + std::string(tr(c, "no", "否")))
-      << "</td><td>" << h(last) << "</td></tr>\n";
+      << "</td><td>" << h(last) << "</td><td class=\"pending\">";
+    for (const auto& p : k["pending"]) {
+      const std::string st = p["state"].get<std::string>();
+      o << "<div data-step-state=\"" << h(st) << "\">" << h(str(p["action"])) << " (" << h(str(p["by"])) << "): "
+        << (st == "refused" ? std::string(tr(c, "refused: ", "被拒绝：")) + h(str(p["error"]))
+            : st == "accepted" ? tr(c, "recorded by the school, arriving", "学校已记录，等待同步")
+                               : tr(c, "waiting for the school", "等待学校确认"))
+        << "</div>";
+    }
+    o << "</td>";
+    if (c.role == web::Role::operator_) {
+      o << "<td>";
+      if (k["stage"] != "closed") {
+        o << "<form class=\"step\" method=\"post\" action=\"/cases/step\"><input type=\"hidden\" name=\"school\" value=\""
+          << h(str(k["school"])) << "\"><input type=\"hidden\" name=\"case\" value=\"" << h(str(k["id"]))
+          << "\"><select name=\"action\">";
+        for (const auto& a : kCaseUpdateActions) o << "<option value=\"" << h(a) << "\">" << h(a) << "</option>";
+        o << "</select> <input name=\"note\" maxlength=\"500\" placeholder=\"" << tr(c, "note", "备注")
+          << "\"> <button>" << tr(c, "Record", "提交") << "</button></form>";
+      }
+      o << "</td>";
+    }
+    o << "</tr>\n";
   }
   o << "</table>\n";
   return page(c, tr(c, "Absence cases", "控辍案件"), o.str());
@@ -958,6 +998,10 @@ asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
     r.headers.emplace_back("Set-Cookie", std::string(kCookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     co_return r;
   }
+  if (path == "/api/cases/step" || path == "/cases/step") {
+    if (req.method != "POST") co_return error_reply(api, 405, Error{path, req.method + " is not allowed", "use POST"}, lang);
+    co_return record_case_step(req, api);
+  }
   if (req.method != "GET")
     co_return error_reply(api, 405, Error{path, req.method + " is not allowed", "use GET"}, lang);
 
@@ -973,6 +1017,11 @@ asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
     c.names_en[s.code] = s.name_en;
   }
   c.silent_after = config_.silent_after;
+  const auto day_ago = std::chrono::system_clock::now() - std::chrono::hours(24);
+  while (!case_steps_.empty() && case_steps_.front()["at_ms"].get<std::int64_t>() <
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(day_ago.time_since_epoch()).count())
+    case_steps_.pop_front();  // a pending mark older than a day is dropped (the school has the step or refused it)
+  for (const auto& p : case_steps_) c.case_steps.push_back(p);
 
   using Render = Reply (*)(CountyDatabase&, const Context&, bool);
   struct Route {
@@ -1014,6 +1063,67 @@ asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
     co_return with_lang(std::move(r));
   }
   co_return error_reply(api, 404, Error{path, "no such page", "see /plan, /schools, /school?code=..., /cases, /quality"}, lang);
+}
+
+Dashboard::Reply Dashboard::record_case_step(const Request& req, bool api) {
+  const std::string lang = language_of(req, config_.dashboard.language);
+  const std::string where = "POST " + req.parsed.path;
+  if (req.session->role != web::Role::operator_)
+    return error_reply(api, 403, Error{where, "user " + req.session->user + " is a viewer: recording a case step needs the operator role",
+                                       "ask the county's IT for an operator account (campus-county passwd --role operator)"}, lang);
+  if (req.content_type.rfind("application/x-www-form-urlencoded", 0) != 0)
+    return error_reply(api, 415, Error{where, "the body is not application/x-www-form-urlencoded",
+                                       "post school, case, action and note as a form"}, lang);
+  auto form = web::parse_form(req.body);
+  if (!form.ok()) return error_reply(api, 400, form.error(), lang);
+  const std::vector<web::ParamSpec> fields = {{"school", {}}, {"case", {}}, {"action", kCaseUpdateActions}, {"note", {}}};
+  if (auto st = web::check_params(form.value(), fields); !st.ok()) {
+    Error e = st.error();
+    e.where.replace(0, std::string("query parameter").size(), "form field");
+    return error_reply(api, 400, e, lang);
+  }
+  const std::string school = form->get("school").value_or(""), case_id = form->get("case").value_or("");
+  const std::string action = form->get("action").value_or(""), note = form->get("note").value_or("");
+  for (const auto& [name, value] : {std::pair<const char*, const std::string*>{"school", &school}, {"case", &case_id}, {"action", &action}})
+    if (value->empty()) return error_reply(api, 400, Error{std::string("form field ") + name, "missing", "give the case's school, id and the step"}, lang);
+  if (action == "note" && note.empty())
+    return error_reply(api, 400, Error{"form field note", "missing: a note step needs its text", "write the note"}, lang);
+  if (note.size() > 500) return error_reply(api, 400, Error{"form field note", "longer than 500 bytes", "shorten it"}, lang);
+  if (!case_updater_)
+    return error_reply(api, 503, Error{where, "the collector cannot send requests now", "try again in a moment"}, lang);
+  const auto now = std::chrono::system_clock::now();
+  Json step = {{"id", ++next_step_}, {"school", school}, {"case", case_id}, {"action", action}, {"note", note},
+               {"by", req.session->user}, {"at", rfc3339(now, "+00:00")},
+               {"at_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count()},
+               {"state", "sent"}, {"error", nullptr}, {"steps_after", nullptr}};
+  if (case_steps_.size() >= 1000) case_steps_.pop_front();
+  case_steps_.push_back(step);
+  log_->info("dashboard: {} asks {} to record {} on case {}", req.session->user, school, action, case_id);
+  Json args = {{"case", case_id}, {"action", action}, {"by", req.session->user}};
+  if (!note.empty()) args["note"] = note;
+  case_updater_(school, std::move(args), [w = weak_from_this(), id = step["id"].get<std::int64_t>()](const Json& reply) {
+    auto self = w.lock();
+    if (!self) return;
+    for (auto& p : self->case_steps_) {
+      if (p["id"] != id) continue;
+      if (reply.value("ok", false)) {
+        p["state"] = "accepted";
+        const Json& result = reply.contains("result") ? reply["result"] : Json::object();
+        p["steps_after"] = result.contains("steps") && result["steps"].is_array() ? result["steps"].size() : 0;
+      } else {
+        const Json e = reply.value("error", Json::object());
+        p["state"] = "refused";
+        p["error"] = e.value("code", std::string("error")) + ": " + e.value("message", std::string());
+      }
+      // The page shows the answer at once: the reply is a commit of its own.
+      self->committed({p["school"].get<std::string>()});
+    }
+  });
+  if (api) return json_reply(202, {{"case_step", step}});
+  Reply r;
+  r.status = 303;
+  r.headers.emplace_back("Location", "/cases");
+  return r;
 }
 
 asio::awaitable<Dashboard::Reply> Dashboard::login(Request& req) {

@@ -14,6 +14,7 @@
 // only, no names); /login, /logout.
 #pragma once
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <list>
 #include <map>
@@ -49,6 +50,9 @@ class Dashboard : public std::enable_shared_from_this<Dashboard> {
   // The collector committed a batch touching `schools` (io thread): every open page hears of it
   // within kLiveDelay (several commits in that time make one event).
   void committed(const std::set<std::string>& schools);
+  // How an operator's case step reaches the school (Collector::request_case_update).
+  using CaseUpdater = std::function<void(const std::string& school, Json args, std::function<void(const Json&)> done)>;
+  void set_case_updater(CaseUpdater send) { case_updater_ = std::move(send); }
 
   struct Reply;
   struct Request;
@@ -62,6 +66,7 @@ class Dashboard : public std::enable_shared_from_this<Dashboard> {
   asio::awaitable<void> stream_events(Stream& stream, const std::string& token);
   void flush_events();
   asio::awaitable<Reply> login(Request& req);
+  Reply record_case_step(const Request& req, bool api);
   asio::awaitable<void> accept_loop();
   // Runs `f(reader database)` on the reader thread; resumes on the io thread with its Reply.
   asio::awaitable<Reply> on_reader(const std::function<Reply(CountyDatabase&)>& job);
@@ -99,6 +104,11 @@ class Dashboard : public std::enable_shared_from_this<Dashboard> {
   std::set<std::string> changed_;
   asio::steady_timer flush_timer_;
   bool flush_pending_ = false;
+  // Case steps operators asked for, until the school's event shows them (in memory: a restart
+  // forgets the pending marks, not the steps, which the schools keep and send).
+  CaseUpdater case_updater_;
+  std::deque<Json> case_steps_;
+  std::int64_t next_step_ = 0;
 };
 
 }  // namespace campus::county

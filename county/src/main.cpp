@@ -161,6 +161,10 @@ int main(int argc, char** argv) {
     collector->on_commit([w = std::weak_ptr(dashboard)](const std::set<std::string>& schools) {
       if (auto d = w.lock()) d->committed(schools);
     });
+    dashboard->set_case_updater([w = std::weak_ptr(collector)](const std::string& school, campus::Json args,
+                                                               std::function<void(const campus::Json&)> done) {
+      if (auto c = w.lock()) c->request_case_update(school, std::move(args), std::move(done));
+    });
   }
   collector->start();
   campus::systemd::ready("collecting for county " + loaded.config.county);

@@ -230,19 +230,21 @@ def start_broker(test, port=None, persistent=True, name="mosquitto"):
     return test.track(start_mosquitto(test.dir, port=port or free_port(), name=name, extra_conf=extra))
 
 
-def start_insecure_agent(test, port, school="school-a", interval="1s", mqtt_extra=""):
-    """The real agent on plain TCP to 127.0.0.1:port, its findings flipping every 0.3 s (events
-    keep coming): (workdir, Proc, config path)."""
+def start_insecure_agent(test, port, school="school-a", interval="1s", mqtt_extra="", findings=None):
+    """The real agent on plain TCP to 127.0.0.1:port: (workdir, Proc, config path). Without
+    `findings` its one audit "t" flips its findings every 0.3 s (events keep coming); with
+    {audit: file} it runs those audits on those files (testaudit)."""
     wd = os.path.join(test.dir, school)
     os.makedirs(wd, exist_ok=True)
-    conf = agent_config(wd, school, port, None, audits=("t",), mqtt_extra="insecure = true\n" + mqtt_extra,
-                        interval=interval)
+    conf = agent_config(wd, school, port, None, audits=tuple(findings or ("t",)), findings=findings,
+                        mqtt_extra="insecure = true\n" + mqtt_extra, interval=interval)
     # agent_config writes TLS keys for certs; an insecure broker needs none of them.
     with open(conf) as f:
         text = "\n".join(l for l in f.read().splitlines() if not l.startswith(("ca_file", "cert_file", "key_file")))
     write_file(conf, text)
-    flipper = FindingsFlipper([os.path.join(wd, "findings-t.json")], period=0.3)
-    test.addCleanup(flipper.stop)
+    if not findings:
+        flipper = FindingsFlipper([os.path.join(wd, "findings-t.json")], period=0.3)
+        test.addCleanup(flipper.stop)
     return wd, test.track(Proc(f"agent-{school}", [agent_bin(), "--config", conf], wd)), conf
 
 

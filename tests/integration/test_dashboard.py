@@ -4,6 +4,7 @@ passwd`; every endpoint over real HTTP, the pages in headless Chromium driven by
 (login, the monthly plan line, the schools table, the Chinese page), screenshots kept in
 $CAMPUS_BUILD_DIR/test-artifacts/dashboard-{sqlite,postgres}/. Authentication refusals and bad input on every
 endpoint, each a precise 4xx that changes nothing."""
+import glob
 import http.client
 import json
 import os
@@ -16,7 +17,8 @@ import time
 import unittest
 import urllib.parse
 
-from collector import ENGINE, Collector, KnownCounty, collector_bin, collector_config, fiber_summary, start_broker
+from collector import (ENGINE, Collector, KnownCounty, collector_bin, collector_config, fiber_summary, start_broker,
+                       start_insecure_agent)
 from harness import LOOPBACK, IntegrationTest, free_port, wait_until, write_file
 
 VIEWER_PW = "viewer-pass-1234"
@@ -30,6 +32,16 @@ def passwd(accounts, user, role, password, iterations=None):
     if iterations:
         args += ["--iterations", str(iterations)]
     return subprocess.run(args, input=password + "\n", capture_output=True, text=True, timeout=60)
+
+
+def browser_login(b, base, user, password, then="/plan?lang=en"):
+    """Logs the Chromium of `b` in through the login form and waits until it has left it."""
+    b.get(base + then)
+    wait_until(lambda: 'id="login"' in b.source(), 10, what="the login page")
+    b.type("#user", user)
+    b.type("#password", password)
+    b.click("#submit")
+    wait_until(lambda: 'id="login"' not in b.source() and 'id="content"' in b.source(), 10, what="the page after login")
 
 
 class Client:
@@ -454,11 +466,7 @@ class DashboardLive(KnownCounty):
         b = Browser()
         try:
             base = f"http://{LOOPBACK}:{self.port}"
-            b.get(base + "/login?lang=en")
-            b.type("#user", "ana")
-            b.type("#password", VIEWER_PW)
-            b.click("#submit")
-            wait_until(lambda: 'id="schools"' in b.source() or 'id="chart-monthly"' in b.source(), 10, what="login")
+            browser_login(b, base, "ana", VIEWER_PW)
             b.get(base + "/schools")
             wait_until(lambda: 'data-live="open"' in b.source(), 10, what="the live stream to open")
             row = lambda: re.search(r'<tr data-school="school-a">(.*?)</tr>', b.source(), re.S).group(1)  # noqa: E731
@@ -473,6 +481,107 @@ class DashboardLive(KnownCounty):
             print(f"live update: {elapsed:.2f} s from publish to the page", file=sys.stderr)
         finally:
             b.close()
+
+
+class DashboardCaseSteps(IntegrationTest):
+    """An operator records a case step on the page; it goes to the real agent as `case.update`,
+    shows as pending, and is confirmed when the agent's event reaches the county database."""
+
+    def county_with_a_case(self, subject, overdue):
+        """A broker, the collector with its dashboard (ana viewer, olu operator), and the real
+        agent of school-a with one open case: (dashboard port, collector, operator Client, case)."""
+        broker = start_broker(self, persistent=False)
+        accounts = os.path.join(self.dir, "accounts")
+        for user, role, pw in (("ana", "viewer", VIEWER_PW), ("olu", "operator", OPERATOR_PW)):
+            self.assertEqual(passwd(accounts, user, role, pw, iterations=20000).returncode, 0)
+        port = free_port()
+        conf = collector_config(self.dir, broker.port, dashboard={"listen": f"{LOOPBACK}:{port}", "accounts": accounts})
+        coll = Collector(self.dir, conf).start()
+        self.addCleanup(coll.stop)
+        findings = write_file(os.path.join(self.dir, "attendance.json"), json.dumps({
+            "summary": {"open": 1, "overdue": int(overdue)},
+            "case_actions": [{"kind": "open", "subject": subject, "details": {"class": "2-1", "overdue": overdue}}]}))
+        start_insecure_agent(self, broker.port, "school-a", interval="1h", findings={"attendance": findings})
+        op = Client(port)
+        self.assertEqual(op.login("olu", OPERATOR_PW)[0], 303)
+        cases = wait_until(lambda: op.json("/api/cases")[1]["cases"], 30, what="the agent's case in the county database")
+        return port, coll, op, cases[0]
+
+    def test_an_operator_records_a_step_the_real_agent_confirms_and_a_viewer_may_not(self):
+        port, coll, op, case = self.county_with_a_case("S9001", True)
+        self.assertEqual((case["subject"], case["stage"], case["pending"]), ("S9001", "open", []))
+
+        # A viewer is refused, and nothing is sent.
+        viewer = Client(port)
+        self.assertEqual(viewer.login("ana", VIEWER_PW)[0], 303)
+        form = {"school": "school-a", "case": case["id"], "action": "contacted", "note": "called the parents"}
+        status, _, body = viewer.request("POST", "/api/cases/step", form)
+        self.assertEqual(status, 403, body)
+        self.assertIn("user ana is a viewer", body)
+        agent_logs = glob.glob(os.path.join(self.dir, "**", "agent-*.log"), recursive=True)
+        self.assertTrue(agent_logs)
+        for p in agent_logs:
+            with open(p) as f:
+                self.assertNotIn("case.update", f.read())
+        # Bad steps: precise 400s.
+        for bad, text in [(dict(form, action="hugged"), "form field action"), (dict(form, school=""), "form field school"),
+                          ({**form, "action": "note", "note": ""}, "a note step needs its text"),
+                          (dict(form, extra="1"), "form field extra")]:
+            status, _, body = op.request("POST", "/api/cases/step", bad)
+            self.assertEqual(status, 400, body)
+            self.assertIn(text, body)
+
+        # The operator's step: pending, then accepted by the school, then confirmed by its event.
+        t0 = time.monotonic()
+        status, _, body = op.request("POST", "/api/cases/step", form)
+        self.assertEqual(status, 202, body)
+        step = json.loads(body)["case_step"]
+        self.assertEqual((step["state"], step["by"], step["action"]), ("sent", "olu", "contacted"))
+
+        def confirmed():
+            k = next(k for k in op.json("/api/cases")[1]["cases"] if k["id"] == case["id"])
+            return k if k["stage"] == "contacted" and not k["pending"] else None
+        k = wait_until(confirmed, 30, what="the step confirmed by the agent's event")
+        print(f"case step: {time.monotonic() - t0:.2f} s from the operator's click to the confirmed step",
+              file=sys.stderr)
+        self.assertEqual((k["steps"][-1]["action"], k["steps"][-1]["actor"], k["steps"][-1]["note"]),
+                         ("contacted", "county:olu", "called the parents"))
+        self.assertIn("dashboard: olu asks school-a to record contacted on case " + case["id"], coll.output())
+
+        self.assertNotIn('class="step"', viewer.get("/cases")[2])  # no form for a viewer
+
+        # The same through the page in Chromium: the operator's form, then the page refreshes itself.
+        from webdriver import Browser
+        b = Browser()
+        try:
+            base = f"http://{LOOPBACK}:{port}"
+            browser_login(b, base, "olu", OPERATOR_PW)
+            b.get(base + "/cases")
+            wait_until(lambda: 'data-live="open"' in b.source() and 'form class="step"' in b.source(), 10,
+                       what="the cases page with the operator's form")
+            b.click('form.step option[value="visited"]')
+            b.type('form.step input[name="note"]', "home visit 家访")
+            b.click("form.step button")
+            row = lambda: re.search(rf'<tr data-case="{case["id"]}">(.*?)</tr>', b.source(), re.S).group(1)  # noqa: E731
+            wait_until(lambda: "visited (county:olu" in row(), 20, what="the visited step on the page")
+            b.screenshot(os.path.join(ARTIFACTS, "case-step-en.png"))
+        finally:
+            b.close()
+        k = next(k for k in op.json("/api/cases")[1]["cases"] if k["id"] == case["id"])
+        self.assertEqual((k["stage"], k["steps"][-1]["note"]), ("visited", "home visit 家访"))
+
+    def test_a_refused_step_shows_the_schools_reason(self):
+        port, coll, op, case = self.county_with_a_case("S9002", False)
+        form = {"school": "school-a", "case": case["id"], "action": "returned"}
+        self.assertEqual(op.request("POST", "/api/cases/step", form)[0], 202)
+        wait_until(lambda: op.json("/api/cases?state=all")[1]["cases"][0]["stage"] == "closed", 30, what="closed")
+        # A step on a closed case: the school answers case_closed, the page says so.
+        self.assertEqual(op.request("POST", "/api/cases/step", dict(form, action="note", note="late"))[0], 202)
+        k = wait_until(lambda: next((k for k in op.json("/api/cases?state=all")[1]["cases"]
+                                     if any(p["state"] == "refused" for p in k["pending"])), None), 30,
+                       what="the refusal")
+        refused = [p for p in k["pending"] if p["state"] == "refused"][0]
+        self.assertTrue(refused["error"].startswith("case_closed: "), refused)
 
 
 class DashboardTlsAndConfig(IntegrationTest):

@@ -46,6 +46,12 @@ struct Finding {
 // Follow-up cases (attendance absences): a case stays open across audits until closed, and
 // nothing about a case is ever dropped. The core keeps cases and their history in the store;
 // a plugin proposes changes through CaseAction and sees the open cases in its AuditContext.
+// The steps a person records on a case (the `case.update` request's `action`, campusctl's and
+// the county dashboard's choices); returned, transferred, leave_approved and dropout_reported
+// close the case with that outcome.
+inline const std::vector<std::string> kCaseUpdateActions = {"contacted",      "visited",          "returned", "transferred",
+                                                            "leave_approved", "dropout_reported", "note"};
+
 struct CaseStep {
   std::string at;      // RFC 3339
   std::string action;  // opened, contacted, visited, returned, transferred, leave_approved,

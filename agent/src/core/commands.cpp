@@ -11,8 +11,7 @@
 namespace campus {
 namespace {
 
-const std::set<std::string> kCaseActions = {"contacted", "visited",          "returned", "transferred",
-                                            "leave_approved", "dropout_reported", "note"};
+const std::set<std::string> kCaseActions(kCaseUpdateActions.begin(), kCaseUpdateActions.end());
 
 Json ok(Json result) { return Json{{"ok", true}, {"result", std::move(result)}}; }
 

@@ -430,7 +430,7 @@ int main(int argc, char** argv) {
   update->add_option("args", case_args, "SCHOOL CASE")->required()->expected(1, 2);
   update->add_option("--action", action, "contacted, visited, returned, transferred, leave_approved, dropout_reported, note")
       ->required()
-      ->check(CLI::IsMember({"contacted", "visited", "returned", "transferred", "leave_approved", "dropout_reported", "note"}));
+      ->check(CLI::IsMember(kCaseUpdateActions));
   update->add_option("--note", note, "what happened");
   update->add_option("--by", by, "who did it")->required();
 
