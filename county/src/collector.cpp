@@ -24,7 +24,7 @@ std::string now_utc() { return rfc3339(std::chrono::system_clock::now(), "+00:00
 Collector::Collector(asio::io_context& io, CountyConfig config, std::unique_ptr<CountyDatabase> db,
                      std::shared_ptr<spdlog::logger> log)
     : io_(io), config_(std::move(config)), db_(std::move(db)), log_(std::move(log)), db_work_(db_io_.get_executor()),
-      retry_timer_(io), repair_timer_(io), status_timer_(io), prune_timer_(io) {
+      retry_timer_(io), repair_timer_(io), status_timer_(io), prune_timer_(io), alert_timer_(io), delivery_timer_(io) {
   for (const auto& s : config_.schools) register_.insert(s.code);
 }
 
@@ -126,6 +126,18 @@ void Collector::start() {
   status_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
     if (auto s = w.lock(); s && !ec) s->tick_status();
   });
+  // The first evaluation waits a period: the retained states of a restart arrive meanwhile.
+  alert_timer_.expires_after(config_.alerts.every);
+  alert_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+    if (auto s = w.lock(); s && !ec) s->tick_alerts();
+  });
+  if (!config_.alerts.channels.empty()) {
+    http_ = make_http_client(io_);
+    delivery_timer_.expires_after(Millis(200));
+    delivery_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+      if (auto s = w.lock(); s && !ec) s->tick_deliveries();
+    });
+  }
   prune_timer_.expires_after(kFirstPrune);
   prune_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
     if (auto s = w.lock(); s && !ec) s->tick_prune();
@@ -338,6 +350,109 @@ void Collector::request_case_update(const std::string& school, Json args, std::f
   });
 }
 
+void Collector::tick_alerts() {
+  if (stopping_) return;
+  alert_timer_.expires_after(config_.alerts.every);
+  alert_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+    if (auto s = w.lock(); s && !ec) s->tick_alerts();
+  });
+  if (evaluating_) return;
+  evaluating_ = true;
+  std::vector<std::string> codes(register_.begin(), register_.end());
+  on_db([self = shared_from_this(), rules = config_.alerts, codes = std::move(codes)] {
+    auto r = evaluate_alerts(*self->db_, rules, codes, std::chrono::system_clock::now());
+    asio::post(self->io_, [self, r = std::move(r)] {
+      self->evaluating_ = false;
+      if (!r.ok()) {
+        self->log_->warn("alerts: {}", r.error().message());
+        return;
+      }
+      const AlertPass& p = r.value();
+      if (p.fired || p.resolved)
+        self->log_->info("alerts: {} fired, {} resolved ({} active, {} pending); {} deliveries queued", p.fired,
+                         p.resolved, p.active, p.pending, p.queued);
+      if (p.queued) self->tick_deliveries();
+    });
+  });
+}
+
+// Every channel that is idle and not backing off claims what is due for it.
+void Collector::tick_deliveries() {
+  if (stopping_ || !http_) return;
+  delivery_timer_.expires_after(Millis(1000));
+  delivery_timer_.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+    if (auto s = w.lock(); s && !ec) s->tick_deliveries();
+  });
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& ch : config_.alerts.channels) {
+    auto& st = channels_[ch.name];
+    if (!st.busy && now >= st.not_before) deliver(ch);
+  }
+}
+
+void Collector::deliver(const AlertChannel& channel) {
+  auto& st = channels_[channel.name];
+  st.busy = true;
+  // The lease outlasts the request: a claim is taken over only from a collector that died.
+  const Millis lease = channel.timeout * 2 + Millis(2000);
+  on_db([self = shared_from_this(), channel, lease, max = config_.alerts.batch_max] {
+    auto claimed = self->db_->claim_deliveries(channel.name, max, lease, std::chrono::system_clock::now());
+    asio::post(self->io_, [self, channel, claimed = std::move(claimed)]() mutable {
+      auto& st = self->channels_[channel.name];
+      if (!claimed.ok() || claimed.value().empty() || self->stopping_) {
+        st.busy = false;
+        if (!claimed.ok()) self->log_->warn("alerts: {}", claimed.error().message());
+        return;
+      }
+      auto batch = std::move(claimed.value());
+      HttpRequest req = delivery_request(channel, batch, self->config_.county, self->config_.name, self->config_.alerts,
+                                         std::chrono::system_clock::now());
+      self->http_->fetch(std::move(req), [self, channel, batch = std::move(batch)](Result<HttpResponse> r) mutable {
+        if (!r.ok() && r.error().what.find("cancelled") != std::string::npos) {
+          // Stopping: the claim's lease lets the next run (or the other collector) send it.
+          self->channels_[channel.name].busy = false;
+          return;
+        }
+        self->delivered(channel, std::move(batch), judge_response(channel, r));
+      });
+    });
+  });
+}
+
+void Collector::delivered(const AlertChannel& channel, std::vector<AlertDelivery> batch, const DeliveryVerdict& v) {
+  auto& st = channels_[channel.name];
+  std::vector<std::int64_t> ids;
+  for (const auto& d : batch) ids.push_back(d.id);
+  Millis wait{0};
+  if (v.delivered) {
+    st.failures = 0;
+    ++st.messages;
+    st.delivered += static_cast<std::int64_t>(batch.size());
+    st.last_error.clear();
+    log_->info("alerts: {} alert(s) delivered to {}", batch.size(), channel.name);
+  } else {
+    ++st.failed;
+    static thread_local std::mt19937_64 rng(std::random_device{}());
+    std::uniform_real_distribution<double> u(0, 1);
+    wait = backoff_delay(config_.alerts.retry_min, config_.alerts.retry_max, st.failures++, u(rng));
+    if (v.rate_limited) wait = std::max(wait, config_.alerts.rate_limit_wait);
+    if (v.retry_after) wait = std::max(wait, std::min(*v.retry_after, config_.alerts.retry_max));
+    if (v.error != st.last_error || st.failures == 1)
+      log_->warn("alerts: {}; {} alert(s) kept, next attempt in {}", v.error, batch.size(), format_duration(wait));
+    st.last_error = v.error;
+    st.not_before = std::chrono::steady_clock::now() + wait;
+  }
+  on_db([self = shared_from_this(), channel, ids = std::move(ids), v, wait] {
+    const auto now = std::chrono::system_clock::now();
+    auto st = self->db_->delivery_result(ids, v.delivered, v.error, now + wait, now);
+    asio::post(self->io_, [self, channel, st = std::move(st), ok = v.delivered] {
+      self->channels_[channel.name].busy = false;
+      if (!st.ok()) self->log_->warn("alerts: {}", st.error().message());
+      else if (ok && !self->stopping_) self->deliver(channel);  // more may be due
+    });
+  });
+}
+
 Json Collector::figures() const {
   const auto now = std::chrono::steady_clock::now();
   auto session = [](const std::shared_ptr<mqtt::Session>& s) {
@@ -363,7 +478,19 @@ Json Collector::figures() const {
               {"repair", config_.repair.enabled},
               // Mosquitto does not publish how much a session has queued: the backlog is visible
               // only as it arrives (pending, messages_per_s).
-              {"broker_backlog", nullptr}};
+              {"broker_backlog", nullptr},
+              {"alert_channels", channel_figures()}};
+}
+
+Json Collector::channel_figures() const {
+  Json out = Json::object();
+  for (const auto& ch : config_.alerts.channels) {
+    auto it = channels_.find(ch.name);
+    const ChannelState st = it == channels_.end() ? ChannelState{} : it->second;
+    out[ch.name] = {{"kind", channel_kind_name(ch.kind)}, {"messages", st.messages}, {"delivered", st.delivered},
+                    {"failed_attempts", st.failed}, {"last_error", st.last_error.empty() ? Json(nullptr) : Json(st.last_error)}};
+  }
+  return out;
 }
 
 void Collector::tick_status() {
@@ -430,6 +557,10 @@ void Collector::reload(const CountyConfig& next) {
   config_.county = county;
   register_.clear();
   for (const auto& s : config_.schools) register_.insert(s.code);
+  if (!config_.alerts.channels.empty() && !http_) {
+    http_ = make_http_client(io_);
+    tick_deliveries();
+  }
   on_db([self = shared_from_this(), policy = config_.repair, retention = config_.history] {
     self->db_->set_policy(policy);
     self->db_->set_retention(retention);
@@ -461,6 +592,9 @@ void Collector::stop(std::function<void()> done) {
   on_stopped_ = std::move(done);
   repair_timer_.cancel();
   prune_timer_.cancel();
+  alert_timer_.cancel();
+  delivery_timer_.cancel();
+  if (http_) http_->cancel_all();
   log_->info("county: stopping: committing {} received message(s) first", pending_.size() + (committing_ ? 1 : 0));
   if (!committing_) {
     if (pending_.empty()) finish_stop();

@@ -7,9 +7,11 @@
 //            every message of the batch, in arrival order (nothing is acknowledged before it
 //            is committed; a failed commit is retried and nothing is acknowledged meanwhile)
 //   repair tick --> database thread: plan_repairs --> `resend` requests on the ingest session
+//   alert tick --> database thread: evaluate_alerts (alerts.hpp); delivery tick, per channel:
+//       claim_deliveries --> HTTP (libcurl's thread, answer on the io thread) --> delivery_result
 //
-// Threads: the io_context (both sessions, timers; never waits for the disk) and the database
-// thread (every database call).
+// Threads: the io_context (both sessions, timers; never waits for the disk), the database
+// thread (every database call) and the HTTP client's thread (alert deliveries).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -22,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "campus/asio.hpp"
+#include "campus/http.hpp"
 #include "county_config.hpp"
 #include "database.hpp"
 #include "mqtt_session.hpp"
@@ -46,6 +49,8 @@ class Collector : public std::enable_shared_from_this<Collector> {
   // What the collector knows without the database: sessions, committed, messages/s, pending
   // (the status row's figures; the dashboard's /metrics). io thread.
   Json figures() const;
+  // Per alert channel: messages sent, alerts delivered, failed attempts, the last error.
+  Json channel_figures() const;
   // Called on the io thread after each committed batch with the schools it touched (the
   // dashboard's live updates).
   void on_commit(std::function<void(const std::set<std::string>& schools)> hook) { commit_hook_ = std::move(hook); }
@@ -75,6 +80,10 @@ class Collector : public std::enable_shared_from_this<Collector> {
   void log_quarantine(const Quarantined& q);
   IngestRules rules() const;
   std::shared_ptr<mqtt::Session> make_session(bool durable);
+  void tick_alerts();
+  void tick_deliveries();
+  void deliver(const AlertChannel& channel);
+  void delivered(const AlertChannel& channel, std::vector<AlertDelivery> batch, const DeliveryVerdict& verdict);
   void finish_stop();
   std::vector<std::pair<std::string, std::string>> register_rows() const;
   void write_register(const std::vector<std::pair<std::string, std::string>>& rows);
@@ -94,7 +103,18 @@ class Collector : public std::enable_shared_from_this<Collector> {
   bool committing_ = false, stopping_ = false, stopped_ = false;
   int retry_step_ = 0;
   std::string db_error_;
-  asio::steady_timer retry_timer_, repair_timer_, status_timer_, prune_timer_;
+  asio::steady_timer retry_timer_, repair_timer_, status_timer_, prune_timer_, alert_timer_, delivery_timer_;
+  std::unique_ptr<HttpClient> http_;  // alert deliveries
+  bool evaluating_ = false;
+  // Per alert channel (io thread): one message in flight at most, backoff after a failure.
+  struct ChannelState {
+    bool busy = false;
+    int failures = 0;
+    std::chrono::steady_clock::time_point not_before{};
+    std::int64_t messages = 0, delivered = 0, failed = 0;  // since start: messages sent, alerts delivered, failed attempts
+    std::string last_error;
+  };
+  std::map<std::string, ChannelState> channels_;
   std::function<void()> on_stopped_;
   int sessions_open_ = 0;
   std::map<std::string, std::chrono::steady_clock::time_point> quarantine_logged_;

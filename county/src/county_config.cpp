@@ -1,6 +1,7 @@
 // county.toml (see county_config.hpp; every key documented in config/county.toml).
 #include "county_config.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -222,6 +223,73 @@ CountyConfigLoad load_county_config(const std::filesystem::path& file) {
     d.language = r.choice("language", d.language, {"zh", "en"});
     r.finish();
   }
+  {
+    auto& a = c.alerts;
+    TableReader r(section("alerts"), "alerts", file, errors);
+    // `rules` of [alerts] (which run) and of a channel (which it gets): names from kAlertRules.
+    auto read_rules = [](TableReader& t, std::vector<std::string>& rules) {
+      if (!t.has("rules")) return;
+      rules = t.string_array("rules");
+      for (const auto& rule : rules)
+        if (std::find(kAlertRules.begin(), kAlertRules.end(), rule) == kAlertRules.end())
+          t.error("rules", "unknown rule \"" + rule + "\"", "the rules are offline, coverage, recording, case_overdue, gap_lost");
+    };
+    read_rules(r, a.rules);
+    a.every = r.duration("every", a.every, Millis(100), Millis(3'600'000));
+    a.offline_after = r.duration("offline_after", a.offline_after, Millis(1000), Millis(std::int64_t(30) * 86'400'000));
+    a.coverage_below = r.number("coverage_below", a.coverage_below, 0.0, 1.0);
+    a.recording_failing_for = r.duration("recording_failing_for", a.recording_failing_for, Millis(0),
+                                         Millis(std::int64_t(30) * 86'400'000));
+    a.retry_min = r.duration("retry_min", a.retry_min, Millis(100), Millis(86'400'000));
+    a.retry_max = r.duration("retry_max", a.retry_max, Millis(100), Millis(7 * 86'400'000));
+    if (a.retry_max < a.retry_min)
+      r.error("retry_max", "must not be shorter than retry_min (" + format_duration(a.retry_min) + ")");
+    a.rate_limit_wait = r.duration("rate_limit_wait", a.rate_limit_wait, Millis(100), Millis(3'600'000));
+    a.batch_max = static_cast<int>(r.integer("batch_max", a.batch_max, 1, 20));
+    a.language = r.choice("language", c.dashboard.language, {"zh", "en"});
+    a.dashboard_url = r.string("dashboard_url", "");
+    if (const toml::table* channels = r.table("channel")) {
+      for (const auto& [key, node] : *channels) {
+        const std::string name(key.str());
+        const std::string path = "alerts.channel." + name;
+        const toml::table* t = node.as_table();
+        if (!t) {
+          r.error("channel", "channel." + name + " is not a table", "write [alerts.channel." + name + "] with kind and url");
+          continue;
+        }
+        TableReader cr(*t, path, file, errors);
+        AlertChannel ch;
+        ch.name = name;
+        if (auto bad = code_syntax_problem(name, "channel name")) cr.error("", *bad, "e.g. [alerts.channel.county-it]");
+        const std::string kind = cr.choice("kind", "webhook", {"wecom", "dingtalk", "webhook"});
+        ch.kind = kind == "wecom" ? ChannelKind::WeCom : kind == "dingtalk" ? ChannelKind::DingTalk : ChannelKind::Webhook;
+        // A robot's URL is its password (the key is in it): url_file keeps it out of the config.
+        if (auto u = cr.secret_file("url_file", false)) ch.url = *u;
+        if (auto u = cr.optional_string("url")) {
+          if (!ch.url.empty()) cr.error("url", "both url and url_file are set", "keep one (url_file for a robot's URL)");
+          ch.url = *u;
+        }
+        if (ch.url.empty()) {
+          cr.error("", "a channel needs url or url_file",
+                   kind == "wecom"      ? "the group robot's webhook: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=..."
+                   : kind == "dingtalk" ? "the group robot's webhook: https://oapi.dingtalk.com/robot/send?access_token=..."
+                                        : "the URL that takes a JSON POST");
+        } else if (ch.url.rfind("http://", 0) != 0 && ch.url.rfind("https://", 0) != 0) {
+          cr.error(cr.has("url") ? "url" : "url_file", "is not an http(s) URL", "e.g. https://...");
+        }
+        if (auto sec = cr.secret_file("secret_file", false)) {
+          if (ch.kind != ChannelKind::DingTalk) cr.error("secret_file", "only DingTalk robots sign their requests", "remove it");
+          ch.secret = *sec;
+        }
+        read_rules(cr, ch.rules);
+        ch.timeout = cr.duration("timeout", ch.timeout, Millis(100), Millis(120'000));
+        ch.ca_file = cr.optional_path("ca_file", true);
+        cr.finish();
+        a.channels.push_back(std::move(ch));
+      }
+    }
+    r.finish();
+  }
   top.finish();
   if (c.register_file && !c.county.empty()) read_register(c, *c.register_file, errors);
   return out;
@@ -260,6 +328,16 @@ std::string redacted_summary(const CountyConfig& c) {
   j["dashboard"] = {{"listen", d.enabled ? d.host + ":" + std::to_string(d.port) : ""}, {"accounts", d.accounts.string()},
                     {"session_lifetime", format_duration(d.session_lifetime)}, {"tls_cert", d.tls_cert.string()},
                     {"tls_key", d.tls_key.empty() ? "" : "(secret file, not shown)"}, {"language", d.language}};
+  const auto& a = c.alerts;
+  j["alerts"] = {{"rules", a.rules}, {"every", format_duration(a.every)}, {"offline_after", format_duration(a.offline_after)},
+                 {"coverage_below", a.coverage_below}, {"recording_failing_for", format_duration(a.recording_failing_for)},
+                 {"retry_min", format_duration(a.retry_min)}, {"retry_max", format_duration(a.retry_max)},
+                 {"rate_limit_wait", format_duration(a.rate_limit_wait)}, {"batch_max", a.batch_max}, {"language", a.language}, {"dashboard_url", a.dashboard_url},
+                 {"channels", nlohmann::json::array()}};
+  for (const auto& ch : a.channels)
+    j["alerts"]["channels"].push_back({{"name", ch.name}, {"kind", channel_kind_name(ch.kind)}, {"url", "(secret, not shown)"},
+                                       {"secret", ch.secret ? "(secret, not shown)" : ""}, {"rules", ch.rules},
+                                       {"timeout", format_duration(ch.timeout)}});
   return j.dump(2);
 }
 

@@ -10,6 +10,7 @@
 
 #include "campus/error.hpp"
 #include "campus/units.hpp"
+#include "alerts.hpp"
 #include "database.hpp"
 
 namespace campus::county {
@@ -73,6 +74,8 @@ struct CountyConfig {
     std::filesystem::path tls_cert, tls_key;  // required when listening beyond the loopback
     std::string language = "zh";      // when the browser asks for neither Chinese nor English
   } dashboard;
+
+  AlertRules alerts;  // [alerts] and its [alerts.channel.NAME] tables
 
   RepairPolicy repair;
   Millis repair_tick{5000};

@@ -136,6 +136,24 @@ Json school_row(const SchoolView& s) {
   return row;
 }
 
+namespace {
+constexpr const char* kGoodStates[] = {"covered", "compliant"};  // a finding in any other state needs a look
+
+}  // namespace
+
+Json findings_needing_attention(const Json& latest, const char* audit) {
+  Json out = Json::array();
+  if (!latest.contains(audit) || !latest[audit]["body"].is_object()) return out;
+  for (const auto& f : latest[audit]["body"].value("findings", Json::array())) {
+    if (!f.is_object()) continue;
+    const std::string state = f.value("state", "");
+    if (std::find(std::begin(kGoodStates), std::end(kGoodStates), state) != std::end(kGoodStates)) continue;
+    out.push_back({{"subject", f.value("subject", Json(nullptr))}, {"state", state},
+                   {"reason", f.value("reason", Json(nullptr))}, {"details", f.value("details", Json::object())}});
+  }
+  return out;
+}
+
 Json school_row_of_record(const Json& r) {
   SchoolView v;
   v.school = r["school"];

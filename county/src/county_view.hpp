@@ -43,6 +43,11 @@ Json school_row(const SchoolView& s);
 // "as_of" (how old each figure is), "gaps" and "ledger".
 Json school_row_of_record(const Json& record);
 
+// A school's findings that need a look now (fiber rooms down or degraded, recording classrooms
+// failing a check) from its latest full reports (CountyDatabase::latest_reports) of `audit`:
+// [{"subject","state","reason","details"}].
+Json findings_needing_attention(const Json& latest_reports, const char* audit);
+
 // The county's picture against the plan: shares of schools meeting each target, and the
 // plan's digital-campus share for `year` (20% 2023, 60% 2024, 100% 2025).
 Json county_summary(const std::vector<Json>& rows, int year);

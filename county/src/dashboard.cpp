@@ -195,7 +195,8 @@ std::string layout(const Context& c, const std::string& title, const std::string
     << "<a href=\"/plan\">" << tr(c, "County vs plan", "规划达标") << "</a>"
     << "<a href=\"/schools\">" << tr(c, "Schools", "学校") << "</a>"
     << "<a href=\"/cases\">" << tr(c, "Cases", "控辍案件") << "</a>"
-    << "<a href=\"/quality\">" << tr(c, "Data quality", "数据质量") << "</a></nav>\n"
+    << "<a href=\"/quality\">" << tr(c, "Data quality", "数据质量") << "</a>"
+    << "<a href=\"/alerts\">" << tr(c, "Alerts", "告警") << "</a></nav>\n"
     << "<h1 id=\"title\">" << h(title) << "</h1>\n<main id=\"content\">\n"
     << body << "</main></body></html>\n";
   return o.str();
@@ -414,23 +415,6 @@ Reply cases_page(CountyDatabase& db, const Context& c, bool api) {
 
 // ---- one school ----
 const std::vector<web::ParamSpec> kSchoolPageParams = {{"code", {}}, {"lang", {"zh", "en"}}};
-constexpr const char* kGoodStates[] = {"covered", "compliant"};  // a finding in any other state needs a look
-
-// A school's findings that need a look now (fiber rooms down or degraded, recording classrooms
-// failing a check), from its latest full report of `audit`.
-Json findings_needing_attention(const Json& latest, const char* audit) {
-  Json out = Json::array();
-  if (!latest.contains(audit) || !latest[audit]["body"].is_object()) return out;
-  for (const auto& f : latest[audit]["body"].value("findings", Json::array())) {
-    if (!f.is_object()) continue;
-    const std::string state = f.value("state", "");
-    if (std::find(std::begin(kGoodStates), std::end(kGoodStates), state) != std::end(kGoodStates)) continue;
-    out.push_back({{"subject", f.value("subject", Json(nullptr))}, {"state", state},
-                   {"reason", f.value("reason", Json(nullptr))}, {"details", f.value("details", Json::object())}});
-  }
-  return out;
-}
-
 Reply school_page(CountyDatabase& db, const Context& c, bool api) {
   const std::string code = c.params.get("code").value_or("");
   if (code.empty())
@@ -553,6 +537,42 @@ Reply quality_page(CountyDatabase& db, const Context& c, bool api) {
   return page(c, tr(c, "Data quality", "数据质量"), o.str());
 }
 
+// ---- alerts ----
+const std::vector<web::ParamSpec> kAlertParams = {{"state", {"active", "all"}}, {"lang", {"zh", "en"}}};
+
+Reply alerts_page(CountyDatabase& db, const Context& c, bool api) {
+  const std::string state = c.params.get("state").value_or("all");
+  auto alerts = db.alerts(state, 500);
+  if (!alerts.ok()) return error_reply(api, 503, alerts.error(), c.lang);
+  auto totals = db.alert_totals();
+  if (!totals.ok()) return error_reply(api, 503, totals.error(), c.lang);
+  if (api) return json_reply(200, {{"state", state}, {"totals", totals.value()}, {"alerts", alerts.value()}});
+  const Json& t = totals.value();
+  std::ostringstream o;
+  o << "<p class=\"note\" id=\"alert-totals\">" << tr(c, "firing ", "告警中 ") << num(t["firing"]) << " &middot; "
+    << tr(c, "pending ", "待定 ") << num(t["pending"]) << " &middot; <a href=\"/alerts?state="
+    << (state == "all" ? "active" : "all") << "\">" << (state == "all" ? tr(c, "active only", "只看未恢复") : tr(c, "all", "全部"))
+    << "</a></p>\n<table id=\"alerts\"><tr><th>" << tr(c, "State", "状态") << "</th><th>" << tr(c, "Rule", "规则")
+    << "</th><th>" << tr(c, "Alert", "告警") << "</th><th>" << tr(c, "Since (UTC)", "开始 (UTC)") << "</th><th>"
+    << tr(c, "Fired", "触发") << "</th><th>" << tr(c, "Resolved", "恢复") << "</th><th>" << tr(c, "Deliveries", "推送")
+    << "</th></tr>\n";
+  for (const auto& a : alerts.value()) {
+    std::string deliveries;
+    for (const auto& d : a["deliveries"]) {
+      if (!deliveries.empty()) deliveries += "; ";
+      deliveries += str(d["channel"]) + " " + str(d["transition"]) + ": " + str(d["state"]) + " (" + num(d["attempts"]) +
+                    (c.lang == "zh" ? " 次" : " attempt(s)") + ")";
+      if (d["last_error"].is_string() && d["state"] != "delivered") deliveries += " " + str(d["last_error"]);
+    }
+    o << "<tr data-state=\"" << h(str(a["state"])) << "\" data-rule=\"" << h(str(a["rule"])) << "\" data-key=\""
+      << h(str(a["key"])) << "\"><td>" << h(str(a["state"])) << "</td><td>" << h(str(a["rule"])) << "</td><td><a href=\"/school?code="
+      << h(str(a["school"])) << "\">" << h(str(a["summary"])) << "</a></td><td>" << h(str(a["since"])) << "</td><td>"
+      << h(str(a["fired_at"])) << "</td><td>" << h(str(a["resolved_at"])) << "</td><td>" << h(deliveries) << "</td></tr>\n";
+  }
+  o << "</table>\n";
+  return page(c, tr(c, "Alerts", "告警"), o.str());
+}
+
 // ---- metrics (Prometheus text format 0.0.4) ----
 void metric(std::ostringstream& o, const std::string& name, const char* type, const char* help,
             const std::vector<std::pair<std::string, double>>& samples) {
@@ -608,6 +628,25 @@ Reply metrics(CountyDatabase& db, const Json& figures, Millis silent_after, std:
            {{"", number_of(t, "requests_in_flight")}});
     metric(o, "campus_county_database_bytes", "gauge", "Size of the county database.", {{"", number_of(t, "db_bytes")}});
   }
+  if (auto alerts = db.alert_totals(); alerts.ok()) {
+    const Json& a = alerts.value();
+    metric(o, "campus_county_alerts", "gauge", "Alerts not resolved, by state.",
+           {{"{state=\"firing\"}", number_of(a, "firing")}, {"{state=\"pending\"}", number_of(a, "pending")}});
+    std::vector<std::pair<std::string, double>> waiting;
+    for (auto& [channel, d] : a["deliveries"].items())
+      for (const char* st : {"queued", "sending", "delivered"})
+        waiting.emplace_back("{channel=\"" + channel + "\",state=\"" + st + "\"}", number_of(d, st));
+    metric(o, "campus_county_alert_deliveries", "gauge", "Alert deliveries in the outbox, by channel and state.", waiting);
+  }
+  std::vector<std::pair<std::string, double>> sent, failed;
+  if (figures.contains("alert_channels"))
+    for (auto& [channel, f] : figures["alert_channels"].items()) {
+      sent.emplace_back("{channel=\"" + channel + "\"}", number_of(f, "delivered"));
+      failed.emplace_back("{channel=\"" + channel + "\"}", number_of(f, "failed_attempts"));
+    }
+  metric(o, "campus_county_alerts_delivered_total", "counter", "Alert transitions this collector delivered, by channel.", sent);
+  metric(o, "campus_county_alert_delivery_failures_total", "counter",
+         "Delivery attempts that failed (retried with backoff), by channel.", failed);
   metric(o, "campus_county_dashboard_sessions", "gauge", "Dashboard login sessions open.",
          {{"", static_cast<double>(sessions)}});
   Reply r;
@@ -1035,7 +1074,8 @@ asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
                                   {"/schools", "/api/schools", schools_page, &kSchoolParams},
                                   {"/school", "/api/school", school_page, &kSchoolPageParams},
                                   {"/cases", "/api/cases", cases_page, &kCaseParams},
-                                  {"/quality", "/api/quality", quality_page, &kLangOnly}};
+                                  {"/quality", "/api/quality", quality_page, &kLangOnly},
+                                  {"/alerts", "/api/alerts", alerts_page, &kAlertParams}};
   if (path == "/") {
     Reply r;
     r.status = 303;

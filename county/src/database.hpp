@@ -61,6 +61,35 @@ struct BatchResult {
   std::vector<std::string> log;  // lines worth an operator's attention (conflicts, replaced stores, lost ranges)
 };
 
+// ---- alerts (alerts.hpp evaluates the rules; the database keeps their state and the outbox) ----
+// Something wrong now, found by one rule: `key` names it for its whole life
+// ("offline/school-a", "coverage/school-a/classroom", "case/school-a/attendance-S7-1").
+struct AlertCondition {
+  std::string key, rule, school, subject;
+  std::string summary;    // one line for people, in the configured language
+  Json detail = Json::object();
+  Millis hold{0};         // fires once it has held this long (recording: failing for longer than Z)
+  bool one_shot = false;  // fires once and is done (a lost gap does not come back)
+};
+// Which channel gets which rules (empty: every rule).
+struct AlertRoute {
+  std::string channel;
+  std::vector<std::string> rules;
+};
+// What one evaluation changed.
+struct AlertPass {
+  int active = 0, pending = 0, fired = 0, resolved = 0, queued = 0;
+};
+// One alert's transition (firing or resolved) waiting to reach one channel.
+struct AlertDelivery {
+  std::int64_t id = 0, alert = 0;
+  std::string channel, transition;  // "firing" | "resolved"
+  std::string rule, school, subject, summary;
+  Json detail = Json::object();
+  std::string since, fired_at, resolved_at;  // RFC 3339 UTC; empty when not yet
+  int attempts = 0;                          // this one included
+};
+
 class CountyDatabase {
  public:
   virtual ~CountyDatabase() = default;
@@ -107,6 +136,27 @@ class CountyDatabase {
   // Counters and ledger totals for the collector's health; `silent_since`: schools heard from
   // last before it are listed as silent.
   virtual Result<Json> totals(SystemTime silent_since) = 0;
+  // ---- alerts ----
+  // Takes what is wrong now: a new condition becomes a pending alert (firing at once when its
+  // hold is 0), a pending one fires once it has held long enough, a firing one whose condition
+  // is gone resolves; every firing and resolving queues one delivery per routed channel in the
+  // same transaction (the outbox: nothing is lost across a restart).
+  virtual Result<AlertPass> record_alerts(const std::vector<AlertCondition>& now_active,
+                                          const std::vector<AlertRoute>& routes, SystemTime now) = 0;
+  // Claims up to `max` deliveries of `channel` that are due (queued and past their next attempt,
+  // or claimed before and not answered within `lease`: a collector that died while sending).
+  // The claim is committed before anything is sent, so a crash between sending and recording
+  // sends that message once more after the lease, never more often.
+  virtual Result<std::vector<AlertDelivery>> claim_deliveries(const std::string& channel, int max, Millis lease,
+                                                              SystemTime now) = 0;
+  // The channel's answer: delivered, or not (queued again for `next_attempt`, the error kept).
+  virtual Status delivery_result(const std::vector<std::int64_t>& ids, bool delivered, const std::string& error,
+                                 SystemTime next_attempt, SystemTime now) = 0;
+  // Alerts newest first with their deliveries: state "active" (pending or firing) or "all".
+  virtual Result<std::vector<Json>> alerts(const std::string& state, int limit) = 0;
+  // {"firing","pending","deliveries":{channel:{"queued","sending","delivered","attempts"}}}
+  virtual Result<Json> alert_totals() = 0;
+
   // The collector's own status as it last wrote it (set_status), or null.
   virtual Result<Json> status() = 0;
   virtual Status set_status(const Json& status) = 0;

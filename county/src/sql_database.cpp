@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cmath>
@@ -195,11 +196,231 @@ class SqlDatabase final : public CountyDatabase {
         run(sql, horizon);
       if (postgres()) run("DELETE FROM report_kept WHERE received_ms < ?1", horizon);
       run("DELETE FROM quarantine WHERE received_ms < ?1", n - ret.keep_quarantine.count());
+      run("DELETE FROM alert_delivery WHERE alert IN (SELECT id FROM alert WHERE state = 'resolved' AND resolved_ms < ?1)",
+          horizon);
+      run("DELETE FROM alert WHERE state = 'resolved' AND resolved_ms < ?1", horizon);
       tx.commit();
     } catch (const Failure& f) {
       return Error{"county database", std::string("pruning failed: ") + f.what(), "retried later"};
     }
     return removed;
+  }
+
+  // ---------------------------------------------------------------- alerts
+  Result<AlertPass> record_alerts(const std::vector<AlertCondition>& now_active, const std::vector<AlertRoute>& routes,
+                                  SystemTime now) override {
+    if (read_only_) return Error{"county database", "opened read-only", ""};
+    AlertPass pass;
+    const std::int64_t n = ms_of(now);
+    try {
+      Transaction tx(*db_);
+      if (postgres()) db_->exec("SELECT pg_advisory_xact_lock(7420004)");  // two collectors: one pass at a time
+      struct Active {
+        std::int64_t id;
+        std::string state;
+        std::int64_t since;
+        bool one_shot;
+      };
+      std::map<std::string, Active> active;
+      {
+        auto& q = prepared("SELECT id, key, state, since_ms, one_shot FROM alert WHERE state <> 'resolved'");
+        while (q.step()) active[q.text(1)] = {q.int64(0), q.text(2), q.int64(3), q.int64(4) != 0};
+      }
+      auto queue = [&](std::int64_t alert, const std::string& rule, const char* transition) {
+        auto& ins = prepared(
+            "INSERT INTO alert_delivery(alert, transition, channel, state, next_attempt_ms, created_ms) "
+            "VALUES (?1, ?2, ?3, 'queued', ?4, ?4) ON CONFLICT(alert, transition, channel) DO NOTHING");
+        for (const auto& r : routes) {
+          if (!r.rules.empty() && std::find(r.rules.begin(), r.rules.end(), rule) == r.rules.end()) continue;
+          ins.reset();
+          ins.bind_all(alert, std::string(transition), r.channel, n).run();
+          pass.queued += static_cast<int>(ins.changes());
+        }
+      };
+      // A one-shot alert is recorded resolved the moment it fires (its condition does not end:
+      // a lost range stays lost); its key is never raised again.
+      std::set<std::string> fired_once;
+      {
+        auto& q = prepared("SELECT key FROM alert WHERE one_shot = 1 AND fired_ms IS NOT NULL");
+        while (q.step()) fired_once.insert(q.text(0));
+      }
+      std::set<std::string> seen;
+      for (const auto& c : now_active) {
+        if (!seen.insert(c.key).second) continue;
+        ++pass.active;
+        auto it = active.find(c.key);
+        if (it == active.end()) {
+          if (fired_once.count(c.key)) continue;
+          const bool fire = c.hold.count() <= 0;
+          auto& ins = prepared(
+              "INSERT INTO alert(key, rule, school, subject, state, one_shot, since_ms, fired_ms, resolved_ms, summary, detail) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id");
+          const std::string state = !fire ? "pending" : c.one_shot ? "resolved" : "firing";
+          ins.bind_all(c.key, c.rule, c.school, c.subject, state, c.one_shot ? 1 : 0, n);
+          ins.bind(8, fire ? std::optional<std::int64_t>(n) : std::nullopt);
+          ins.bind(9, fire && c.one_shot ? std::optional<std::int64_t>(n) : std::nullopt);
+          ins.bind(10, c.summary).bind(11, c.detail.dump());
+          if (!ins.step()) throw Failure(false, "alert insert returned no id");
+          const std::int64_t id = ins.int64(0);
+          ins.reset();
+          if (fire) {
+            ++pass.fired;
+            queue(id, c.rule, "firing");
+          } else {
+            ++pass.pending;
+          }
+          continue;
+        }
+        const Active& a = it->second;
+        if (a.state == "pending") {
+          if (n - a.since >= c.hold.count()) {
+            auto& up = prepared("UPDATE alert SET state = ?5, fired_ms = ?2, resolved_ms = ?6, summary = ?3, detail = ?4 "
+                                "WHERE id = ?1 AND state = 'pending'");
+            up.bind_all(a.id, n, c.summary, c.detail.dump(), std::string(a.one_shot ? "resolved" : "firing"));
+            up.bind(6, a.one_shot ? std::optional<std::int64_t>(n) : std::nullopt);
+            up.run();
+            if (up.changes() > 0) {
+              ++pass.fired;
+              queue(a.id, c.rule, "firing");
+            }
+          } else {
+            ++pass.pending;
+          }
+        } else {
+          // Firing: the summary follows the condition (offline for longer, coverage lower).
+          auto& up = prepared("UPDATE alert SET summary = ?2, detail = ?3 WHERE id = ?1 AND summary <> ?2");
+          up.bind_all(a.id, c.summary, c.detail.dump()).run();
+        }
+      }
+      // Conditions gone: a firing alert resolves (and says so), a pending one is closed
+      // without a word (it never fired).
+      for (const auto& [key, a] : active) {
+        if (seen.count(key)) continue;
+        auto& up = prepared("UPDATE alert SET state = 'resolved', resolved_ms = ?2 WHERE id = ?1 AND state <> 'resolved'");
+        up.bind_all(a.id, n).run();
+        if (up.changes() == 0 || a.state != "firing") continue;
+        ++pass.resolved;
+        auto& rule = prepared("SELECT rule FROM alert WHERE id = ?1");
+        rule.bind_all(a.id);
+        if (rule.step()) queue(a.id, rule.text(0), "resolved");
+      }
+      tx.commit();
+    } catch (const Failure& f) {
+      forget_statements();
+      return Error{"county database", std::string("alerts were not recorded: ") + f.what(), "retried at the next evaluation"};
+    }
+    return pass;
+  }
+
+  Result<std::vector<AlertDelivery>> claim_deliveries(const std::string& channel, int max, Millis lease,
+                                                      SystemTime now) override {
+    if (read_only_) return Error{"county database", "opened read-only", ""};
+    const std::int64_t n = ms_of(now);
+    std::vector<AlertDelivery> out;
+    try {
+      Transaction tx(*db_);
+      if (postgres()) db_->exec("SELECT pg_advisory_xact_lock(7420005)");  // two collectors: one claims at a time
+      auto& q = prepared(
+          "SELECT d.id, d.alert, d.transition, d.attempts, a.rule, a.school, a.subject, a.summary, a.detail, a.since_ms, "
+          "a.fired_ms, a.resolved_ms FROM alert_delivery d JOIN alert a ON a.id = d.alert WHERE d.channel = ?1 AND "
+          "((d.state = 'queued' AND d.next_attempt_ms <= ?2) OR (d.state = 'sending' AND d.lease_until_ms <= ?2)) "
+          "ORDER BY d.id LIMIT ?3");
+      q.bind_all(channel, n, static_cast<std::int64_t>(max));
+      auto at = [&](int c) { return q.is_null(c) ? std::string() : utc_text(q.int64(c)); };
+      while (q.step()) {
+        AlertDelivery d;
+        d.id = q.int64(0), d.alert = q.int64(1), d.channel = channel, d.transition = q.text(2);
+        d.attempts = static_cast<int>(q.int64(3)) + 1;
+        d.rule = q.text(4), d.school = q.text(5), d.subject = q.text(6), d.summary = q.text(7);
+        d.detail = text_json(q.text(8));
+        d.since = at(9), d.fired_at = at(10), d.resolved_at = at(11);
+        out.push_back(std::move(d));
+      }
+      auto& up = prepared("UPDATE alert_delivery SET state = 'sending', attempts = attempts + 1, lease_until_ms = ?2 WHERE id = ?1");
+      for (const auto& d : out) {
+        up.reset();
+        up.bind_all(d.id, n + lease.count()).run();
+      }
+      tx.commit();
+    } catch (const Failure& f) {
+      forget_statements();
+      return Error{"county database", std::string("cannot claim alert deliveries: ") + f.what(), "retried shortly"};
+    }
+    return out;
+  }
+
+  Status delivery_result(const std::vector<std::int64_t>& ids, bool delivered, const std::string& error,
+                         SystemTime next_attempt, SystemTime now) override {
+    if (read_only_) return Error{"county database", "opened read-only", ""};
+    try {
+      Transaction tx(*db_);
+      auto& up = prepared(delivered
+                              ? "UPDATE alert_delivery SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL, "
+                                "last_error = NULL WHERE id = ?1 AND state <> 'delivered'"
+                              : "UPDATE alert_delivery SET state = 'queued', next_attempt_ms = ?2, lease_until_ms = NULL, "
+                                "last_error = ?3 WHERE id = ?1 AND state <> 'delivered'");
+      for (auto id : ids) {
+        up.reset();
+        up.bind_all(id, delivered ? ms_of(now) : ms_of(next_attempt));
+        if (!delivered) up.bind(3, error);
+        up.run();
+      }
+      tx.commit();
+    } catch (const Failure& f) {
+      forget_statements();
+      return Error{"county database", std::string("cannot record an alert delivery: ") + f.what(),
+                   "the delivery is claimed again after its lease and sent once more"};
+    }
+    return {};
+  }
+
+  Result<std::vector<Json>> alerts(const std::string& state, int limit) override {
+    try {
+      auto& q = prepared(
+          "SELECT id, key, rule, school, subject, state, one_shot, since_ms, fired_ms, resolved_ms, summary, detail "
+          "FROM alert WHERE (?1 = 'all' OR state <> 'resolved') ORDER BY id DESC LIMIT ?2");
+      q.bind_all(state, static_cast<std::int64_t>(limit));
+      std::vector<Json> out;
+      auto& d = prepared(
+          "SELECT channel, transition, state, attempts, last_error, delivered_ms, next_attempt_ms FROM alert_delivery "
+          "WHERE alert = ?1 ORDER BY id");
+      while (q.step()) {
+        auto at = [&](int c) { return q.is_null(c) ? Json(nullptr) : Json(utc_text(q.int64(c))); };
+        Json a = {{"id", q.int64(0)}, {"key", q.text(1)}, {"rule", q.text(2)}, {"school", q.text(3)},
+                  {"subject", q.text(4)}, {"state", q.text(5)}, {"one_shot", q.int64(6) != 0}, {"since", at(7)},
+                  {"fired_at", at(8)}, {"resolved_at", at(9)}, {"summary", q.text(10)}, {"detail", text_json(q.text(11))},
+                  {"deliveries", Json::array()}};
+        d.reset();
+        d.bind_all(q.int64(0));
+        while (d.step())
+          a["deliveries"].push_back({{"channel", d.text(0)}, {"transition", d.text(1)}, {"state", d.text(2)},
+                                     {"attempts", d.int64(3)}, {"last_error", nullable_text(d, 4)},
+                                     {"delivered_at", d.is_null(5) ? Json(nullptr) : Json(utc_text(d.int64(5)))},
+                                     {"next_attempt_at", d.text(2) == "queued" ? Json(utc_text(d.int64(6))) : Json(nullptr)}});
+        out.push_back(std::move(a));
+      }
+      return out;
+    } catch (const Failure& f) {
+      return read_error(f);
+    }
+  }
+
+  Result<Json> alert_totals() override {
+    try {
+      Json out = {{"firing", 0}, {"pending", 0}, {"deliveries", Json::object()}};
+      auto& q = prepared("SELECT state, COUNT(*) FROM alert WHERE state <> 'resolved' GROUP BY state");
+      while (q.step()) out[q.text(0)] = q.int64(1);
+      auto& d = prepared("SELECT channel, state, COUNT(*), COALESCE(SUM(attempts), 0) FROM alert_delivery GROUP BY channel, state");
+      while (d.step()) {
+        Json& ch = out["deliveries"][d.text(0)];
+        if (ch.is_null()) ch = {{"queued", 0}, {"sending", 0}, {"delivered", 0}, {"attempts", 0}};
+        ch[d.text(1)] = d.int64(2);
+        ch["attempts"] = ch["attempts"].get<std::int64_t>() + d.int64(3);
+      }
+      return out;
+    } catch (const Failure& f) {
+      return read_error(f);
+    }
   }
 
   // PostgreSQL: reports live in one partition per month of their audit time (UTC). This month's

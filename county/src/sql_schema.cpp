@@ -216,6 +216,41 @@ CREATE TABLE health_sample(
   buffer_full INTEGER,
   PRIMARY KEY(school, at_ms));
 )sql",
+    // 1 -> 2: alerts and their outbox. An alert is pending (its condition holds, not yet long
+    // enough), firing, or resolved; one row per key is not resolved (alert_active). Each firing
+    // and resolving is a delivery per channel, queued in the same transaction; `sending` with a
+    // lease while a collector sends it.
+    R"sql(
+CREATE TABLE alert(
+  id {ID},
+  key TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  school TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  state TEXT NOT NULL CHECK(state IN ('pending', 'firing', 'resolved')),
+  one_shot INTEGER NOT NULL DEFAULT 0,
+  since_ms INTEGER NOT NULL,
+  fired_ms INTEGER,
+  resolved_ms INTEGER,
+  summary TEXT NOT NULL,
+  detail TEXT NOT NULL);
+CREATE UNIQUE INDEX alert_active ON alert(key) WHERE state <> 'resolved';
+CREATE INDEX alert_state ON alert(state, id);
+CREATE TABLE alert_delivery(
+  id {ID},
+  alert INTEGER NOT NULL,
+  transition TEXT NOT NULL CHECK(transition IN ('firing', 'resolved')),
+  channel TEXT NOT NULL,
+  state TEXT NOT NULL CHECK(state IN ('queued', 'sending', 'delivered')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER NOT NULL,
+  lease_until_ms INTEGER,
+  created_ms INTEGER NOT NULL,
+  delivered_ms INTEGER,
+  last_error TEXT,
+  UNIQUE(alert, transition, channel));
+CREATE INDEX alert_delivery_due ON alert_delivery(channel, state, next_attempt_ms);
+)sql",
 };
 
 std::string fill(std::string sql, sql::Engine engine) {

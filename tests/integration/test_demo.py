@@ -51,6 +51,10 @@ class Demo(unittest.TestCase):
         self.assertRegex(out, r"/api/schools: nansan-central-primary: online True, fiber in classrooms 0\.\d+, "
                               r"recording 5/6, open gaps 0")
         self.assertRegex(out, r"/metrics: campus_county_messages_committed_total [1-9]\d*")
+        self.assertRegex(out, r"Dashboard: http://127\.0\.0\.1:\d+/ \(user bureau, password demo-[0-9a-f]+\)")
+        shot = re.search(r"Dashboard screenshot: (\S+)", out)
+        self.assertIsNotNone(shot, out[-2000:])
+        self.assertGreater(os.path.getsize(shot.group(1)), 10000)
         self.assertIn("Done; stopping everything the demo started", out)
 
 
