@@ -122,7 +122,7 @@ std::vector<AlertCondition> alert_conditions(const AlertRules& rules, const Aler
     if (rules.runs("offline")) {
       const auto state_at = time_of(rec.value("state_at", Json(nullptr)));
       const auto received = time_of(rec.value("last_received", Json(nullptr)));
-      const bool offline = rec["online"] == false && state_at && now - *state_at >= rules.offline_after;
+      const bool offline = rec.value("online", Json(nullptr)) == false && state_at && now - *state_at >= rules.offline_after;
       const bool silent = received && now - *received >= rules.offline_after;
       if (offline || silent) {
         AlertCondition c = condition("offline/" + code, "offline", code, "");
@@ -143,7 +143,7 @@ std::vector<AlertCondition> alert_conditions(const AlertRules& rules, const Aler
     if (rules.runs("coverage")) {
       const Json row = school_row_of_record(rec);
       for (const auto& t : kRoomTypes) {
-        const Json& v = row["fiber"][t.key];
+        const Json v = row.value("fiber", Json::object()).value(t.key, Json(nullptr));
         if (!v.is_number() || v.get<double>() >= rules.coverage_below) continue;
         AlertCondition c = condition("coverage/" + code + "/" + t.key, "coverage", code, t.key);
         const double share = v.get<double>();
@@ -222,9 +222,9 @@ Result<AlertPass> evaluate_alerts(CountyDatabase& db, const AlertRules& rules,
       // Only schools whose latest summary says a classroom is not compliant: their full report
       // names which and why.
       const Json row = school_row_of_record(rec);
-      const Json& r = row["recording"];
-      if (!r["compliant"].is_number() || !r["total"].is_number() || r["compliant"].get<double>() >= r["total"].get<double>())
-        continue;
+      const Json r = row.value("recording", Json::object());
+      const Json compliant = r.value("compliant", Json(nullptr)), total = r.value("total", Json(nullptr));
+      if (!compliant.is_number() || !total.is_number() || compliant.get<double>() >= total.get<double>()) continue;
       const std::string code = rec["school"].get<std::string>();
       auto latest = db.latest_reports(code);
       if (!latest.ok()) return latest.error();

@@ -25,7 +25,9 @@ std::string utc(SystemTime t) {
 Json school(const std::string& code, bool online, SystemTime state_at, SystemTime received, double classroom = 1.0) {
   Json cov = {{"rooms", 10}, {"covered", static_cast<int>(classroom * 10)}, {"coverage", classroom}};
   Json full = {{"rooms", 10}, {"covered", 10}, {"coverage", 1.0}};
+  // As CountyDatabase::schools writes a school's row.
   return {{"school", code}, {"seen", true}, {"name", "学校" + code.substr(code.size() - 1)}, {"online", online},
+          {"last_seen", utc(received)}, {"version", "0.1.0"}, {"health", nullptr}, {"backlog", 0}, {"session", 1},
           {"state_at", utc(state_at)}, {"last_received", utc(received)}, {"state_reason", online ? Json(nullptr) : Json("will")},
           {"reports", {{"fiber", {{"seq", 1}, {"ts", "2027-01-15T08:00:00+08:00"},
                                   {"summary", {{"classroom", cov}, {"function_room", full}, {"office", full},
