@@ -54,6 +54,10 @@ constexpr int kMaxFailures = 5;                     // failed logins of one user
 constexpr auto kFailureWindow = std::chrono::minutes(15);  // ... within this: refused until it ends
 const char* kCookie = "campus_session";
 constexpr auto kLiveDelay = std::chrono::milliseconds(500);  // commits within it make one event
+// A rendered page serves the requests for it until the next change, and at most this long (its
+// "silent for", "overdue" and ages move with the clock).
+constexpr auto kRenderedMaxAge = std::chrono::seconds(2);
+constexpr std::size_t kRenderedMax = 512;
 constexpr auto kLiveKeepAlive = std::chrono::seconds(15);    // a comment line when nothing happens
 constexpr std::size_t kMaxLivePages = 64;
 
@@ -589,7 +593,8 @@ double number_of(const Json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0;
 }
 
-Reply metrics(CountyDatabase& db, const Json& figures, Millis silent_after, std::size_t sessions) {
+Reply metrics(CountyDatabase& db, const Json& figures, Millis silent_after, std::size_t sessions, std::uint64_t renders,
+              std::uint64_t shared) {
   auto totals = db.totals(std::chrono::system_clock::now() - silent_after);
   std::ostringstream o;
   const bool db_ok = totals.ok();
@@ -649,6 +654,9 @@ Reply metrics(CountyDatabase& db, const Json& figures, Millis silent_after, std:
          "Delivery attempts that failed (retried with backoff), by channel.", failed);
   metric(o, "campus_county_dashboard_sessions", "gauge", "Dashboard login sessions open.",
          {{"", static_cast<double>(sessions)}});
+  metric(o, "campus_county_dashboard_pages_total", "counter",
+         "Pages and JSON answers served, by whether they were rendered or shared a render since the last change.",
+         {{"{how=\"rendered\"}", static_cast<double>(renders)}, {"{how=\"shared\"}", static_cast<double>(shared)}});
   Reply r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.body = o.str();
@@ -768,10 +776,12 @@ void Dashboard::reload(const CountyConfig& next) {
   config_.dashboard.tls_cert = tls_cert;
   config_.dashboard.tls_key = tls_key;
   sessions_.set_lifetime(config_.dashboard.session_lifetime);
+  ++generation_;  // the register's names may have changed
   load_accounts();
 }
 
 void Dashboard::committed(const std::set<std::string>& schools) {
+  ++generation_;  // rendered pages are out of date
   if (stopped_ || subscribers_.empty()) return;
   changed_.insert(schools.begin(), schools.end());
   if (flush_pending_) return;
@@ -955,6 +965,43 @@ asio::awaitable<Dashboard::Reply> Dashboard::on_reader(const std::function<Reply
   co_return std::move(*out);
 }
 
+asio::awaitable<Dashboard::Reply> Dashboard::render_shared(const std::string& key,
+                                                          const std::function<Reply(CountyDatabase&)>& job) {
+  auto it = rendered_.find(key);
+  if (it != rendered_.end() && it->second.generation == generation_ &&
+      std::chrono::steady_clock::now() - it->second.at < kRenderedMaxAge) {
+    if (it->second.reply) {
+      ++shared_renders_;
+      co_return *it->second.reply;
+    }
+    auto ready = it->second.ready;
+    boost::system::error_code ec;
+    co_await ready->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    it = rendered_.find(key);
+    if (it != rendered_.end() && it->second.ready == ready && it->second.reply) {
+      ++shared_renders_;
+      co_return *it->second.reply;
+    }
+    // That render failed or went out of date: this request renders for itself.
+  }
+  if (rendered_.size() >= kRenderedMax)
+    for (auto i = rendered_.begin(); i != rendered_.end();)  // what is out of date goes; what renders stays
+      i = i->second.generation != generation_ || (i->second.reply && std::chrono::steady_clock::now() - i->second.at >= kRenderedMaxAge)
+              ? rendered_.erase(i) : std::next(i);
+  auto ready = std::make_shared<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
+  const std::uint64_t generation = generation_;
+  if (rendered_.size() < kRenderedMax) rendered_[key] = RenderedPage{generation, std::chrono::steady_clock::now(), nullptr, ready};
+  ++renders_;
+  Reply r = co_await on_reader(job);
+  it = rendered_.find(key);
+  if (it != rendered_.end() && it->second.ready == ready) {
+    if (r.status == 200 && generation == generation_) it->second.reply = std::make_shared<Reply>(r);
+    else rendered_.erase(it);
+  }
+  ready->cancel();
+  co_return r;
+}
+
 asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
   const bool api_guess = req.target.rfind("/api/", 0) == 0;
   if (req.target.size() > web::kMaxTarget)
@@ -989,8 +1036,9 @@ asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
     Json figures = collector_figures_ ? collector_figures_() : Json::object();
     const std::size_t open_sessions = sessions_.size();
     const Millis silent = config_.silent_after;
-    const std::function<Reply(CountyDatabase&)> job = [figures, silent, open_sessions](CountyDatabase& db) {
-      return metrics(db, figures, silent, open_sessions);
+    const std::function<Reply(CountyDatabase&)> job = [figures, silent, open_sessions, renders = renders_,
+                                                       shared = shared_renders_](CountyDatabase& db) {
+      return metrics(db, figures, silent, open_sessions, renders, shared);
     };
     co_return co_await on_reader(job);
   }
@@ -1058,8 +1106,10 @@ asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
   c.silent_after = config_.silent_after;
   const auto day_ago = std::chrono::system_clock::now() - std::chrono::hours(24);
   while (!case_steps_.empty() && case_steps_.front()["at_ms"].get<std::int64_t>() <
-                                     std::chrono::duration_cast<std::chrono::milliseconds>(day_ago.time_since_epoch()).count())
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(day_ago.time_since_epoch()).count()) {
     case_steps_.pop_front();  // a pending mark older than a day is dropped (the school has the step or refused it)
+    ++generation_;
+  }
   for (const auto& p : case_steps_) c.case_steps.push_back(p);
 
   using Render = Reply (*)(CountyDatabase&, const Context&, bool);
@@ -1099,7 +1149,8 @@ asio::awaitable<Dashboard::Reply> Dashboard::handle(Request& req) {
     const std::function<Reply(CountyDatabase&)> job = [render = route.render, c, api](CountyDatabase& db) {
       return render(db, c, api);
     };
-    Reply r = co_await on_reader(job);
+    const std::string key = c.user + "\n" + web::role_name(c.role) + "\n" + c.lang + "\n" + req.target;
+    Reply r = co_await render_shared(key, job);
     co_return with_lang(std::move(r));
   }
   co_return error_reply(api, 404, Error{path, "no such page", "see /plan, /schools, /school?code=..., /cases, /quality"}, lang);
@@ -1138,6 +1189,7 @@ Dashboard::Reply Dashboard::record_case_step(const Request& req, bool api) {
                {"state", "sent"}, {"error", nullptr}, {"steps_after", nullptr}};
   if (case_steps_.size() >= 1000) case_steps_.pop_front();
   case_steps_.push_back(step);
+  ++generation_;
   log_->info("dashboard: {} asks {} to record {} on case {}", req.session->user, school, action, case_id);
   Json args = {{"case", case_id}, {"action", action}, {"by", req.session->user}};
   if (!note.empty()) args["note"] = note;

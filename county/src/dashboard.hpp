@@ -109,6 +109,19 @@ class Dashboard : public std::enable_shared_from_this<Dashboard> {
   CaseUpdater case_updater_;
   std::deque<Json> case_steps_;
   std::int64_t next_step_ = 0;
+  // Pages rendered since the last change (a commit, a case step's mark), shared by every request
+  // for the same page by the same user: twenty open pages refreshing after one commit cost one
+  // render, and a request that arrives while that render runs waits for it (io thread).
+  struct RenderedPage {
+    std::uint64_t generation = 0;
+    std::chrono::steady_clock::time_point at;
+    std::shared_ptr<Reply> reply;               // null while it renders
+    std::shared_ptr<asio::steady_timer> ready;  // cancelled when the render is done
+  };
+  std::map<std::string, RenderedPage> rendered_;
+  std::uint64_t generation_ = 0;
+  std::uint64_t renders_ = 0, shared_renders_ = 0;  // /metrics
+  asio::awaitable<Reply> render_shared(const std::string& key, const std::function<Reply(CountyDatabase&)>& job);
 };
 
 }  // namespace campus::county

@@ -221,6 +221,30 @@ class Dashboard(KnownCounty):
         self.assertGreaterEqual(samples["campus_county_messages_committed_total"], self.messages)
         self.assertEqual(Client(self.port).get("/metrics?x=1")[0], 400)
 
+    def test_pages_asked_for_at_once_share_one_render_until_the_next_change(self):
+        import threading
+
+        def pages(how):
+            body = Client(self.port).get("/metrics")[2]
+            return int(re.search(rf'campus_county_dashboard_pages_total{{how="{how}"}} (\d+)', body).group(1))
+        c = self.viewer()
+        c.get("/api/plan")  # rendered: later requests share it
+        rendered, shared = pages("rendered"), pages("shared")
+        bodies = []
+        threads = [threading.Thread(target=lambda: bodies.append(c.json("/api/plan")[1])) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(len(bodies), 10)
+        self.assertTrue(all(b == bodies[0] for b in bodies))
+        # Ten requests within the 2 s a render is shared: at most one more render (the clock).
+        self.assertLessEqual(pages("rendered") - rendered, 1)
+        self.assertGreaterEqual(pages("shared") - shared, 9)
+        time.sleep(2.1)  # past its age: rendered again
+        c.json("/api/plan")
+        self.assertGreater(pages("rendered"), rendered)
+
     # ---- who may look ----
     def test_refusals_wrong_password_no_session_ended_session_and_too_many_failures(self):
         c = Client(self.port)
