@@ -82,6 +82,7 @@ class SqlDatabase final : public CountyDatabase {
 
   // ---------------------------------------------------------------- ingest
   Result<BatchResult> ingest(const std::vector<Parsed>& batch, SystemTime received) override {
+    const Quiesce quiesce(*this);
     if (read_only_) return Error{"county database", "opened read-only", ""};
     BatchResult r;
     now_ = ms_of(received);
@@ -131,6 +132,7 @@ class SqlDatabase final : public CountyDatabase {
 
   // ---------------------------------------------------------------- repair
   Result<std::vector<ResendRequest>> plan_repairs(const RepairPolicy& policy, SystemTime now) override {
+    const Quiesce quiesce(*this);
     if (read_only_) return Error{"county database", "opened read-only", ""};
     std::vector<ResendRequest> out;
     now_ = ms_of(now);
@@ -152,6 +154,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Status request_not_sent(std::int64_t id, const std::string& why, const RepairPolicy& policy, SystemTime now) override {
+    const Quiesce quiesce(*this);
     now_ = ms_of(now);
     try {
       Transaction tx(*db_);
@@ -173,6 +176,7 @@ class SqlDatabase final : public CountyDatabase {
 
   // ---------------------------------------------------------------- retention
   Result<std::int64_t> prune(const Retention& ret, SystemTime now) override {
+    const Quiesce quiesce(*this);
     if (read_only_) return std::int64_t{0};
     const std::int64_t n = ms_of(now);
     std::int64_t removed = 0;
@@ -209,6 +213,7 @@ class SqlDatabase final : public CountyDatabase {
   // ---------------------------------------------------------------- alerts
   Result<AlertPass> record_alerts(const std::vector<AlertCondition>& now_active, const std::vector<AlertRoute>& routes,
                                   SystemTime now) override {
+    const Quiesce quiesce(*this);
     if (read_only_) return Error{"county database", "opened read-only", ""};
     AlertPass pass;
     const std::int64_t n = ms_of(now);
@@ -314,6 +319,7 @@ class SqlDatabase final : public CountyDatabase {
 
   Result<std::vector<AlertDelivery>> claim_deliveries(const std::string& channel, int max, Millis lease,
                                                       SystemTime now) override {
+    const Quiesce quiesce(*this);
     if (read_only_) return Error{"county database", "opened read-only", ""};
     const std::int64_t n = ms_of(now);
     std::vector<AlertDelivery> out;
@@ -351,6 +357,7 @@ class SqlDatabase final : public CountyDatabase {
 
   Status delivery_result(const std::vector<std::int64_t>& ids, bool delivered, const std::string& error,
                          SystemTime next_attempt, SystemTime now) override {
+    const Quiesce quiesce(*this);
     if (read_only_) return Error{"county database", "opened read-only", ""};
     try {
       Transaction tx(*db_);
@@ -375,6 +382,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Result<std::vector<Json>> alerts(const std::string& state, int limit) override {
+    const Quiesce quiesce(*this);
     try {
       auto& q = prepared(
           "SELECT id, key, rule, school, subject, state, one_shot, since_ms, fired_ms, resolved_ms, summary, detail "
@@ -406,6 +414,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Result<Json> alert_totals() override {
+    const Quiesce quiesce(*this);
     try {
       Json out = {{"firing", 0}, {"pending", 0}, {"deliveries", Json::object()}};
       auto& q = prepared("SELECT state, COUNT(*) FROM alert WHERE state <> 'resolved' GROUP BY state");
@@ -496,6 +505,7 @@ class SqlDatabase final : public CountyDatabase {
 
   // ---------------------------------------------------------------- reading
   Status set_register(const std::vector<std::pair<std::string, std::string>>& schools) override {
+    const Quiesce quiesce(*this);
     if (read_only_) return {};
     try {
       Transaction tx(*db_);
@@ -513,6 +523,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Result<Json> register_schools() override {
+    const Quiesce quiesce(*this);
     try {
       Json out = Json::object();
       auto& q = prepared("SELECT school, name FROM register ORDER BY school");
@@ -524,6 +535,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Result<std::vector<Json>> schools(const std::vector<std::string>& register_schools) override {
+    const Quiesce quiesce(*this);
     try {
       std::map<std::string, Json> rows;
       for (const auto& s : register_schools) rows[s] = Json{{"school", s}, {"seen", false}};
@@ -586,6 +598,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Result<std::vector<Json>> cases(const std::string& state, const std::string& school) override {
+    const Quiesce quiesce(*this);
     try {
       std::string sql =
           "SELECT c.school, c.case_id, c.subject, c.stage, c.outcome, c.opened_at, c.closed_at, c.overdue, c.details, "
@@ -619,6 +632,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Result<Json> history(const std::string& school, const std::string& audit, const std::string& since) override {
+    const Quiesce quiesce(*this);
     try {
       Json h = {{"school", school}, {"since", since.empty() ? Json(nullptr) : Json(since)}};
       const std::int64_t since_ms = since.empty() ? 0 : day_start_ms(since);
@@ -676,6 +690,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Result<Json> latest_reports(const std::string& school) override {
+    const Quiesce quiesce(*this);
     try {
       std::vector<std::tuple<std::string, std::int64_t, std::int64_t, std::string>> latest;
       auto& q = prepared("SELECT audit, series, seq, ts FROM report_latest WHERE school = ?1 ORDER BY audit");
@@ -703,6 +718,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Result<std::vector<Json>> gaps(const std::string& school) override {
+    const Quiesce quiesce(*this);
     try {
       auto& q = prepared(
           "SELECT g.id, r.school, r.store_id, g.from_seq, g.to_seq, g.cause, g.state, g.opened_ms, g.closed_ms, "
@@ -727,6 +743,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Result<std::vector<Json>> monthly(const std::vector<std::string>& register_schools) override {
+    const Quiesce quiesce(*this);
     try {
       std::set<std::string> schools(register_schools.begin(), register_schools.end());
       {
@@ -783,6 +800,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Result<Json> totals(SystemTime silent_since) override {
+    const Quiesce quiesce(*this);
     try {
       Json t = Json::object();
       auto& c = prepared("SELECT name, value FROM counter ORDER BY name");
@@ -816,6 +834,7 @@ class SqlDatabase final : public CountyDatabase {
   // Each collector writes its own row (keyed by its broker client id: two collectors on one
   // PostgreSQL have their own); status() is the newest, with every collector's in "collectors".
   Result<Json> status() override {
+    const Quiesce quiesce(*this);
     try {
       auto& q = prepared("SELECT value FROM meta WHERE key LIKE 'collector_status%' ORDER BY key");
       Json all = Json::array();
@@ -839,6 +858,7 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   Status set_status(const Json& status) override {
+    const Quiesce quiesce(*this);
     if (read_only_) return {};
     try {
       const std::string who = status.contains("ingest") ? status["ingest"].value("client_id", "") : "";
@@ -876,6 +896,24 @@ class SqlDatabase final : public CountyDatabase {
       lock.bind_all(static_cast<std::int64_t>(k)).run();
     }
   }
+
+  // Every public call ends with all of its statements reset (Quiesce). A SQLite statement left
+  // on a row keeps its connection's read transaction open, and with it the WAL's read mark: the
+  // checkpoint then cannot pass that mark and county.db-wal grows for as long as the collector
+  // runs (measured: 5.4 GB after a million messages). Calls nest (one public call may use
+  // another); the outermost one resets.
+  struct Quiesce {
+    explicit Quiesce(SqlDatabase& d) : db(d) { ++db.depth_; }
+    ~Quiesce() {
+      if (--db.depth_ > 0) return;
+      for (auto& [sql, st] : db.stmts_) st->reset();
+      for (auto& [sql, st] : db.texts_) st->reset();
+    }
+    Quiesce(const Quiesce&) = delete;
+    Quiesce& operator=(const Quiesce&) = delete;
+    SqlDatabase& db;
+  };
+  int depth_ = 0;
 
   void forget_statements() {
     stmts_.clear();

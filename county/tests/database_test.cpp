@@ -462,3 +462,25 @@ TEST_P(CountyDatabaseTest, ATakenOverSessionTheAgentCountsIsRecordedOnceAsAnEven
   EXPECT_EQ(rows, 2);  // one event per health that showed new takeovers
   EXPECT_EQ(t.db->totals(T0).value()["counters"]["takeovers"], 3);
 }
+
+// Between calls no statement holds a read transaction: the WAL checkpoints completely (a
+// statement left on a row kept the WAL's read mark and county.db-wal grew without end).
+TEST(CountyDatabase, NothingHoldsTheWalBetweenCalls) {
+  TempDb t;
+  auto& db = *t.db;
+  for (int i = 1; i <= 50; ++i)
+    ingest(db, {state("school-a", true, 1, i - 1), report("school-a", 2 * i - 1), event("school-a", 2 * i)});
+  ASSERT_TRUE(db.schools({}).ok());
+  ASSERT_TRUE(db.totals(T0).ok());
+  ASSERT_TRUE(db.status().ok());
+  ASSERT_TRUE(db.plan_repairs(quick_policy(), T0 + 3600s).ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(t.file.c_str(), &other), SQLITE_OK);
+  int log = -1, done = -1;
+  ASSERT_EQ(sqlite3_exec(other, "SELECT COUNT(*) FROM sqlite_master", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(sqlite3_wal_checkpoint_v2(other, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done), SQLITE_OK)
+      << sqlite3_errmsg(other);
+  EXPECT_GT(log, 0);
+  EXPECT_EQ(done, log) << "a statement of the county database holds the WAL at frame " << done;
+  sqlite3_close(other);
+}
