@@ -1531,9 +1531,15 @@ class SqlDatabase final : public CountyDatabase {
   // The plan's figures for one school and day, from each audit's last report on or before it.
   void write_school_day(const std::string& school, const std::string& day) {
     Figures fiber, rec, att;
-    auto& s = q("SELECT audit, fa, fb, fc, n1, n2, met FROM report_daily d WHERE school = ?1 AND audit IN ('fiber', "
-                "'recording', 'attendance') AND day = (SELECT MAX(day) FROM report_daily e WHERE e.school = d.school AND "
-                "e.audit = d.audit AND e.day <= ?2)");
+    // Each audit's row is one probe of the key (school, audit, day): the cost does not grow with
+    // the years of history (a correlated MAX over every day of the school did, and the commit
+    // rate fell from ~10,000 to ~1,000 msg/s over three years of 300 schools).
+    auto& s = q("SELECT * FROM (SELECT audit, fa, fb, fc, n1, n2, met FROM report_daily WHERE school = ?1 AND "
+                "audit = 'fiber' AND day <= ?2 ORDER BY day DESC LIMIT 1) AS f UNION ALL "
+                "SELECT * FROM (SELECT audit, fa, fb, fc, n1, n2, met FROM report_daily WHERE school = ?1 AND "
+                "audit = 'recording' AND day <= ?2 ORDER BY day DESC LIMIT 1) AS r UNION ALL "
+                "SELECT * FROM (SELECT audit, fa, fb, fc, n1, n2, met FROM report_daily WHERE school = ?1 AND "
+                "audit = 'attendance' AND day <= ?2 ORDER BY day DESC LIMIT 1) AS a");
     s.bind_all(school, day);
     bool have_fiber = false, have_rec = false, have_att = false;
     while (s.step()) {
