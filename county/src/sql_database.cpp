@@ -754,38 +754,38 @@ class SqlDatabase final : public CountyDatabase {
         auto& s = prepared("SELECT school FROM school");
         while (s.step()) schools.insert(s.text(0));
       }
-      // Each school's daily rows in day order; a month's figure is the school's last row on or
-      // before the month's end (a school that has reported nothing by then is unknown).
-      std::map<std::string, std::vector<std::pair<std::string, std::array<Json, 4>>>> days;
+      // A month's figure is the school's last daily row on or before the month's end (a school
+      // that has reported nothing by then is unknown). One pass over the rows in key order keeps
+      // each school's last row of each month; the months then carry each school's figures
+      // forward: the cost is the rows once plus months x schools, not months x schools x days.
+      using Figures4 = std::array<signed char, 4>;  // digital campus, fiber, recording, attendance: -1 unknown
+      std::map<std::string, std::map<std::string, Figures4>> month_end;  // school -> month -> its last row
       std::string first, last;
       auto& q = prepared(
           "SELECT school, day, digital_campus, fiber_met, recording_met, attendance_met FROM school_day ORDER BY school, day");
+      auto tri = [&](int col) -> signed char { return q.is_null(col) ? -1 : q.int64(col) != 0 ? 1 : 0; };
       while (q.step()) {
-        if (!schools.count(q.text(0))) continue;
-        days[q.text(0)].push_back({q.text(1), {nullable_bool(q, 2), nullable_bool(q, 3), nullable_bool(q, 4), nullable_bool(q, 5)}});
+        const std::string school = q.text(0);
+        if (!schools.count(school)) continue;
         const std::string month = q.text(1).substr(0, 7);
+        month_end[school][month] = {tri(2), tri(3), tri(4), tri(5)};
         if (first.empty() || month < first) first = month;
         if (last.empty() || month > last) last = month;
       }
       std::vector<Json> out;
       if (first.empty()) return out;
       static const char* kTargets[] = {"digital_campus", "fiber", "recording", "attendance"};
+      std::map<std::string, Figures4> now;  // each school's figures as of the month being counted
       for (std::string m = first; m <= last; m = next_month(m)) {
-        const std::string end = m + "-31";
+        for (const auto& [school, months] : month_end)
+          if (auto it = months.find(m); it != months.end()) now[school] = it->second;
         Json row = {{"month", m}, {"schools", schools.size()}, {"plan", plan::plan_share(std::stoi(m.substr(0, 4)))}};
         for (int t = 0; t < 4; ++t) {
           std::size_t met = 0, known = 0;
-          for (const auto& s : schools) {
-            auto it = days.find(s);
-            if (it == days.end()) continue;
-            const Json* v = nullptr;
-            for (const auto& [day, vals] : it->second) {
-              if (day > end) break;
-              v = &vals[t];
-            }
-            if (!v || v->is_null()) continue;
+          for (const auto& [school, f] : now) {
+            if (f[t] < 0) continue;
             ++known;
-            if (*v == true) ++met;
+            if (f[t] == 1) ++met;
           }
           double share = schools.empty() ? 0.0 : static_cast<double>(met) / schools.size();
           row[kTargets[t]] = {{"met", met}, {"known", known}, {"unknown", schools.size() - known},

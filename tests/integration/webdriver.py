@@ -72,6 +72,10 @@ class Browser:
     def source(self):
         return self._call("GET", self._s("/source"))
 
+    def execute(self, script, args=()):
+        """Runs `script` (a function body) in the page and returns what it returns."""
+        return self._call("POST", self._s("/execute/sync"), {"script": script, "args": list(args)})
+
     def screenshot(self, path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
