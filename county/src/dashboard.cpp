@@ -513,9 +513,24 @@ Reply quality_page(CountyDatabase& db, const Context& c, bool api) {
   std::vector<Json> unfilled;
   for (const auto& g : gaps.value())
     if (g["state"] != "filled") unfilled.push_back(g);
+  // Schools whose audits fail: each school's latest health says, per audit, whether its last
+  // run went through, and the error when not.
+  auto records = db.schools(c.register_codes);
+  if (!records.ok()) return error_reply(api, 503, records.error(), c.lang);
+  Json audit_errors = Json::array();
+  for (const auto& rec : records.value()) {
+    const Json health = rec.value("health", Json(nullptr));
+    if (!health.is_object() || !health.contains("audits") || !health["audits"].is_object()) continue;
+    for (const auto& [audit, a] : health["audits"].items())
+      if (a.is_object() && a.value("ok", true) == false)
+        audit_errors.push_back({{"school", rec["school"]}, {"audit", audit}, {"error", a.value("error", Json(nullptr))},
+                                {"last_run", a.value("last_run", Json(nullptr))}, {"errors", a.value("errors", Json(nullptr))},
+                                {"as_of", rec.value("health_at", Json(nullptr))}});
+  }
   const Json& t = totals.value();
   if (api)
     return json_reply(200, {{"silent_after", format_duration(c.silent_after)}, {"silent", t["silent"]},
+                            {"audit_errors", audit_errors},
                             {"gaps_open", t["gaps_open"]}, {"gaps_lost", t["gaps_lost"]}, {"seqs_open", t["seqs_open"]},
                             {"seqs_lost", t["seqs_lost"]}, {"quarantined", t["quarantined"]},
                             {"conflicts", t["conflicts"]}, {"gaps", unfilled}});
@@ -524,7 +539,13 @@ Reply quality_page(CountyDatabase& db, const Context& c, bool api) {
     << tr(c, "Nothing received for longer than ", "超过以下时间未收到任何消息：") << h(format_duration(c.silent_after))
     << "</p><ul id=\"silent\">";
   for (const auto& s : t["silent"]) o << "<li>" << h(s.get<std::string>()) << "</li>";
-  o << "</ul>\n<h2>" << tr(c, "Gaps", "消息缺口") << "</h2><table id=\"totals\">"
+  o << "</ul>\n<h2>" << tr(c, "Audits failing", "运行出错的检查") << "</h2><table id=\"audit-errors\"><tr><th>"
+    << tr(c, "School", "学校") << "</th><th>" << tr(c, "Audit", "检查") << "</th><th>" << tr(c, "Error", "错误")
+    << "</th><th>" << tr(c, "Last run", "最近运行") << "</th></tr>\n";
+  for (const auto& e : audit_errors)
+    o << "<tr><td>" << h(str(e["school"])) << "</td><td>" << h(str(e["audit"])) << "</td><td>" << h(str(e["error"]))
+      << "</td><td>" << h(str(e["last_run"])) << "</td></tr>\n";
+  o << "</table>\n<h2>" << tr(c, "Gaps", "消息缺口") << "</h2><table id=\"totals\">"
     << "<tr><th>" << tr(c, "open gaps", "未补缺口") << "</th><td id=\"gaps-open\">" << num(t["gaps_open"]) << "</td></tr>"
     << "<tr><th>" << tr(c, "lost gaps", "丢失缺口") << "</th><td id=\"gaps-lost\">" << num(t["gaps_lost"]) << "</td></tr>"
     << "<tr><th>" << tr(c, "seqs still open", "待补消息") << "</th><td>" << num(t["seqs_open"]) << "</td></tr>"

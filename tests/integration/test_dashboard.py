@@ -466,6 +466,22 @@ class DashboardLive(KnownCounty):
         self.a.report(seq, "fiber", fiber_summary(coverage), ts=ts)
         return seq
 
+    def test_the_quality_page_lists_the_audits_a_schools_health_says_fail(self):
+        c = Client(self.port)
+        self.assertEqual(c.login("ana", VIEWER_PW)[0], 303)
+        self.assertEqual(c.json("/api/quality")[1]["audit_errors"], [])
+        self.b._publish(self.b.topic("health"), self.b.envelope("health", {
+            "version": "0.1.0", "outbox": {"depth": 0, "last_seq": max(self.b.sent), "oldest_unsent_age_s": None},
+            "mqtt": {"session": 1}, "store": {"id": self.b.store, "created": "x", "recovered": None},
+            "audits": {"fiber": {"ok": True, "runs": 9, "errors": 0},
+                       "recording": {"ok": False, "runs": 9, "errors": 3, "last_run": "2026-12-01T10:00:00+08:00",
+                                     "error": "recorder 10.0.0.9: connection refused"}}}), retain=True)
+        wait_until(lambda: c.json("/api/quality")[1]["audit_errors"], 20, what="the failing audit")
+        errors = c.json("/api/quality")[1]["audit_errors"]
+        self.assertEqual([(e["school"], e["audit"], e["error"], e["errors"]) for e in errors],
+                         [("school-b", "recording", "recorder 10.0.0.9: connection refused", 3)])
+        self.assertIn("recorder 10.0.0.9: connection refused", c.get("/quality?lang=en")[2])
+
     def test_the_event_stream_says_which_schools_changed(self):
         c = Client(self.port)
         self.assertEqual(c.json("/api/live")[0], 401)
