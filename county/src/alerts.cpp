@@ -28,24 +28,14 @@ std::string name_of(const Json& school) {
 }
 
 // A UTF-8 string cut to at most `max` bytes on a character boundary, "…" added when cut.
-std::string clip(const std::string& s, std::size_t max) {
-  if (s.size() <= max) return s;
-  std::size_t end = max;
-  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
-  return s.substr(0, end) + "…";
-}
+std::string clip(const std::string& s, std::size_t max) { return s.size() <= max ? s : utf8_prefix(s, max) + "…"; }
 
 std::string pct(double v) { return std::to_string(static_cast<int>(std::floor(v * 100 + 0.5))) + "%"; }
 
+// How long, as an operator reads it: whole minutes ("2h5m"), seconds under a minute.
 std::string human_duration(Millis d) {
-  // Whole minutes are what an operator reads ("2h05m"); under a minute, seconds.
-  const auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
-  if (s < 60) return std::to_string(s) + "s";
-  const auto m = s / 60;
-  if (m < 60) return std::to_string(m) + "m";
-  const auto hrs = m / 60;
-  if (hrs < 48) return std::to_string(hrs) + "h" + (m % 60 < 10 ? "0" : "") + std::to_string(m % 60) + "m";
-  return std::to_string(hrs / 24) + "d" + std::to_string(hrs % 24) + "h";
+  if (d < std::chrono::minutes(1)) return format_duration(std::chrono::floor<std::chrono::seconds>(d));
+  return format_duration(std::chrono::floor<std::chrono::minutes>(d));
 }
 
 std::optional<SystemTime> time_of(const Json& v) {

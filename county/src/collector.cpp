@@ -408,8 +408,9 @@ void Collector::deliver(const AlertChannel& channel) {
       HttpRequest req = delivery_request(channel, batch, self->config_.county, self->config_.name, self->config_.alerts,
                                          std::chrono::system_clock::now());
       self->http_->fetch(std::move(req), [self, channel, batch = std::move(batch)](Result<HttpResponse> r) mutable {
-        if (!r.ok() && r.error().what.find("cancelled") != std::string::npos) {
-          // Stopping: the claim's lease lets the next run (or the other collector) send it.
+        if (self->stopping_ && !r.ok()) {
+          // Cancelled by stop(): the claim's lease lets the next run (or the other collector)
+          // send it; at most this one message is repeated.
           self->channels_[channel.name].busy = false;
           return;
         }

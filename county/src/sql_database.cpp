@@ -222,14 +222,14 @@ class SqlDatabase final : public CountyDatabase {
       if (postgres()) db_->exec("SELECT pg_advisory_xact_lock(7420004)");  // two collectors: one pass at a time
       struct Active {
         std::int64_t id;
-        std::string state;
+        std::string state, rule;
         std::int64_t since;
         bool one_shot;
       };
       std::map<std::string, Active> active;
       {
-        auto& q = prepared("SELECT id, key, state, since_ms, one_shot FROM alert WHERE state <> 'resolved'");
-        while (q.step()) active[q.text(1)] = {q.int64(0), q.text(2), q.int64(3), q.int64(4) != 0};
+        auto& q = prepared("SELECT id, key, state, rule, since_ms, one_shot FROM alert WHERE state <> 'resolved'");
+        while (q.step()) active[q.text(1)] = {q.int64(0), q.text(2), q.text(3), q.int64(4), q.int64(5) != 0};
       }
       auto queue = [&](std::int64_t alert, const std::string& rule, const char* transition) {
         auto& ins = prepared(
@@ -305,9 +305,7 @@ class SqlDatabase final : public CountyDatabase {
         up.bind_all(a.id, n).run();
         if (up.changes() == 0 || a.state != "firing") continue;
         ++pass.resolved;
-        auto& rule = prepared("SELECT rule FROM alert WHERE id = ?1");
-        rule.bind_all(a.id);
-        if (rule.step()) queue(a.id, rule.text(0), "resolved");
+        queue(a.id, a.rule, "resolved");
       }
       tx.commit();
     } catch (const Failure& f) {

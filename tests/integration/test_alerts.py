@@ -243,8 +243,7 @@ class Alerts(IntegrationTest):
         wait_until(lambda: coll.scalar("SELECT COALESCE(MAX(attempts), 0) FROM alert_delivery") >= 2, 30,
                    what="failed attempts")
         coll.stop()
-        with self.robots.lock:
-            self.robots._fail.clear()
+        self.robots.recover()
         coll.start()
         wait_until(lambda: self.robots.messages(HOOK), 30, what="the delivery after the restart")
         time.sleep(1.5)

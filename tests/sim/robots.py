@@ -77,6 +77,11 @@ class Robots:
         with self.lock:
             self._fail += [how] * n
 
+    def recover(self):
+        """The failures still planned by fail() are dropped: the next requests are judged as usual."""
+        with self.lock:
+            self._fail.clear()
+
     def hold(self, seconds):
         with self.lock:
             self._hold = seconds

@@ -1,4 +1,5 @@
-// Durations ("90s", "15m", "1h30m", "500ms", "2d") and sizes ("256MiB", "10MB", "4096").
+// Durations ("90s", "15m", "1h30m", "500ms", "2d"), sizes ("256MiB", "10MB", "4096"), and text
+// cut to a bound for messages.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -20,5 +21,8 @@ std::string format_duration(Millis d);
 // Accepts a plain byte count or <number><unit> with B, KB, MB, GB (10^3) and KiB, MiB, GiB (2^10).
 Result<std::uint64_t> parse_size(std::string_view text);
 std::string format_size(std::uint64_t bytes);
+
+// At most `n` bytes of valid UTF-8 `s`, never cutting a character in two.
+std::string utf8_prefix(std::string_view s, std::size_t n);
 
 }  // namespace campus

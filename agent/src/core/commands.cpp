@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "campus/units.hpp"
+
 namespace campus {
 namespace {
 
@@ -70,13 +72,6 @@ std::optional<Json> seq_arg(const Json& request, const std::string& key, std::in
   out = v.get<std::int64_t>();
   if (out < 1) return fail("bad_argument", "\"" + key + "\" must be >= 1 (seqs start at 1), got " + v.dump());
   return std::nullopt;
-}
-
-// At most `n` bytes of valid UTF-8 `s`, never cutting a character in two.
-std::string utf8_prefix(const std::string& s, std::size_t n) {
-  if (s.size() <= n) return s;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return s.substr(0, n);
 }
 
 // The typed arguments of each command that takes any, in the order their errors are reported.

@@ -50,6 +50,12 @@ Result<Millis> parse_duration(std::string_view text) {
   return Millis(static_cast<std::int64_t>(total_ms + 0.5L));
 }
 
+std::string utf8_prefix(std::string_view s, std::size_t n) {
+  if (s.size() <= n) return std::string(s);
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return std::string(s.substr(0, n));
+}
+
 std::string format_duration(Millis d) {
   std::int64_t ms = d.count();
   if (ms == 0) return "0s";

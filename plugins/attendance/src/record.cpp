@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "campus/units.hpp"
+
 namespace campus::attendance {
 namespace {
 
@@ -32,12 +34,7 @@ std::string shown(std::string_view cell, std::size_t max) {
     digits = (c >= '0' && c <= '9') ? digits + 1 : 0;
     if (digits >= 6) return "(a value with a long number, not shown)";
   }
-  if (cell.size() > max) {
-    std::size_t cut = max;
-    while (cut > 0 && (static_cast<unsigned char>(cell[cut]) & 0xC0) == 0x80) --cut;
-    cell = cell.substr(0, cut);
-  }
-  return "\"" + std::string(cell) + "\"";
+  return "\"" + utf8_prefix(cell, max) + "\"";
 }
 
 }  // namespace
