@@ -20,6 +20,7 @@
 
 #include "core/publisher.hpp"
 #include "core/store.hpp"
+#include "core/store_executor.hpp"
 
 using namespace campus;
 
@@ -105,7 +106,8 @@ int main(int argc, char** argv) {
     config.host = "127.0.0.1";
     config.port = static_cast<std::uint16_t>(port);
     config.insecure = true;
-    auto publisher = make_publisher(io, store, who, config, {}, log);
+    StoreExecutor store_thread(store, io);
+    auto publisher = make_publisher(io, store_thread, who, config, {}, log);
     publisher->on_request([&](IncomingRequest r) {
       if (r.response_topic)
         publisher->publish_reply(*r.response_topic, r.correlation_data,
@@ -156,7 +158,8 @@ int main(int argc, char** argv) {
   config.ca_file = ca;
   config.cert_file = cert;
   config.key_file = key;
-  auto publisher = make_publisher(io, store, who, config, {"fiber"}, log);
+  StoreExecutor store_thread(store, io);  // what the daemon's runtime owns
+  auto publisher = make_publisher(io, store_thread, who, config, {"fiber"}, log);
   auto start = std::chrono::steady_clock::now();
   publisher->start();
   asio::steady_timer poll(io);

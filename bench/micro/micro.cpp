@@ -269,9 +269,9 @@ void BM_PreviousSummary(benchmark::State& state) {
     for (auto _ : state) {
       std::optional<Json> summary;
       if (state.range(0) == 0) {
-        if (auto body = (*store)->latest_report("fiber"); body && body->contains("summary")) summary = (*body)["summary"];
+        if (auto body = (*store)->latest_report("fiber").value(); body && body->contains("summary")) summary = (*body)["summary"];
       } else {
-        summary = (*store)->latest_summary("fiber");
+        summary = (*store)->latest_summary("fiber").value();
       }
       benchmark::DoNotOptimize(summary);
     }

@@ -79,8 +79,8 @@ struct Fixture {
     audit = std::make_shared<CountingAudit>(io, audit_delay);
     scheduler = std::make_unique<Scheduler>(
         io,
-        [this](const std::string&, SteadyTime deadline) {
-          return AuditContext{io, deadline, {}, spdlog::default_logger(), *http, records, {}, std::nullopt};
+        [this](const std::string&, SteadyTime deadline, bool, Scheduler::ContextReady ready) {
+          ready(AuditContext{io, deadline, {}, spdlog::default_logger(), *http, records, {}, std::nullopt});
         },
         // What the agent's run sink does: commit on the store thread, then tell the handler.
         [this](AuditRun run) {

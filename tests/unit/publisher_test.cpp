@@ -21,6 +21,7 @@
 #include "core/health.hpp"
 #include "core/publisher.hpp"
 #include "core/store.hpp"
+#include "core/store_executor.hpp"
 
 using namespace campus;
 using namespace std::chrono_literals;
@@ -123,6 +124,7 @@ class PublisherTest : public ::testing::Test {
   }
   void TearDown() override {
     publisher_.reset();
+    store_thread_.reset();
     subscribers_.clear();
     broker_.reset();
     if (!std::getenv("CAMPUS_KEEP_TMP")) fs::remove_all(dir_);
@@ -201,7 +203,8 @@ class PublisherTest : public ::testing::Test {
   }
 
   void make_publisher() {
-    publisher_ = campus::make_publisher(io_, *store_, kWho, config_, {"fiber"}, log_);
+    if (!store_thread_) store_thread_ = std::make_unique<StoreExecutor>(*store_, io_);
+    publisher_ = campus::make_publisher(io_, *store_thread_, kWho, config_, {"fiber"}, log_);
   }
 
   template <class Pred>
@@ -247,6 +250,7 @@ class PublisherTest : public ::testing::Test {
   fs::path dir_;
   int port_ = 0;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<StoreExecutor> store_thread_;  // the publisher's store work (the test reads the store directly)
   std::ostringstream log_text_;
   std::shared_ptr<spdlog::logger> log_;
   MqttConfig config_;

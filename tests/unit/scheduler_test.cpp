@@ -51,8 +51,8 @@ struct Fixture {
   std::unique_ptr<HttpClient> http = make_http_client(io);
   std::vector<AuditRun> runs;
   Scheduler scheduler{io,
-                      [this](const std::string&, SteadyTime deadline) {
-                        return AuditContext{io, deadline, {}, spdlog::default_logger(), *http, records, {}, std::nullopt};
+                      [this](const std::string&, SteadyTime deadline, bool, Scheduler::ContextReady ready) {
+                        ready(AuditContext{io, deadline, {}, spdlog::default_logger(), *http, records, {}, std::nullopt});
                       },
                       [this](AuditRun r) { runs.push_back(std::move(r)); }, nullptr, 42};
 
@@ -200,9 +200,9 @@ TEST(Scheduler, WallClockJumpsNeitherStallNorBurstTheSchedule) {
   std::vector<AuditRun> runs;
   Scheduler scheduler(
       io,
-      [&](const std::string&, SteadyTime deadline) {
+      [&](const std::string&, SteadyTime deadline, bool, Scheduler::ContextReady ready) {
         begun.push_back(std::chrono::steady_clock::now());
-        return AuditContext{io, deadline, {}, spdlog::default_logger(), *http, records, {}, std::nullopt};
+        ready(AuditContext{io, deadline, {}, spdlog::default_logger(), *http, records, {}, std::nullopt});
       },
       [&](AuditRun r) { runs.push_back(std::move(r)); }, wall, 7);
   AuditSchedule s;

@@ -130,10 +130,10 @@ TEST_F(StoreTest, ReportIsRetainedQos1WithSummaryFindingsAndInputErrors) {
   EXPECT_EQ(e["body"]["errors"], (Json::array({{{"where", "rooms.csv:7 column type"},
                                                 {"what", "unknown room type \"lab\""},
                                                 {"fix", "use classroom"}}})));
-  EXPECT_EQ(*s->latest_report("fiber"), e["body"]);
-  EXPECT_FALSE(s->latest_report("recording").has_value());
-  EXPECT_EQ(*s->latest_summary("fiber"), (Json{{"rooms", 1}}));
-  EXPECT_FALSE(s->latest_summary("recording").has_value());
+  EXPECT_EQ(*s->latest_report("fiber").value(), e["body"]);
+  EXPECT_FALSE(s->latest_report("recording").value().has_value());
+  EXPECT_EQ(*s->latest_summary("fiber").value(), (Json{{"rooms", 1}}));
+  EXPECT_FALSE(s->latest_summary("recording").value().has_value());
 }
 
 TEST_F(StoreTest, InvalidUtf8FromAPluginIsStoredWithReplacementCharacters) {
@@ -301,7 +301,7 @@ TEST_F(StoreTest, CaseOpensOnceWithAnEventAndCarriesOnWhileOpen) {
   c = commit(*s, "attendance", with_actions({open_case("s1")}));
   EXPECT_TRUE(c.event_seqs.empty());
   EXPECT_TRUE(c.cases_changed.empty());
-  auto open_cases = s->cases(CaseFilter{"attendance", "open", std::nullopt});
+  auto open_cases = s->cases(CaseFilter{"attendance", "open", std::nullopt}).value();
   ASSERT_EQ(open_cases.size(), 1u);
   EXPECT_EQ(open_cases[0].steps.size(), 1u);
 }
@@ -325,7 +325,7 @@ TEST_F(StoreTest, CaseUpdateStoresDetailsAndRaisesAnEventOnlyWhenOverdueChanges)
   // Identical details: no step, no event.
   c = commit(*s, "attendance", with_actions({update_case("s1", Json{{"days", 6}, {"overdue", true}})}));
   EXPECT_TRUE(c.cases_changed.empty());
-  EXPECT_EQ(s->find_case("attendance-s1-1")->steps.size(), 4u);  // opened + 3 updates
+  EXPECT_EQ(s->find_case("attendance-s1-1").value()->steps.size(), 4u);  // opened + 3 updates
 }
 
 TEST_F(StoreTest, CaseLifecycleThroughUpdateCaseEndsClosedAndANewRunOpensANewCase) {
@@ -346,7 +346,7 @@ TEST_F(StoreTest, CaseLifecycleThroughUpdateCaseEndsClosedAndANewRunOpensANewCas
   EXPECT_EQ(r->outcome, "returned");
   EXPECT_EQ(r->closed_at, "2026-11-29T01:00:00+08:00");
 
-  auto stored = s->find_case("attendance-s1-1");
+  auto stored = s->find_case("attendance-s1-1").value();
   ASSERT_TRUE(stored.has_value());
   std::vector<std::string> actions, actors;
   for (const auto& st : stored->steps) {
@@ -355,14 +355,14 @@ TEST_F(StoreTest, CaseLifecycleThroughUpdateCaseEndsClosedAndANewRunOpensANewCas
   }
   EXPECT_EQ(actions, (std::vector<std::string>{"opened", "contacted", "note", "visited", "returned"}));
   EXPECT_EQ(actors, (std::vector<std::string>{"agent", "school:wang", "county:li", "school:wang", "school:wang"}));
-  EXPECT_TRUE(s->cases(CaseFilter{"attendance", "open", std::nullopt}).empty());
-  EXPECT_EQ(s->cases(CaseFilter{"attendance", "closed", std::nullopt}).size(), 1u);
+  EXPECT_TRUE(s->cases(CaseFilter{"attendance", "open", std::nullopt}).value().empty());
+  EXPECT_EQ(s->cases(CaseFilter{"attendance", "closed", std::nullopt}).value().size(), 1u);
 
   auto c = commit(*s, "attendance", with_actions({open_case("s1")}));
   ASSERT_EQ(c.cases_changed.size(), 1u);
   EXPECT_EQ(c.cases_changed[0].id, "attendance-s1-2");
-  EXPECT_EQ(s->cases(CaseFilter{"", "all", std::nullopt}).size(), 2u);
-  EXPECT_EQ(s->cases(CaseFilter{"", "all", kT0 + 90min}).size(), 1u);  // only the one changed since
+  EXPECT_EQ(s->cases(CaseFilter{"", "all", std::nullopt}).value().size(), 2u);
+  EXPECT_EQ(s->cases(CaseFilter{"", "all", kT0 + 90min}).value().size(), 1u);  // only the one changed since
 }
 
 TEST_F(StoreTest, UpdateCaseAppendsItsEventWithTheNextSeq) {
@@ -420,12 +420,12 @@ TEST_F(StoreTest, CaseClosedByTheAuditAndBadActionsLandInTheReportErrors) {
   EXPECT_EQ(body["action"], "leave_approved");
   EXPECT_EQ(body["to"], "closed");
   EXPECT_EQ(body["case"]["outcome"], "leave_approved");
-  Json errors = s->latest_report("attendance")->at("errors");
+  Json errors = s->latest_report("attendance").value()->at("errors");
   ASSERT_EQ(errors.size(), 2u);
   EXPECT_EQ(errors[0]["where"], "case action close for subject s2");
   EXPECT_NE(errors[0]["what"].get<std::string>().find("unknown outcome \"vanished\""), std::string::npos);
   EXPECT_EQ(errors[1]["where"], "case action update for subject s9");
-  EXPECT_EQ(s->find_case("attendance-s2-1")->stage, "open");
+  EXPECT_EQ(s->find_case("attendance-s2-1").value()->stage, "open");
 }
 
 TEST_F(StoreTest, AgentAndLocalCampusctlShareTheFileWithoutReusingSeqOrLosingSteps) {
@@ -436,7 +436,7 @@ TEST_F(StoreTest, AgentAndLocalCampusctlShareTheFileWithoutReusingSeqOrLosingSte
   auto c = commit(*agent, "attendance", with_actions({update_case("s1", Json{{"overdue", true}})}));  // 4, 5
   EXPECT_EQ(c.report_seq, 4);
   EXPECT_EQ(c.event_seqs, std::vector<std::int64_t>{5});
-  auto stored = agent->find_case("attendance-s1-1");
+  auto stored = agent->find_case("attendance-s1-1").value();
   EXPECT_EQ(stored->stage, "contacted");  // the agent's update did not undo campusctl's step
   EXPECT_EQ(stored->steps.size(), 3u);
   EXPECT_EQ(seqs(*ctl), one_to(5));
@@ -555,7 +555,7 @@ TEST_F(StoreTest, SizeCapPrunesSentRowsThenSupersededReportsNeverEventsThenRefus
     EXPECT_FALSE(s->commit(kSchool, "fiber", kT0 + 1000min, make(i)).ok());  // the same run again
     EXPECT_EQ(s->last_seq(), last);  // a refused commit writes nothing
     EXPECT_EQ(seqs(*s), held);
-    EXPECT_EQ(s->latest_report("fiber")->at("summary").at("run"), i - 1);
+    EXPECT_EQ(s->latest_report("fiber").value()->at("summary").at("run"), i - 1);
   }
   auto s = open(o);
   auto st = s->stats();
@@ -653,8 +653,8 @@ TEST_F(StoreTest, ReadOnlyOpenReadsEverythingAndRefusesWrites) {
   auto s = open(ro);
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->last_seq(), 2);
-  EXPECT_EQ(s->cases(CaseFilter{}).size(), 1u);
-  EXPECT_TRUE(s->latest_report("attendance").has_value());
+  EXPECT_EQ(s->cases(CaseFilter{}).value().size(), 1u);
+  EXPECT_TRUE(s->latest_report("attendance").value().has_value());
   auto c = s->commit(kSchool, "attendance", kT0, AuditReport{});
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.error().what.find("read-only"), std::string::npos);
@@ -681,7 +681,7 @@ TEST_F(StoreTest, SigkillAtRandomMomentsLeavesWholeReportsAndGapFreeSeq) {
       auto s = Store::open(file_, {});
       if (!s.ok()) ::_exit(2);
       for (;;) {
-        auto last = (*s)->latest_report("loop");
+        auto last = (*s)->latest_report("loop").value();
         int run = last ? (*last)["summary"]["run"].get<int>() + 1 : 0;
         AuditReport r;
         r.summary = Json{{"run", run}};

@@ -27,7 +27,8 @@
 
 namespace campus {
 
-inline constexpr int kPluginApiVersion = 1;
+// 2: AuditPlugin::reads_records (the records are read on the store's thread, before the run).
+inline constexpr int kPluginApiVersion = 2;
 #define CAMPUS_PLUGIN_SYMBOL "campus_plugin_descriptor"
 
 using Json = nlohmann::json;
@@ -114,7 +115,7 @@ struct AuditContext {
   SystemTime now;                           // wall time of this run (from the agent's clock)
   std::shared_ptr<spdlog::logger> log;
   HttpClient& http;
-  const RecordReader& records;
+  const RecordReader& records;             // empty unless the plugin's reads_records() said true
   std::vector<CaseView> open_cases;         // this audit's open cases
   std::optional<Json> previous_summary;     // last committed report's summary, if any
 };
@@ -145,6 +146,11 @@ class AuditPlugin {
   // Starts one audit. `done` must be called exactly once, on ctx.io, with the report. The
   // core reports a run that passes ctx.deadline as timed out and then calls cancel().
   virtual void audit(AuditContext ctx, std::function<void(AuditReport)> done) = 0;
+  // Asked just before each run: true when this run's audit() reads ctx.records. The core then
+  // reads the plugin's records on the store's thread and hands a copy in the context (the
+  // io_context never reads the disk); otherwise ctx.records is empty. A plugin keeps what it
+  // needs in memory after the first read and says true again only when that is stale.
+  virtual bool reads_records() const { return false; }
   // Abort in-flight probes (close sockets, cancel timers); `done` may still be called.
   virtual void cancel() {}
 };

@@ -1,6 +1,7 @@
 // The daemon and its one-shot modes. One io_context (main thread) runs the scheduler, the
-// plugins' probes, the publisher and the command handler; the store has its own thread so no
-// fsync ever stalls the loop; Paho's threads only post to the io_context.
+// plugins' probes, the publisher and the command handler; every SQLite call runs on the store's
+// own thread (StoreExecutor) so no fsync or large commit ever stalls the loop; Paho's threads
+// only post to the io_context.
 #include "core/agent.hpp"
 
 #include <malloc.h>
@@ -21,6 +22,7 @@
 #include "core/publisher.hpp"
 #include "core/scheduler.hpp"
 #include "core/store.hpp"
+#include "core/store_executor.hpp"
 #include "core/systemd_notify.hpp"
 
 namespace campus {
@@ -52,12 +54,12 @@ class Runtime {
   }
 
 
+  // The users of the store's thread go first; then the thread runs what they left queued.
   ~Runtime() {
     scheduler_.reset();
-    if (store_thread_.joinable()) {
-      store_work_.reset();
-      store_thread_.join();
-    }
+    commands_.reset();
+    publisher_.reset();
+    store_exec_.reset();
   }
 
   // Loads and configures the plugins. False (errors logged) when any audit cannot run.
@@ -67,7 +69,10 @@ class Runtime {
     for (const auto& e : errors) log_->error("config: {}", e.message());
     if (!errors.empty()) return false;
     scheduler_ = std::make_unique<Scheduler>(
-        io_, [this](const std::string& audit, SteadyTime deadline) { return context(audit, deadline); },
+        io_,
+        [this](const std::string& audit, SteadyTime deadline, bool reads_records, Scheduler::ContextReady ready) {
+          context(audit, deadline, reads_records, std::move(ready));
+        },
         [this](AuditRun run) { on_run(std::move(run)); });
     scheduler_->set_audits(std::move(audits));
     return true;
@@ -99,19 +104,18 @@ class Runtime {
     }
     if (!recovered.empty()) log_->error("store: {}", recovered);
     store_ = std::move(s.value());
-    if (!read_only) {
-      store_work_.emplace(store_io_.get_executor());
-      store_thread_ = std::thread([this] { store_io_.run(); });
-    }
+    if (!read_only) store_exec_ = std::make_unique<StoreExecutor>(*store_, io_);
     return true;
   }
 
   void start_publisher() {
-    if (!config_.mqtt.enabled || !store_) return;
-    publisher_ = make_publisher(io_, *store_, who_, config_.mqtt, scheduler_->audit_names(), log_);
+    if (!config_.mqtt.enabled || !store_exec_) return;
+    publisher_ = make_publisher(io_, *store_exec_, who_, config_.mqtt, scheduler_->audit_names(), log_);
     commands_ = std::make_shared<CommandHandler>(
         CommandServices{io_, who_, *store_, *scheduler_, *publisher_,
-                        [this](std::function<void()> work) { asio::post(store_io_, std::move(work)); },
+                        [this](std::function<void()> work) {
+                          store_exec_->post([work = std::move(work)](Store&) { work(); });
+                        },
                         [this] { return health(); }, [this] { return redacted_summary(config_); }},
         log_);
     publisher_->on_request([weak = std::weak_ptr<CommandHandler>(commands_)](IncomingRequest r) {
@@ -127,12 +131,14 @@ class Runtime {
       return;
     }
     for (const auto& e : run.report->input_errors) log_->warn("audit {}: {}", run.audit, e.message());
-    if (!store_ || dry_run_) return;
+    if (!store_exec_ || dry_run_) return;
     ++commits_in_flight_;
     auto report = std::make_shared<AuditReport>(std::move(*run.report));
-    asio::post(store_io_, [this, report, audit = run.audit, ts = run.started, duration = run.duration] {
-      auto outcome = store_->commit(who_, audit, ts, *report);
-      asio::post(io_, [this, report, audit, ts, duration, outcome = std::move(outcome)] {
+    store_exec_->run(
+        [who = who_, report, audit = run.audit, ts = run.started](Store& store) {
+          return store.commit(who, audit, ts, *report);
+        },
+        [this, report, audit = run.audit, ts = run.started, duration = run.duration](Result<CommitOutcome> outcome) {
         --commits_in_flight_;
         if (!outcome.ok()) {
           ++failed_commits_;
@@ -149,32 +155,69 @@ class Runtime {
         // back to the system; glibc keeps freed pages inside the heap otherwise, and the
         // daemon's RSS stays at the largest audit's high-water mark (docs/performance.md).
         asio::post(io_, [] { malloc_trim(0); });
-      });
-    });
+        });
   }
 
-  AuditContext context(const std::string& audit, SteadyTime deadline) {
-    // Each audit its own view of the one HTTP client: a plugin cancelled at its deadline
-    // cancels its own transfers, not the other audits' (HttpClient::cancel_all).
-    auto& http = http_views_[audit];
-    if (!http) http = make_http_view(*http_, io_);
-    AuditContext ctx{io_, deadline, std::chrono::system_clock::now(), log_->clone(audit), *http,
-                     store_ ? store_->records(audit) : no_records_, {}, std::nullopt};
-    if (store_) {
-      CaseFilter f;
-      f.audit = audit;
-      f.state = "open";
-      ctx.open_cases = store_->cases(f);
-      ctx.previous_summary = store_->latest_summary(audit);
+  // What a run starts from, read from the store: the audit's open cases, its last summary and
+  // (when the plugin reads them) a copy of its records.
+  struct RunInputs {
+    std::vector<CaseView> open_cases;
+    std::optional<Json> previous_summary;
+    std::shared_ptr<const RecordReader> records;
+  };
+
+  static Result<RunInputs> read_run_inputs(Store& store, const std::string& audit, bool reads_records) {
+    RunInputs in;
+    CaseFilter f;
+    f.audit = audit;
+    f.state = "open";
+    auto cases = store.cases(f);
+    if (!cases) return cases.error();
+    in.open_cases = std::move(cases.value());
+    auto summary = store.latest_summary(audit);
+    if (!summary) return summary.error();
+    in.previous_summary = std::move(summary.value());
+    if (reads_records) {
+      auto records = store.copy_records(audit);
+      if (!records) return records.error();
+      in.records = std::move(records.value());
     }
-    return ctx;
+    return in;
+  }
+
+  // The daemon reads the run's inputs on the store's thread; --dry-run (no store thread, the
+  // store read-only or absent) reads them here.
+  void context(const std::string& audit, SteadyTime deadline, bool reads_records, Scheduler::ContextReady ready) {
+    auto build = [this, audit, deadline, ready = std::move(ready)](Result<RunInputs> in) {
+      if (!in) return ready(in.error());
+      // Each audit its own view of the one HTTP client: a plugin cancelled at its deadline
+      // cancels its own transfers, not the other audits' (HttpClient::cancel_all).
+      auto& http = http_views_[audit];
+      if (!http) http = make_http_view(*http_, io_);
+      // Kept until the audit's next run (an audit never overlaps itself).
+      auto& records = run_records_[audit];
+      records = std::move(in->records);
+      ready(AuditContext{io_, deadline, std::chrono::system_clock::now(), log_->clone(audit), *http,
+                         records ? *records : static_cast<const RecordReader&>(no_records_),
+                         std::move(in->open_cases), std::move(in->previous_summary)});
+    };
+    if (store_exec_) {
+      store_exec_->run([audit, reads_records](Store& store) { return read_run_inputs(store, audit, reads_records); },
+                       std::move(build));
+    } else if (store_) {
+      auto in = read_run_inputs(*store_, audit, false);
+      if (in && reads_records) in->records = std::shared_ptr<const RecordReader>(&store_->records(audit), [](auto*) {});
+      build(std::move(in));
+    } else {
+      build(RunInputs{});
+    }
   }
 
   // One line for `systemctl status`: connected or not, and the outbox backlog.
   std::string status_line() const {
     std::string s = publisher_ ? (publisher_->stats().connected ? "connected" : "not connected")
                                : (config_.mqtt.enabled ? "starting" : "delivery off");
-    if (store_) s += ", backlog " + std::to_string(store_->stats().unsent);
+    if (store_exec_) s += ", backlog " + std::to_string(store_exec_->snapshot().outbox.unsent);
     if (scheduler_) s += ", " + std::to_string(scheduler_->audit_names().size()) + " audit(s)";
     return s;
   }
@@ -183,7 +226,7 @@ class Runtime {
 
   Json health() const {
     HealthInputs in;
-    if (store_) in.outbox = store_->stats();
+    if (store_exec_) in.outbox = store_exec_->snapshot().outbox;
     if (publisher_) in.publisher = publisher_->stats();
     if (scheduler_) {
       for (const auto& [name, st] : scheduler_->stats()) {
@@ -206,7 +249,7 @@ class Runtime {
     Json h = health_body(in);
     h["failed_commits"] = failed_commits_;
     // Which store, and whether it was started fresh over a broken or deleted one (never silent).
-    if (store_) h["store"] = store_->identity();
+    if (store_exec_) h["store"] = store_exec_->identity();
     return h;
   }
 
@@ -240,9 +283,8 @@ class Runtime {
   std::map<std::string, std::unique_ptr<HttpClient>> http_views_;  // per audit; destroyed before http_
   PluginHost host_;
   std::unique_ptr<Store> store_;
-  asio::io_context store_io_;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> store_work_;
-  std::thread store_thread_;
+  std::unique_ptr<StoreExecutor> store_exec_;  // the daemon's and --once's only caller of store_
+  std::map<std::string, std::shared_ptr<const RecordReader>> run_records_;  // per audit, its last run's copy
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Publisher> publisher_;
   std::shared_ptr<CommandHandler> commands_;  // county requests (after the publisher: destroyed first)
@@ -355,8 +397,8 @@ int run_once(const AgentConfig& config, const AgentOptions& options) {
   bool audits_done = false;
   asio::steady_timer poll(rt.io_);
   SteadyTime drain_deadline;
-  std::function<void()> wait_drained = [&] {
-    auto unsent = rt.store_->stats().unsent;
+  std::function<void()> wait_drained;
+  auto check_drained = [&](std::int64_t unsent) {
     if (!rt.publisher_ || unsent == 0 || std::chrono::steady_clock::now() > drain_deadline) {
       if (rt.publisher_ && unsent > 0)
         rt.log_->warn("{} message(s) are still in the outbox; the daemon will deliver them", unsent);
@@ -367,6 +409,9 @@ int run_once(const AgentConfig& config, const AgentOptions& options) {
     poll.expires_after(Millis(50));
     poll.async_wait([&](const boost::system::error_code& ec) { if (!ec) wait_drained(); });
   };
+  wait_drained = [&] {
+    rt.store_exec_->run([](Store& store) { return store.stats().unsent; }, check_drained);
+  };
   auto maybe_finish = [&] {
     if (!audits_done || rt.commits_in_flight_ > 0) return;
     drain_deadline = std::chrono::steady_clock::now() + config.mqtt.connect_timeout + Millis(10000);
@@ -376,8 +421,12 @@ int run_once(const AgentConfig& config, const AgentOptions& options) {
   rt.run_all_once([&](const AuditRun& run) { if (run.status != AuditRun::Status::Ok) ++failures; },
                   [&] { audits_done = true; asio::post(rt.io_, maybe_finish); });
   rt.io_.run();
+  const bool delivering = rt.publisher_ != nullptr;
+  rt.commands_.reset();
+  rt.publisher_.reset();
+  rt.store_exec_.reset();  // what the publisher left queued (the last acknowledgements) is written
   if (rt.failed_commits_ > 0 || failures > 0) return 1;
-  return rt.store_->stats().unsent > 0 && rt.publisher_ ? 2 : 0;
+  return rt.store_->stats().unsent > 0 && delivering ? 2 : 0;
 }
 
 int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
@@ -418,9 +467,9 @@ int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
     prune_timer.expires_after(std::chrono::hours(1));
     prune_timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      asio::post(rt.store_io_, [&] {
-        auto n = rt.store_->prune(std::chrono::system_clock::now());
-        if (n > 0) rt.log_->info("store: pruned {} delivered message(s) older than {}", n, format_duration(rt.config_.buffer.keep_sent));
+      rt.store_exec_->post([log = rt.log_, keep = rt.config_.buffer.keep_sent](Store& store) {
+        auto n = store.prune(std::chrono::system_clock::now());
+        if (n > 0) log->info("store: pruned {} delivered message(s) older than {}", n, format_duration(keep));
       });
       prune_tick();
     });

@@ -21,6 +21,10 @@ Json fail(const std::string& code, const std::string& message) {
   return Json{{"ok", false}, {"error", {{"code", code}, {"message", message}}}};
 }
 
+// The agent's own store could not be read (a failing disk, a damaged file): never answered as
+// "nothing there".
+Json store_error(const Error& e) { return fail("store_error", "the agent's store could not be read: " + e.message()); }
+
 std::string joined(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
@@ -358,18 +362,23 @@ void CommandHandler::cmd_status(const CommandRequest&, Done done) {
   on_store(
       [&store, names] {
         Json out = {{"summaries", Json::object()}};
-        for (const auto& n : names)
-          if (auto body = store.latest_report(n); body && body->contains("summary")) out["summaries"][n] = (*body)["summary"];
+        for (const auto& n : names) {
+          auto body = store.latest_report(n);
+          if (!body) return store_error(body.error());
+          if (*body && (*body)->contains("summary")) out["summaries"][n] = (**body)["summary"];
+        }
         CaseFilter f;
         f.state = "open";
         auto open = store.cases(f);
+        if (!open) return store_error(open.error());
         std::int64_t overdue = 0;
-        for (const auto& c : open)
+        for (const auto& c : *open)
           if (c.details.is_object() && c.details.value("overdue", false)) ++overdue;
-        out["cases"] = {{"open", open.size()}, {"overdue", overdue}};
+        out["cases"] = {{"open", open->size()}, {"overdue", overdue}};
         return out;
       },
       [done = std::move(done), base = std::move(base)](Json got) mutable {
+        if (got.contains("ok")) return done(std::move(got));  // the store could not be read
         for (auto& [n, summary] : got["summaries"].items())
           if (base["audits"].contains(n)) base["audits"][n]["summary"] = summary;
         base["cases"] = got["cases"];
@@ -470,9 +479,14 @@ void CommandHandler::cmd_report(const CommandRequest& request, Done done) {
   auto names = s_.scheduler.audit_names();
   bool enabled = std::find(names.begin(), names.end(), audit) != names.end();
   Store& store = s_.store;
-  on_store([&store, audit] { return store.latest_report(audit).value_or(Json(nullptr)); },
+  on_store(
+      [&store, audit] {
+        auto body = store.latest_report(audit);
+        if (!body) return store_error(body.error());
+        return body->has_value() ? ok({{"audit", audit}, {"report", std::move(**body)}}) : Json(nullptr);
+      },
            [done, audit, enabled, names](Json body) {
-             if (!body.is_null()) return done(ok({{"audit", audit}, {"report", std::move(body)}}));
+             if (!body.is_null()) return done(std::move(body));
              if (!enabled)
                return done(fail("unknown_audit", "no audit named \"" + audit + "\" is enabled or has ever reported (enabled: " +
                                                      joined(names) + ")"));
@@ -489,11 +503,14 @@ void CommandHandler::cmd_cases(const CommandRequest& request, Done done) {
   Store& store = s_.store;
   on_store(
       [&store, f] {
+        auto cases = store.cases(f);
+        if (!cases) return store_error(cases.error());
         Json list = Json::array();
-        for (const auto& c : store.cases(f)) list.push_back(c);
+        for (const auto& c : *cases) list.push_back(c);
         return list;
       },
       [done, state = f.state](Json list) {
+        if (list.is_object()) return done(std::move(list));  // the store could not be read
         auto n = list.size();
         done(ok({{"state", state}, {"count", n}, {"cases", std::move(list)}}));
       });
@@ -506,7 +523,9 @@ void CommandHandler::cmd_case_update(const CommandRequest& request, Done done) {
   std::weak_ptr<CommandHandler> weak = weak_from_this();
   on_store(
       [&store, who, id, action, note, by]() -> Json {
-        auto found = store.find_case(id);
+        auto read = store.find_case(id);
+        if (!read) return store_error(read.error());
+        auto& found = *read;
         if (!found) return fail("unknown_case", "no case \"" + id + "\" on " + who.school + " (list them with {\"cmd\":\"cases\",\"state\":\"all\"})");
         if (found->stage == "closed")
           return fail("case_closed", "case \"" + id + "\" is closed (" + found->outcome + " at " + found->closed_at +

@@ -48,7 +48,7 @@ struct CommandLimits {
 // Error codes in replies: payload_too_large, not_json, bad_request, missing_argument,
 // bad_argument, unknown_argument, unknown_command, unknown_audit, no_report, audit_failed,
 // audit_timed_out, not_stored, unknown_case, case_closed, case_update_refused,
-// range_too_large, not_connected, stopping.
+// range_too_large, not_connected, stopping, store_error.
 
 // A county request after validation: the command and its arguments, typed and range-checked,
 // before anything runs. What needs the running agent (is the audit enabled, does the case

@@ -114,7 +114,7 @@ class Listener final : public mqtt::iaction_listener {
 
 class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
  public:
-  MqttPublisher(asio::io_context& io, Store& store, const Identity& who, const MqttConfig& config,
+  MqttPublisher(asio::io_context& io, StoreExecutor& store, const Identity& who, const MqttConfig& config,
                 std::vector<std::string> audits, std::shared_ptr<spdlog::logger> log)
       : io_(io),
         store_(store),
@@ -126,9 +126,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
         flush_timer_(io),
         retry_timer_(io),
         birth_timer_(io),
-        rng_(std::random_device{}()),
-        store_work_(asio::make_work_guard(store_io_)),
-        store_thread_([this] { store_io_.run(); }) {
+        rng_(std::random_device{}()) {
     client_id_ = config_.client_id.empty() ? "campus-" + who_.county + "-" + who_.school : config_.client_id;
     if (config_.brokers.empty()) config_.brokers.push_back({config_.host, config_.port});  // built by hand, not read
     state_topic_ = topic(who_, "state");
@@ -153,9 +151,6 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       }
       if (client_tainted_) park(std::move(client_));
     }
-    // Queued store work (mark_sent of the last acks) finishes before the store can go away.
-    store_work_.reset();
-    if (store_thread_.joinable()) store_thread_.join();
   }
 
   void init() { listener_ = std::make_unique<Listener>(io_, weak_from_this()); }
@@ -238,7 +233,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       return;
     }
     // online:false from the agent itself; the disconnect follows its PUBACK (or the deadline).
-    Json body = {{"online", false}, {"session", session_}, {"last_seq", store_.last_seq()}, {"reason", "stopped"}};
+    Json body = {{"online", false}, {"session", session_}, {"last_seq", store_.snapshot().outbox.last_seq}, {"reason", "stopped"}};
     if (!publish_ephemeral(state_topic_, envelope(who_, "state", std::chrono::system_clock::now(), body).dump(), true,
                            {}, Ctx::State, /*stop_marker=*/1))
       finish_stop();
@@ -306,11 +301,24 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   }
 
   // ---- connection ----
+  // Each attempt raises the stored session counter first (a write with fsync: on the store's
+  // thread), then connects with a will that carries that session and the last seq.
   void connect() {
+    if (stopping_ || connect_pending_) return;
+    connect_pending_ = true;
+    store_.run([](Store& store) { return std::pair(store.next_session(), store.last_seq()); },
+               [self = weak_from_this()](std::pair<std::int64_t, std::int64_t> got) {
+                 if (auto s = self.lock()) {
+                   s->connect_pending_ = false;
+                   s->connect_as(got.first, got.second);
+                 }
+               });
+  }
+
+  void connect_as(std::int64_t session, std::int64_t last_seq) {
     if (stopping_) return;
     ++stats_.connect_attempts;
-    attempt_session_ = store_.next_session();
-    const auto last_seq = store_.last_seq();
+    attempt_session_ = session;
     Json will_body = {{"online", false}, {"session", attempt_session_}, {"last_seq", last_seq}, {"reason", "will"}};
     std::string will_payload = envelope(who_, "state", std::chrono::system_clock::now(), will_body).dump();
 
@@ -572,7 +580,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     cancel_birth();  // the next connection publishes its own
     fail_copies();
     log_->warn("mqtt: connection to {} lost{}{}; {} messages unsent", broker_address(),
-               cause.empty() ? "" : ": ", cause, store_.stats().unsent);
+               cause.empty() ? "" : ": ", cause, store_.snapshot().outbox.unsent);
     if (stopping_) {
       finish_stop();
       return;
@@ -625,7 +633,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void publish_birth() {
     Json body = {{"online", true},
                  {"session", session_},
-                 {"last_seq", store_.last_seq()},
+                 {"last_seq", store_.snapshot().outbox.last_seq},
                  {"version", std::string("campus-agent/") + kAgentVersion},
                  {"audits", audits_},
                  {"store", store_.identity()}};  // a new store id: seq restarted (docs/store.md "Identity")
@@ -731,9 +739,9 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void fetch_more() {
     if (fetching_ || exhausted_ || pending_.size() >= kLowWater) return;
     fetching_ = true;
-    asio::post(store_io_, [this, after = cursor_, gen = drain_gen_, self = weak_from_this()] {
-      auto rows = std::make_shared<std::vector<OutboxMessage>>(store_.unsent(after, kFetch));
-      asio::post(io_, [self, rows, gen] {
+    store_.post([&io = io_, after = cursor_, gen = drain_gen_, self = weak_from_this()](Store& store) {
+      auto rows = std::make_shared<std::vector<OutboxMessage>>(store.unsent(after, kFetch));
+      asio::post(io, [self, rows, gen] {
         auto s = self.lock();
         if (!s || gen != s->drain_gen_) return;
         s->fetching_ = false;
@@ -808,8 +816,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   void flush_acks() {
     flush_scheduled_ = false;
     if (acked_.empty()) return;
-    asio::post(store_io_, [this, seqs = std::move(acked_), at = std::chrono::system_clock::now()] {
-      store_.mark_sent(seqs, at);
+    store_.post([seqs = std::move(acked_), at = std::chrono::system_clock::now()](Store& store) {
+      store.mark_sent(seqs, at);
     });
     acked_.clear();
   }
@@ -820,7 +828,7 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     if (it != inflight_.end()) inflight_.erase(it);
     if (reason >= 0x80) {
       ++stats_.refused;
-      asio::post(store_io_, [this, seq, why = "broker refused: " + reason_text(reason)] { store_.mark_attempt(seq, why); });
+      store_.post([seq, why = "broker refused: " + reason_text(reason)](Store& store) { store.mark_attempt(seq, why); });
       if (refused_topics_.insert(t).second) {
         if (reason == 0x87) {
           std::string user = !config_.username.empty() ? config_.username
@@ -886,11 +894,14 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
     }
     log_->info("mqtt: stopped ({} published this run)", stats_.published);
     // done() after the last mark_sent is written (FIFO on the store thread).
-    if (done) asio::post(store_io_, [this, done = std::move(done)]() mutable { asio::post(io_, std::move(done)); });
+    if (done) store_.after_queued(std::move(done));
   }
 
   asio::io_context& io_;
-  Store& store_;
+  // Outbox reads and mark_sent run on the store's thread (FIFO), so the io_context and the
+  // PUBACK path never wait for SQLite or its fsync. Work posted there may outlive this object:
+  // it takes the Store it is given, never `this`, and comes back through a weak_ptr.
+  StoreExecutor& store_;
   Identity who_;
   MqttConfig config_;
   std::vector<std::string> audits_;
@@ -942,13 +953,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   std::string last_failure_, last_tls_diagnosis_;
   std::deque<OutboxMessage> pending_;
   bool fetching_ = false, exhausted_ = false;
+  bool connect_pending_ = false;  // the session for the next attempt is being raised
   std::uint64_t drain_gen_ = 0;
-  // Outbox reads and mark_sent run on this thread (FIFO), so the io_context and the PUBACK
-  // path never wait for SQLite or its fsync. Handlers there use `this` (the destructor joins
-  // the thread) and post results back through a weak_ptr.
-  asio::io_context store_io_;
-  asio::executor_work_guard<asio::io_context::executor_type> store_work_;
-  std::thread store_thread_;
   std::map<std::int64_t, std::string> inflight_;  // seq -> topic
   std::vector<std::int64_t> acked_;
   std::set<std::string> refused_topics_;
@@ -1024,7 +1030,7 @@ class PublisherHandle final : public Publisher {
 
 }  // namespace
 
-std::unique_ptr<Publisher> make_publisher(asio::io_context& io, Store& store, const Identity& who,
+std::unique_ptr<Publisher> make_publisher(asio::io_context& io, StoreExecutor& store, const Identity& who,
                                           const MqttConfig& config, std::vector<std::string> audits,
                                           std::shared_ptr<spdlog::logger> log) {
   auto impl = std::make_shared<MqttPublisher>(io, store, who, config, std::move(audits), std::move(log));

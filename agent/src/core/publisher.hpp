@@ -14,6 +14,7 @@
 #include "core/config.hpp"
 #include "core/envelope.hpp"
 #include "core/store.hpp"
+#include "core/store_executor.hpp"
 
 namespace campus {
 
@@ -62,7 +63,7 @@ class Publisher {
 };
 
 // REQUIRES: io, store outlive the publisher. `audits` are the enabled audits (for the birth).
-std::unique_ptr<Publisher> make_publisher(asio::io_context& io, Store& store, const Identity& who,
+std::unique_ptr<Publisher> make_publisher(asio::io_context& io, StoreExecutor& store, const Identity& who,
                                           const MqttConfig& config, std::vector<std::string> audits,
                                           std::shared_ptr<spdlog::logger> log);
 

@@ -146,7 +146,29 @@ void Scheduler::begin(const std::shared_ptr<Job>& job) {
     finish(job, id, std::move(run));
   });
 
-  AuditContext ctx = context_(s.name, deadline);
+  auto plugin = job->running_plugin;
+  bool reads_records = plugin->reads_records();
+  context_(s.name, deadline, reads_records, [this, weak, id](Result<AuditContext> ctx) {
+    auto job = weak.lock();
+    // Timed out or stopped while the store prepared the context: that run is over.
+    if (!job || job->run_id != id || !job->stats.running || stopped_) return;
+    if (!ctx) {
+      job->waiting_for_plugin = false;
+      job->running_plugin.reset();
+      AuditRun run;
+      run.audit = job->audit.schedule.name;
+      run.status = AuditRun::Status::Failed;
+      run.error = "the store could not be read for the run: " + ctx.error().message();
+      finish(job, id, std::move(run));
+      return;
+    }
+    start_plugin(job, id, std::move(ctx.value()));
+  });
+}
+
+void Scheduler::start_plugin(const std::shared_ptr<Job>& job, std::uint64_t id, AuditContext ctx) {
+  const auto& s = job->audit.schedule;
+  std::weak_ptr<Job> weak = job;
   ctx.now = job->run_started_wall;
   auto plugin = job->running_plugin;
   try {

@@ -38,8 +38,12 @@ struct AuditStats {
 
 class Scheduler {
  public:
-  // Builds the context of one run (records, open cases, previous summary come from the store).
-  using ContextFactory = std::function<AuditContext(const std::string& audit, SteadyTime deadline)>;
+  // Builds the context of one run and hands it to `ready` on the io_context, later or at once:
+  // the records (when the plugin reads them), open cases and previous summary come from the
+  // store's thread. An Error (the store could not be read) fails the run with that error.
+  using ContextReady = std::function<void(Result<AuditContext>)>;
+  using ContextFactory =
+      std::function<void(const std::string& audit, SteadyTime deadline, bool reads_records, ContextReady ready)>;
   // Receives every finished run (ok, timed out or failed), on the io_context.
   using RunSink = std::function<void(AuditRun)>;
   using WallClock = std::function<SystemTime()>;
@@ -71,6 +75,7 @@ class Scheduler {
   struct Job;
   void schedule(const std::shared_ptr<Job>& job, Millis delay);
   void begin(const std::shared_ptr<Job>& job);
+  void start_plugin(const std::shared_ptr<Job>& job, std::uint64_t run_id, AuditContext ctx);
   void finish(const std::shared_ptr<Job>& job, std::uint64_t run_id, AuditRun run);
 
   asio::io_context& io_;

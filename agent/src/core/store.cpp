@@ -147,6 +147,26 @@ class PluginRecords final : public RecordReader {
   std::string plugin_;
 };
 
+// A plugin's records read at once (Store::copy_records): kind -> key -> value text, each value
+// parsed only when the plugin reads it.
+class RecordCopy final : public RecordReader {
+ public:
+  void scan(const std::string& kind,
+            const std::function<void(const std::string& key, const Json& value)>& fn) const override {
+    auto it = rows.find(kind);
+    if (it == rows.end()) return;
+    for (const auto& [key, value] : it->second) fn(key, Json::parse(value));
+  }
+  std::optional<Json> get(const std::string& kind, const std::string& key) const override {
+    auto it = rows.find(kind);
+    if (it == rows.end()) return std::nullopt;
+    auto row = it->second.find(key);
+    if (row == it->second.end()) return std::nullopt;
+    return Json::parse(row->second);
+  }
+  std::map<std::string, std::map<std::string, std::string>> rows;
+};
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::filesystem::path file, StoreOptions options, std::unique_ptr<Connection> db)
@@ -226,7 +246,7 @@ class SqliteStore final : public Store {
     }
   }
 
-  std::vector<CaseView> cases(const CaseFilter& filter) override {
+  Result<std::vector<CaseView>> cases(const CaseFilter& filter) override {
     std::lock_guard lock(mu_);
     std::string sql = "SELECT id FROM cases WHERE (?1 = '' OR audit = ?1) AND updated_ms >= ?2";
     if (filter.state == "open") sql += " AND stage <> 'closed'";
@@ -241,19 +261,19 @@ class SqliteStore final : public Store {
       for (const auto& id : ids)
         if (auto c = load_case(id)) out.push_back(std::move(c->view));
     } catch (const Failure& f) {
-      spdlog::error("{}: reading cases: {}", file_.string(), f.what());
+      return read_error("reading the cases", f);
     }
     return out;
   }
 
-  std::optional<CaseView> find_case(const std::string& case_id) override {
+  Result<std::optional<CaseView>> find_case(const std::string& case_id) override {
     std::lock_guard lock(mu_);
     try {
-      if (auto c = load_case(case_id)) return std::move(c->view);
+      if (auto c = load_case(case_id)) return std::optional<CaseView>(std::move(c->view));
     } catch (const Failure& f) {
-      spdlog::error("{}: reading case {}: {}", file_.string(), case_id, f.what());
+      return read_error("reading case " + case_id, f);
     }
-    return std::nullopt;
+    return std::optional<CaseView>();
   }
 
   std::vector<OutboxMessage> unsent(std::int64_t after_seq, int limit) override {
@@ -321,7 +341,7 @@ class SqliteStore final : public Store {
     }
   }
 
-  std::optional<Json> latest_summary(const std::string& audit) override {
+  Result<std::optional<Json>> latest_summary(const std::string& audit) override {
     std::lock_guard lock(mu_);
     try {
       // SQLite's JSON scan skips the findings without building them: parsing a 6,000-room
@@ -331,24 +351,30 @@ class SqliteStore final : public Store {
       q.bind_all(audit);
       if (q.step() && !q.is_null(0)) {
         Json j = Json::parse(q.text(0), nullptr, false);
-        if (!j.is_discarded()) return j;
+        if (!j.is_discarded()) return std::optional<Json>(std::move(j));
       }
     } catch (const Failure& f) {
-      spdlog::error("{}: reading the latest {} summary: {}", file_.string(), audit, f.what());
+      return read_error("reading the latest " + audit + " summary", f);
     }
-    return std::nullopt;
+    return std::optional<Json>();
   }
 
-  std::optional<Json> latest_report(const std::string& audit) override {
+  Result<std::optional<Json>> latest_report(const std::string& audit) override {
     std::lock_guard lock(mu_);
     try {
       auto q = db_->prepare("SELECT body FROM reports WHERE audit = ?1 ORDER BY seq DESC LIMIT 1");
       q.bind_all(audit);
-      if (q.step()) return Json::parse(q.text(0));
+      if (q.step()) {
+        Json j = Json::parse(q.text(0), nullptr, false);
+        if (j.is_discarded())
+          return Error{file_.string(), "the latest " + audit + " report is not JSON (the file is damaged)",
+                       "campus-agent moves a damaged store aside at its next start (docs/store.md \"Recovery\")"};
+        return std::optional<Json>(std::move(j));
+      }
     } catch (const Failure& f) {
-      spdlog::error("{}: reading the latest {} report: {}", file_.string(), audit, f.what());
+      return read_error("reading the latest " + audit + " report", f);
     }
-    return std::nullopt;
+    return std::optional<Json>();
   }
 
   std::int64_t next_session() override {
@@ -385,6 +411,19 @@ class SqliteStore final : public Store {
   // No lock: the identity is fixed once open_or_recover returns (the publisher reads it on the
   // io_context, which must not wait for a commit's fsync).
   StoreIdentity identity() override { return identity_; }
+
+  Result<std::shared_ptr<const RecordReader>> copy_records(const std::string& plugin) override {
+    std::lock_guard lock(mu_);
+    auto copy = std::make_shared<RecordCopy>();
+    try {
+      auto q = db_->prepare("SELECT kind, key, value FROM records WHERE plugin = ?1");
+      q.bind_all(plugin);
+      while (q.step()) copy->rows[q.text(0)].emplace(q.text(1), q.text(2));
+    } catch (const Failure& f) {
+      return read_error("reading the records of " + plugin, f);
+    }
+    return std::shared_ptr<const RecordReader>(std::move(copy));
+  }
 
   const RecordReader& records(const std::string& plugin) override {
     std::lock_guard lock(mu_);
@@ -870,6 +909,12 @@ class SqliteStore final : public Store {
   Error read_only_error(const std::string& what) const {
     return Error{file_.string(), "the store is open read-only; cannot " + what,
                  "run this through the agent (not campusctl --local)"};
+  }
+
+  Error read_error(const std::string& what, const Failure& f) const {
+    return Error{file_.string(), what + ": " + f.what(),
+                 "check the data directory's file system (dmesg, df -h); a damaged file is moved aside at the "
+                 "agent's next start (docs/store.md \"Recovery\")"};
   }
 
   Error write_error(const std::string& what, const Failure& f) const {

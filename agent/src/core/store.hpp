@@ -2,8 +2,9 @@
 // plugin records, and the outbox with the school's gap-free seq. Nothing reaches the network
 // without first being committed here; nothing leaves until the broker acknowledged it.
 //
-// Thread-safe (one internal mutex). Every method is synchronous; the daemon calls it from the
-// store's own thread so the io_context never waits on fsync.
+// Thread-safe (one internal mutex). Every method is synchronous; the daemon calls it only from
+// the store's own thread (StoreExecutor), so the io_context never waits on fsync. Reads return
+// an Error when the disk or file failed, never an empty answer in its place.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -115,8 +116,9 @@ class Store {
   virtual Result<CaseView> update_case(const Identity& who, SystemTime ts, const std::string& case_id,
                                        const std::string& action, const std::string& actor,
                                        const std::string& note) = 0;
-  virtual std::vector<CaseView> cases(const CaseFilter& filter) = 0;
-  virtual std::optional<CaseView> find_case(const std::string& case_id) = 0;
+  virtual Result<std::vector<CaseView>> cases(const CaseFilter& filter) = 0;
+  // nullopt: no such case.
+  virtual Result<std::optional<CaseView>> find_case(const std::string& case_id) = 0;
 
   // Outbox: unacknowledged messages with seq > after_seq, in seq order, at most `limit`.
   virtual std::vector<OutboxMessage> unsent(std::int64_t after_seq, int limit) = 0;
@@ -130,10 +132,10 @@ class Store {
   // Removes sent rows older than keep_sent; returns how many.
   virtual std::int64_t prune(SystemTime now) = 0;
 
-  // The latest committed report body of an audit (the envelope's body), if any.
-  virtual std::optional<Json> latest_report(const std::string& audit) = 0;
+  // The latest committed report body of an audit (the envelope's body); nullopt: none yet.
+  virtual Result<std::optional<Json>> latest_report(const std::string& audit) = 0;
   // Only its summary, without parsing the findings (the agent reads it before every run).
-  virtual std::optional<Json> latest_summary(const std::string& audit) = 0;
+  virtual Result<std::optional<Json>> latest_summary(const std::string& audit) = 0;
 
   // MQTT session counter: raised and returned at every new connection.
   virtual std::int64_t next_session() = 0;
@@ -141,7 +143,11 @@ class Store {
   // Which store this is (fixed once open; cheap, never waits for the store's lock).
   virtual StoreIdentity identity() = 0;
 
+  // The plugin's records, read as they are stored at each call (campusctl --local, --dry-run).
   virtual const RecordReader& records(const std::string& plugin) = 0;
+  // A copy of all of the plugin's records, read now (the daemon hands it to a run that reads
+  // records; the run then never touches the store).
+  virtual Result<std::shared_ptr<const RecordReader>> copy_records(const std::string& plugin) = 0;
 };
 
 }  // namespace campus

@@ -266,6 +266,11 @@ Result<Local> open_local(const Options& o, bool write) {
   return Local{std::move(loaded.config), std::move(store.value())};
 }
 
+int store_failed(const Error& e) {
+  std::cerr << "campusctl: the agent's store could not be read: " << e.message() << "\n";
+  return kFailed;
+}
+
 int local_status(const Options& o) {
   auto l = open_local(o, false);
   if (!l) {
@@ -275,16 +280,20 @@ int local_status(const Options& o) {
   SchoolView v;
   v.school = l->config.school;
   v.answer = "local";
-  for (const auto& a : l->config.audits)
-    if (auto body = l->store->latest_report(a.name); body && body->contains("summary")) v.summaries[a.name] = (*body)["summary"];
+  for (const auto& a : l->config.audits) {
+    auto body = l->store->latest_report(a.name);
+    if (!body) return store_failed(body.error());
+    if (*body && (*body)->contains("summary")) v.summaries[a.name] = (**body)["summary"];
+  }
   auto st = l->store->stats();
   v.health = {{"outbox", {{"depth", st.unsent}, {"last_seq", st.last_seq}}}};
   v.version = std::string("campus-agent/") + kAgentVersion;
   CaseFilter f;
   auto open = l->store->cases(f);
+  if (!open) return store_failed(open.error());
   std::int64_t overdue = 0;
-  for (const auto& c : open) overdue += c.details.is_object() && c.details.value("overdue", false) ? 1 : 0;
-  v.cases = {{"open", open.size()}, {"overdue", overdue}};
+  for (const auto& c : *open) overdue += c.details.is_object() && c.details.value("overdue", false) ? 1 : 0;
+  v.cases = {{"open", open->size()}, {"overdue", overdue}};
   std::vector<Json> rows = {school_row(v)};
   if (o.json) std::cout << Json{{"schools", rows}}.dump() << "\n";
   else std::cout << status_table(rows);
@@ -301,7 +310,9 @@ int local_cases(const Options& o, const std::string& state) {
   f.state = state;
   Json list = Json::array();
   std::vector<std::vector<std::string>> cells;
-  for (const auto& c : l->store->cases(f)) {
+  auto cases = l->store->cases(f);
+  if (!cases) return store_failed(cases.error());
+  for (const auto& c : *cases) {
     Json j = c;
     cells.push_back(case_cells(l->config.school, j));
     j["school"] = l->config.school;
@@ -360,7 +371,9 @@ int local_case_find(const Options& o, const std::string& student) {
   f.state = "all";
   Json list = Json::array();
   std::vector<std::vector<std::string>> cells;
-  for (const auto& c : l->store->cases(f)) {
+  auto cases = l->store->cases(f);
+  if (!cases) return store_failed(cases.error());
+  for (const auto& c : *cases) {
     if (c.subject != subject) continue;
     Json j = c;
     cells.push_back(case_cells(l->config.school, j));

@@ -124,6 +124,9 @@ void AttendanceAudit::reload(const RecordReader& records) {
     if (bar == std::string::npos || !m) return;
     markers_[key.substr(0, bar)].push_back(*m);
   });
+  stored_key_fingerprint_.clear();
+  if (auto v = records.get(kPseudonymKeyRecordKind, kPseudonymKeyRecordKey); v && v->is_object())
+    stored_key_fingerprint_ = v->value("fingerprint", "");
   loaded_ = true;
   dirty_ = false;
 }
@@ -140,9 +143,7 @@ bool AttendanceAudit::open_student_key(Run& run) {
   auto& log = run.ctx.log;
   pseudonyms_.reset();
   const std::string key_where = settings_.pseudonym_key_file.string();
-  std::string stored;
-  if (auto v = run.ctx.records.get(kPseudonymKeyRecordKind, kPseudonymKeyRecordKey); v && v->is_object())
-    stored = v->value("fingerprint", "");
+  const std::string stored = stored_key_fingerprint_;
   // A key is made only for a school that has never imported with one: a key file that went
   // missing later is restored from the backup, never silently replaced (every student would
   // become someone new).
@@ -632,7 +633,8 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
     }
   }
   auto spool_dir = settings_.spool_dir;
-  report.after_commit = [this, moves = std::move(moves), spool_dir, log]() {
+  report.after_commit = [this, moves = std::move(moves), spool_dir, log, key = run->key_fingerprint]() {
+    if (!key.empty()) stored_key_fingerprint_ = key;
     for (const auto& [path, error] : moves)
       move_aside(path, *spool_dir / (error ? "rejected" : "done"), error ? &*error : nullptr, log);
     dirty_ = false;

@@ -67,6 +67,9 @@ class AttendanceAudit {
   // As AuditPlugin::audit: `done` is called exactly once, on ctx.io.
   void audit(AuditContext ctx, std::function<void(AuditReport)> done);
   void cancel();
+  // The records are read once (book, case markers, the stored key's fingerprint) and kept in
+  // memory; again only after a settings change or a report whose commit was not confirmed.
+  bool reads_records() const { return !loaded_ || dirty_; }
 
   // Takes validated settings (tests, and configure() after validation).
   campus::Status apply(AttendanceSettings settings);
@@ -88,6 +91,7 @@ class AttendanceAudit {
   std::map<std::string, std::vector<CaseMarker>> markers_;  // by student
   bool loaded_ = false;
   bool dirty_ = false;  // the last report's writes are not known to be committed
+  std::string stored_key_fingerprint_;  // the key the stored attendance was made with ("" none)
   HttpClient* http_in_flight_ = nullptr;
   std::shared_ptr<const StudentPseudonyms> pseudonyms_;  // this run's key (pseudonymize_students)
 };

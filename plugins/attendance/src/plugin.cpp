@@ -12,6 +12,7 @@ class AttendancePlugin : public AuditPlugin {
   }
   void audit(AuditContext ctx, std::function<void(AuditReport)> done) override { audit_.audit(std::move(ctx), std::move(done)); }
   void cancel() override { audit_.cancel(); }
+  bool reads_records() const override { return audit_.reads_records(); }
 
  private:
   AttendanceAudit audit_;
