@@ -5,7 +5,7 @@ being stored within 200 ms at the 99th percentile of 50 pings (the windows from 
 the report handed to the store .. "stored"; the plugin's own work before it runs on the io
 thread and is not the store's), keeps publishing its health and running its fiber audit, and a
 SIGTERM that arrives while such a report is being stored ends the process within the stop bound
-(systemd's TimeoutStopSec is 30 s; the agent's own bound on waiting for commits is 10 s).
+(systemd's TimeoutStopSec is 20 s; the agent's own bound on waiting for commits is 10 s).
 
 The county side is Debian's python3-paho-mqtt (MQTT 5, TLS with the county's certificate): it
 sends each ping with a Response Topic and Correlation Data and times the reply."""

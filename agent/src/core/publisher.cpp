@@ -232,8 +232,31 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
       finish_stop();
       return;
     }
-    // online:false from the agent itself; the disconnect follows its PUBACK (or the deadline).
-    Json body = {{"online", false}, {"session", session_}, {"last_seq", store_.snapshot().outbox.last_seq}, {"reason", "stopped"}};
+    // The offline state counts every report handed to the store before the stop: its last_seq
+    // is read after the store's queued work (a commit still running); a store that does not
+    // answer within half the stop's time (stuck on its disk) gets the last seq known.
+    auto self = weak_from_this();
+    store_.run([](Store& store) { return store.last_seq(); }, [self](std::int64_t last_seq) {
+      if (auto s = self.lock()) s->publish_offline(last_seq);
+    });
+    const Millis half = timeout / 2;
+    auto wait = std::make_shared<asio::steady_timer>(io_, half);
+    offline_wait_ = wait;
+    wait->async_wait([self, wait, half](const boost::system::error_code& ec) {
+      auto s = self.lock();
+      if (ec || !s || s->offline_sent_) return;
+      s->log_->warn("mqtt: the store did not answer within {}; the offline state carries the last seq known",
+                    format_duration(half));
+      s->publish_offline(s->store_.snapshot().outbox.last_seq);
+    });
+  }
+
+  // online:false from the agent itself; the disconnect follows its PUBACK (or the deadline).
+  void publish_offline(std::int64_t last_seq) {
+    if (offline_sent_ || !connected_) return;
+    offline_sent_ = true;
+    if (auto w = offline_wait_.lock()) w->cancel();
+    Json body = {{"online", false}, {"session", session_}, {"last_seq", last_seq}, {"reason", "stopped"}};
     if (!publish_ephemeral(state_topic_, envelope(who_, "state", std::chrono::system_clock::now(), body).dump(), true,
                            {}, Ctx::State, /*stop_marker=*/1))
       finish_stop();
@@ -929,6 +952,8 @@ class MqttPublisher final : public std::enable_shared_from_this<MqttPublisher> {
   std::int64_t copy_id_ = 0;
   std::function<void()> stop_done_;
   std::weak_ptr<asio::steady_timer> stop_deadline_;
+  std::weak_ptr<asio::steady_timer> offline_wait_;  // stop(): how long the store may take for last_seq
+  bool offline_sent_ = false;
 
   PublisherStats stats_;
   bool started_ = false, connected_ = false, ever_connected_ = false, stopping_ = false, stop_finished_ = false;
