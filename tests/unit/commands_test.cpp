@@ -111,15 +111,7 @@ struct Fixture {
     handler->handle({"campus/v1/zhenkang/nansan/cmd", payload, response,
                      corr.empty() ? std::nullopt : std::optional<std::string>(corr)});
   }
-  bool run_until(const std::function<bool()>& pred, Millis limit = 5s) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      io.restart();
-      io.run_for(5ms);
-      if (pred()) return true;
-    }
-    return false;
-  }
+  bool run_until(const std::function<bool()>& pred, Millis limit = 5s) { return test::run_until(io, pred, limit); }
   Json body(std::size_t i) { return publisher.replies.at(i).env["body"]; }
 
   test::TempDir dir;

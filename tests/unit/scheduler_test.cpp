@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include "core/scheduler.hpp"
+#include "test_util.hpp"
 
 using namespace campus;
 using namespace std::chrono_literals;
@@ -178,6 +179,56 @@ TEST(Scheduler, RunNowOfAnUnknownAuditFails) {
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->status, AuditRun::Status::Failed);
   EXPECT_NE(got->error.find("no enabled audit named \"nope\""), std::string::npos);
+}
+
+// The run's context comes from the store's thread (later, through `ready`). A store that cannot
+// be read fails the run with its error; a plugin that starts wanting its records while the
+// context is prepared (a reload changed its settings) gets a context with them.
+class RecordsAudit : public SlowAudit {
+ public:
+  using SlowAudit::SlowAudit;
+  bool reads_records() const override { return wants; }
+  bool wants = false;
+};
+
+TEST(Scheduler, TheContextComesLaterWithTheRecordsThePluginAsksForOrTheStoresError) {
+  asio::io_context io;
+  NoRecords records;
+  auto http = make_http_client(io);
+  std::vector<bool> asked;  // with_records of each request for a context
+  bool store_fails = false;
+  std::shared_ptr<RecordsAudit> plugin;
+  std::vector<AuditRun> runs;
+  Scheduler scheduler(
+      io,
+      [&](const std::string&, SteadyTime deadline, bool with_records, Scheduler::ContextReady ready) {
+        asked.push_back(with_records);
+        if (plugin) plugin->wants = true;  // a reload lands while the store reads
+        asio::post(io, [&, deadline, ready] {
+          if (store_fails) return ready(Error{"agent.db", "reading the cases: database disk image is malformed", ""});
+          ready(AuditContext{io, deadline, {}, spdlog::default_logger(), *http, records, {}, std::nullopt});
+        });
+      },
+      [&](AuditRun r) { runs.push_back(std::move(r)); }, nullptr, 1);
+  plugin = std::make_shared<RecordsAudit>(io, 0ms);
+  AuditSchedule s;
+  s.name = "rec";
+  s.interval = 1h;
+  s.timeout = 5s;
+  scheduler.set_audits({ConfiguredAudit{s, plugin, "1"}});
+  scheduler.run_now("rec", [](const AuditRun&) {});
+  ASSERT_TRUE(test::run_until(io, [&] { return runs.size() == 1; }));
+  EXPECT_EQ(asked, (std::vector<bool>{false, true}));
+  EXPECT_EQ(plugin->started, 1);
+  EXPECT_EQ(runs[0].status, AuditRun::Status::Ok);
+
+  store_fails = true;
+  scheduler.run_now("rec", [](const AuditRun&) {});
+  ASSERT_TRUE(test::run_until(io, [&] { return runs.size() == 2; }));
+  EXPECT_EQ(runs[1].status, AuditRun::Status::Failed);
+  EXPECT_NE(runs[1].error.find("the store could not be read for the run: agent.db: reading the cases"),
+            std::string::npos) << runs[1].error;
+  EXPECT_EQ(plugin->started, 1);  // the plugin never ran on a store it could not read
 }
 
 // Clock jumps (docs/reliability.md "Clock jumps"): the wall clock (system time) only stamps a

@@ -13,6 +13,7 @@
 #include "test_util.hpp"
 
 using namespace campus;
+using campus::test::run_until;
 using campus::test::TempDir;
 using namespace std::chrono_literals;
 
@@ -24,16 +25,6 @@ AuditReport rooms(int n, const std::string& state) {
   AuditReport r;
   for (int i = 0; i < n; ++i) r.findings.push_back(Finding{"R" + std::to_string(i), state, "", Json::object()});
   return r;
-}
-
-bool run_until(asio::io_context& io, const std::function<bool()>& pred, std::chrono::milliseconds limit = 5s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    io.restart();
-    io.run_for(5ms);
-    if (pred()) return true;
-  }
-  return false;
 }
 
 TEST(StoreExecutor, WorkRunsOffTheIoThreadInOrderAndTheSnapshotFollows) {

@@ -3,9 +3,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
+
+#include "campus/asio.hpp"
 
 namespace campus::test {
 
@@ -32,5 +36,17 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Runs `io` in 5 ms slices until `pred` holds (true) or `limit` passes (false).
+inline bool run_until(asio::io_context& io, const std::function<bool()>& pred,
+                      std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    io.restart();
+    io.run_for(std::chrono::milliseconds(5));
+    if (pred()) return true;
+  }
+  return false;
+}
 
 }  // namespace campus::test

@@ -139,31 +139,32 @@ class Runtime {
           return store.commit(who, audit, ts, *report);
         },
         [this, report, audit = run.audit, ts = run.started, duration = run.duration](Result<CommitOutcome> outcome) {
-        --commits_in_flight_;
-        if (!outcome.ok()) {
-          ++failed_commits_;
-          log_->error("audit {}: the report was NOT stored: {}", audit, outcome.error().message());
-        } else {
-          log_->info("audit {}: report seq {} stored with {} event(s) in {}", audit, outcome->report_seq,
-                     outcome->event_seqs.size(), format_duration(duration));
-          if (report->after_commit) report->after_commit();
-          if (publisher_) publisher_->outbox_changed();
-        }
-        if (commands_) commands_->on_committed(audit, ts, outcome);
-        if (on_commit_done_) on_commit_done_();
-        // Once this handler (and the report it holds) is gone: give the run's freed memory
-        // back to the system; glibc keeps freed pages inside the heap otherwise, and the
-        // daemon's RSS stays at the largest audit's high-water mark (docs/performance.md).
-        asio::post(io_, [] { malloc_trim(0); });
+          --commits_in_flight_;
+          if (!outcome.ok()) {
+            ++failed_commits_;
+            log_->error("audit {}: the report was NOT stored: {}", audit, outcome.error().message());
+          } else {
+            log_->info("audit {}: report seq {} stored with {} event(s) in {}", audit, outcome->report_seq,
+                       outcome->event_seqs.size(), format_duration(duration));
+            if (report->after_commit) report->after_commit();
+            if (publisher_) publisher_->outbox_changed();
+          }
+          if (commands_) commands_->on_committed(audit, ts, outcome);
+          if (on_commit_done_) on_commit_done_();
+          // Once this handler (and the report it holds) is gone: give the run's freed memory
+          // back to the system; glibc keeps freed pages inside the heap otherwise, and the
+          // daemon's RSS stays at the largest audit's high-water mark (docs/performance.md).
+          asio::post(io_, [] { malloc_trim(0); });
         });
   }
 
   // What a run starts from, read from the store: the audit's open cases, its last summary and
-  // (when the plugin reads them) a copy of its records.
+  // (when the plugin reads them) its records: the daemon's copy, or --dry-run's live reader.
   struct RunInputs {
     std::vector<CaseView> open_cases;
     std::optional<Json> previous_summary;
-    std::shared_ptr<const RecordReader> records;
+    std::shared_ptr<const RecordReader> copy;  // copy_records(), read on the store's thread
+    const RecordReader* records = nullptr;     // what the plugin reads: copy, the live reader, or none
   };
 
   static Result<RunInputs> read_run_inputs(Store& store, const std::string& audit, bool reads_records) {
@@ -178,9 +179,10 @@ class Runtime {
     if (!summary) return summary.error();
     in.previous_summary = std::move(summary.value());
     if (reads_records) {
-      auto records = store.copy_records(audit);
-      if (!records) return records.error();
-      in.records = std::move(records.value());
+      auto copy = store.copy_records(audit);
+      if (!copy) return copy.error();
+      in.copy = std::move(copy.value());
+      in.records = in.copy.get();
     }
     return in;
   }
@@ -194,11 +196,10 @@ class Runtime {
       // cancels its own transfers, not the other audits' (HttpClient::cancel_all).
       auto& http = http_views_[audit];
       if (!http) http = make_http_view(*http_, io_);
-      // Kept until the audit's next run (an audit never overlaps itself).
-      auto& records = run_records_[audit];
-      records = std::move(in->records);
+      // The copy is kept until the audit's next run (an audit never overlaps itself).
+      run_records_[audit] = std::move(in->copy);
       ready(AuditContext{io_, deadline, std::chrono::system_clock::now(), log_->clone(audit), *http,
-                         records ? *records : static_cast<const RecordReader&>(no_records_),
+                         in->records ? *in->records : static_cast<const RecordReader&>(no_records_),
                          std::move(in->open_cases), std::move(in->previous_summary)});
     };
     if (store_exec_) {
@@ -206,7 +207,7 @@ class Runtime {
                        std::move(build));
     } else if (store_) {
       auto in = read_run_inputs(*store_, audit, false);
-      if (in && reads_records) in->records = std::shared_ptr<const RecordReader>(&store_->records(audit), [](auto*) {});
+      if (in && reads_records) in->records = &store_->records(audit);
       build(std::move(in));
     } else {
       build(RunInputs{});

@@ -146,12 +146,17 @@ void Scheduler::begin(const std::shared_ptr<Job>& job) {
     finish(job, id, std::move(run));
   });
 
-  auto plugin = job->running_plugin;
-  bool reads_records = plugin->reads_records();
-  context_(s.name, deadline, reads_records, [this, weak, id](Result<AuditContext> ctx) {
+  prepare(job, id, deadline, job->running_plugin->reads_records());
+}
+
+void Scheduler::prepare(const std::shared_ptr<Job>& job, std::uint64_t id, SteadyTime deadline, bool with_records) {
+  std::weak_ptr<Job> weak = job;
+  auto ready = [this, weak, id, deadline, with_records](Result<AuditContext> ctx) {
     auto job = weak.lock();
     // Timed out or stopped while the store prepared the context: that run is over.
     if (!job || job->run_id != id || !job->stats.running || stopped_) return;
+    // A reload while the store prepared it can make the plugin want its records after all.
+    if (ctx && !with_records && job->running_plugin->reads_records()) return prepare(job, id, deadline, true);
     if (!ctx) {
       job->waiting_for_plugin = false;
       job->running_plugin.reset();
@@ -163,7 +168,8 @@ void Scheduler::begin(const std::shared_ptr<Job>& job) {
       return;
     }
     start_plugin(job, id, std::move(ctx.value()));
-  });
+  };
+  context_(job->audit.schedule.name, deadline, with_records, std::move(ready));
 }
 
 void Scheduler::start_plugin(const std::shared_ptr<Job>& job, std::uint64_t id, AuditContext ctx) {

@@ -75,6 +75,8 @@ class Scheduler {
   struct Job;
   void schedule(const std::shared_ptr<Job>& job, Millis delay);
   void begin(const std::shared_ptr<Job>& job);
+  // Asks for the run's context (with the plugin's records or not), then starts the plugin.
+  void prepare(const std::shared_ptr<Job>& job, std::uint64_t run_id, SteadyTime deadline, bool with_records);
   void start_plugin(const std::shared_ptr<Job>& job, std::uint64_t run_id, AuditContext ctx);
   void finish(const std::shared_ptr<Job>& job, std::uint64_t run_id, AuditRun run);
 

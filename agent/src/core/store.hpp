@@ -143,7 +143,7 @@ class Store {
   // Which store this is (fixed once open; cheap, never waits for the store's lock).
   virtual StoreIdentity identity() = 0;
 
-  // The plugin's records, read as they are stored at each call (campusctl --local, --dry-run).
+  // The plugin's records, read as they are stored at each call (--dry-run, whose store is read-only).
   virtual const RecordReader& records(const std::string& plugin) = 0;
   // A copy of all of the plugin's records, read now (the daemon hands it to a run that reads
   // records; the run then never touches the store).
