@@ -1,6 +1,6 @@
-// Delivery of the outbox to the county broker over MQTT 5 (Paho C++ async_client), plus the
+// Delivery of the outbox to the county broker over MQTT 5 (mqtt_client.hpp), plus the
 // ephemeral messages that are never stored: state (birth/will), health, replies.
-// All public methods are called on the io_context thread; Paho callbacks only post to it.
+// All public methods are called on the io_context thread, and every callback runs there.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -25,7 +25,7 @@ struct PublisherStats {
   std::int64_t connect_attempts = 0;
   std::int64_t published = 0;           // PUBACKed outbox messages this run
   std::int64_t refused = 0;             // publishes the broker refused (e.g. 0x87)
-  std::int64_t clients_set_aside = 0;   // Paho clients kept, not destroyed (publisher.cpp renew_client)
+  std::int64_t clients_set_aside = 0;   // Paho clients kept, not destroyed (paho_client.cpp ParkedClients)
   std::int64_t takeovers = 0;           // connections ended by DISCONNECT 0x8E (session taken over)
   std::string protocol = "5";           // the MQTT version of the (last) connection: "5" or "3.1.1"
   std::optional<SystemTime> last_publish;
