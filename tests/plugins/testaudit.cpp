@@ -54,9 +54,11 @@ class TestAudit : public campus::AuditPlugin {
       act.kind = kind == "close" ? campus::CaseAction::Kind::Close
                : kind == "update" ? campus::CaseAction::Kind::Update : campus::CaseAction::Kind::Open;
       act.subject = a.value("subject", "");
-      act.outcome = a.value("outcome", "");
+      // An outcome the API does not know closes nothing: Note, which the store refuses.
+      act.outcome = campus::parse_case_step(a.value("outcome", "")).value_or(campus::CaseStepKind::Note);
       act.note = a.value("note", "");
       act.details = a.value("details", Json::object());
+      act.announce = a.value("announce", false);
       report.case_actions.push_back(act);
     }
     for (const auto& w : doc.value("records", Json::array()))

@@ -75,7 +75,7 @@ TEST(StoreExecutor, ReadsOfADamagedStoreAreErrorsNotEmptyAnswers) {
   auto file = dir.path() / "agent.db";
   auto store = std::move(Store::open(file, {}).value());
   AuditReport r = rooms(1, "up");
-  r.case_actions.push_back(CaseAction{CaseAction::Kind::Open, "S1", "", "", Json::object()});
+  r.case_actions.push_back(CaseAction{CaseAction::Kind::Open, "S1", {}, "", Json::object()});
   ASSERT_TRUE(store->commit(kSchool, "attendance", std::chrono::system_clock::now(), r).ok());
   ASSERT_EQ(store->cases(CaseFilter{}).value().size(), 1u);
   ASSERT_TRUE(store->latest_report("attendance").value().has_value());

@@ -266,12 +266,14 @@ TEST_F(StoreTest, StatesAreTrackedPerAudit) {
 
 namespace {
 CaseAction open_case(const std::string& subject, Json details = Json{{"days", 3}}) {
-  return CaseAction{CaseAction::Kind::Open, subject, "", "absent 3 days", std::move(details)};
+  return CaseAction{CaseAction::Kind::Open, subject, {}, "absent 3 days", std::move(details)};
 }
-CaseAction update_case(const std::string& subject, Json details) {
-  return CaseAction{CaseAction::Kind::Update, subject, "", "", std::move(details)};
+CaseAction update_case(const std::string& subject, Json details, bool announce = false) {
+  CaseAction a{CaseAction::Kind::Update, subject, {}, "", std::move(details)};
+  a.announce = announce;
+  return a;
 }
-CaseAction close_case(const std::string& subject, const std::string& outcome) {
+CaseAction close_case(const std::string& subject, CaseStepKind outcome) {
   return CaseAction{CaseAction::Kind::Close, subject, outcome, "back in class", Json::object()};
 }
 AuditReport with_actions(std::vector<CaseAction> actions) {
@@ -306,24 +308,25 @@ TEST_F(StoreTest, CaseOpensOnceWithAnEventAndCarriesOnWhileOpen) {
   EXPECT_EQ(open_cases[0].steps.size(), 1u);
 }
 
-TEST_F(StoreTest, CaseUpdateStoresDetailsAndRaisesAnEventOnlyWhenOverdueChanges) {
+TEST_F(StoreTest, CaseUpdateStoresDetailsAndRaisesAnEventOnlyWhenThePluginAnnouncesIt) {
   auto s = open();
   commit(*s, "attendance", with_actions({open_case("s1")}));
   auto c = commit(*s, "attendance", with_actions({update_case("s1", Json{{"days", 4}, {"overdue", false}})}));
-  EXPECT_TRUE(c.event_seqs.empty());  // an absent "overdue" counts as false
-  c = commit(*s, "attendance", with_actions({update_case("s1", Json{{"days", 5}, {"overdue", false}})}));
-  EXPECT_TRUE(c.event_seqs.empty());
+  EXPECT_TRUE(c.event_seqs.empty());  // not announced: history only
+  c = commit(*s, "attendance", with_actions({update_case("s1", Json{{"days", 5}, {"overdue", true}})}));
+  EXPECT_TRUE(c.event_seqs.empty()) << "no key of the details is magic to the store";
   ASSERT_EQ(c.cases_changed.size(), 1u);
   EXPECT_EQ(c.cases_changed[0].details["days"], 5);
-  c = commit(*s, "attendance", with_actions({update_case("s1", Json{{"days", 6}, {"overdue", true}})}));
+  c = commit(*s, "attendance", with_actions({update_case("s1", Json{{"days", 6}, {"overdue", true}}, true)}));
   ASSERT_EQ(c.event_seqs.size(), 1u);
   Json body = payload(s->range(c.event_seqs[0], c.event_seqs[0]).at(0))["body"];
   EXPECT_EQ(body["action"], "updated");
   EXPECT_EQ(body["from"], "open");
   EXPECT_EQ(body["to"], "open");
   EXPECT_EQ(body["case"]["details"]["overdue"], true);
-  // Identical details: no step, no event.
-  c = commit(*s, "attendance", with_actions({update_case("s1", Json{{"days", 6}, {"overdue", true}})}));
+  // Identical details: no step, no event, announced or not.
+  c = commit(*s, "attendance", with_actions({update_case("s1", Json{{"days", 6}, {"overdue", true}}, true)}));
+  EXPECT_TRUE(c.event_seqs.empty());
   EXPECT_TRUE(c.cases_changed.empty());
   EXPECT_EQ(s->find_case("attendance-s1-1").value()->steps.size(), 4u);  // opened + 3 updates
 }
@@ -413,7 +416,7 @@ TEST_F(StoreTest, CaseClosedByTheAuditAndBadActionsLandInTheReportErrors) {
   auto s = open();
   commit(*s, "attendance", with_actions({open_case("s1"), open_case("s2")}));
   auto c = commit(*s, "attendance",
-                  with_actions({close_case("s1", "leave_approved"), close_case("s2", "vanished"),
+                  with_actions({close_case("s1", CaseStepKind::LeaveApproved), close_case("s2", CaseStepKind::Note),
                                 update_case("s9", Json::object())}));
   ASSERT_EQ(c.event_seqs.size(), 1u);
   Json body = payload(s->range(c.event_seqs[0], c.event_seqs[0]).at(0))["body"];
@@ -423,7 +426,7 @@ TEST_F(StoreTest, CaseClosedByTheAuditAndBadActionsLandInTheReportErrors) {
   Json errors = s->latest_report("attendance").value()->at("errors");
   ASSERT_EQ(errors.size(), 2u);
   EXPECT_EQ(errors[0]["where"], "case action close for subject s2");
-  EXPECT_NE(errors[0]["what"].get<std::string>().find("unknown outcome \"vanished\""), std::string::npos);
+  EXPECT_NE(errors[0]["what"].get<std::string>().find("\"note\" is not an outcome"), std::string::npos);
   EXPECT_EQ(errors[1]["where"], "case action update for subject s9");
   EXPECT_EQ(s->find_case("attendance-s2-1").value()->stage, "open");
 }
@@ -433,7 +436,7 @@ TEST_F(StoreTest, AgentAndLocalCampusctlShareTheFileWithoutReusingSeqOrLosingSte
   auto ctl = open();  // campusctl case update (not --local read-only): a second connection
   commit(*agent, "attendance", with_actions({open_case("s1")}));                          // 1, 2
   ASSERT_TRUE(ctl->update_case(kSchool, kT0, "attendance-s1-1", "contacted", "school:wang", "").ok());  // 3
-  auto c = commit(*agent, "attendance", with_actions({update_case("s1", Json{{"overdue", true}})}));  // 4, 5
+  auto c = commit(*agent, "attendance", with_actions({update_case("s1", Json{{"overdue", true}}, true)}));  // 4, 5
   EXPECT_EQ(c.report_seq, 4);
   EXPECT_EQ(c.event_seqs, std::vector<std::int64_t>{5});
   auto stored = agent->find_case("attendance-s1-1").value();

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,7 +29,9 @@
 namespace campus {
 
 // 2: AuditPlugin::reads_records (the records are read on the store's thread, before the run).
-inline constexpr int kPluginApiVersion = 2;
+// 3: CaseAction::outcome is a CaseStepKind; CaseAction::announce says which updates publish an
+//    event (the store no longer reads details["overdue"]).
+inline constexpr int kPluginApiVersion = 3;
 #define CAMPUS_PLUGIN_SYMBOL "campus_plugin_descriptor"
 
 using Json = nlohmann::json;
@@ -47,16 +50,78 @@ struct Finding {
 // Follow-up cases (attendance absences): a case stays open across audits until closed, and
 // nothing about a case is ever dropped. The core keeps cases and their history in the store;
 // a plugin proposes changes through CaseAction and sees the open cases in its AuditContext.
-// The steps a person records on a case (the `case.update` request's `action`, campusctl's and
-// the county dashboard's choices); returned, transferred, leave_approved and dropout_reported
-// close the case with that outcome.
-inline const std::vector<std::string> kCaseUpdateActions = {"contacted",      "visited",          "returned", "transferred",
-                                                            "leave_approved", "dropout_reported", "note"};
+// What happens to a case: every step of its history is one of these, named on the wire as
+// case_step_name() spells it. The agent records `opened` and `updated`; a person records
+// contacted, visited, note or an outcome (the `case.update` request's `action`, campusctl's
+// and the county dashboard's choices); an outcome closes the case with that outcome.
+enum class CaseStepKind { Opened, Contacted, Visited, Returned, Transferred, LeaveApproved, DropoutReported, Note, Updated };
+
+struct CaseStepSpec {
+  CaseStepKind kind;
+  const char* name;
+  bool outcome;    // closes the case
+  bool by_person;  // a `case.update` action
+};
+inline constexpr CaseStepSpec kCaseSteps[] = {
+    {CaseStepKind::Opened, "opened", false, false},
+    {CaseStepKind::Contacted, "contacted", false, true},
+    {CaseStepKind::Visited, "visited", false, true},
+    {CaseStepKind::Returned, "returned", true, true},
+    {CaseStepKind::Transferred, "transferred", true, true},
+    {CaseStepKind::LeaveApproved, "leave_approved", true, true},
+    {CaseStepKind::DropoutReported, "dropout_reported", true, true},
+    {CaseStepKind::Note, "note", false, true},
+    {CaseStepKind::Updated, "updated", false, false},
+};
+
+inline const CaseStepSpec& case_step(CaseStepKind kind) {
+  for (const auto& s : kCaseSteps)
+    if (s.kind == kind) return s;
+  return kCaseSteps[0];
+}
+inline std::string case_step_name(CaseStepKind kind) { return case_step(kind).name; }
+inline std::optional<CaseStepKind> parse_case_step(std::string_view name) {
+  for (const auto& s : kCaseSteps)
+    if (name == s.name) return s.kind;
+  return std::nullopt;
+}
+inline bool is_case_outcome(CaseStepKind kind) { return case_step(kind).outcome; }
+// The names of the steps `pred` selects, in the table's order, joined by `sep`.
+inline std::string case_step_names(bool (*pred)(const CaseStepSpec&), const char* sep = ", ") {
+  std::string out;
+  for (const auto& s : kCaseSteps)
+    if (pred(s)) out += (out.empty() ? "" : sep) + std::string(s.name);
+  return out;
+}
+// The `case.update` actions, in the order tools offer them.
+inline const std::vector<std::string> kCaseUpdateActions = [] {
+  std::vector<std::string> out;
+  for (const auto& s : kCaseSteps)
+    if (s.by_person) out.push_back(s.name);
+  return out;
+}();
+
+// The stages of a case, in the order it moves through them; a person's step never takes a
+// case back to an earlier stage.
+enum class CaseStage { Open, Contacted, Visited, Closed };
+inline const char* case_stage_name(CaseStage stage) {
+  switch (stage) {
+    case CaseStage::Open: return "open";
+    case CaseStage::Contacted: return "contacted";
+    case CaseStage::Visited: return "visited";
+    case CaseStage::Closed: return "closed";
+  }
+  return "open";
+}
+inline std::optional<CaseStage> parse_case_stage(std::string_view name) {
+  for (auto stage : {CaseStage::Open, CaseStage::Contacted, CaseStage::Visited, CaseStage::Closed})
+    if (name == case_stage_name(stage)) return stage;
+  return std::nullopt;
+}
 
 struct CaseStep {
   std::string at;      // RFC 3339
-  std::string action;  // opened, contacted, visited, returned, transferred, leave_approved,
-                       // dropout_reported, note, updated
+  std::string action;  // case_step_name() of a CaseStepKind
   std::string actor;   // "agent", "county:<name>", "school:<name>"
   std::string note;
 };
@@ -64,8 +129,8 @@ struct CaseStep {
 struct CaseView {
   std::string id;       // "<audit>-<subject>-<n>", stable, unique per school
   std::string subject;  // e.g. the student number
-  std::string stage;    // open, contacted, visited, closed
-  std::string outcome;  // when closed: returned, transferred, leave_approved, dropout_reported
+  std::string stage;    // case_stage_name() of a CaseStage
+  std::string outcome;  // when closed: case_step_name() of the outcome
   std::string opened_at;
   std::string closed_at;
   Json details = Json::object();  // plugin's data (class, grade, run length, overdue, ...)
@@ -76,9 +141,14 @@ struct CaseAction {
   enum class Kind { Open, Update, Close };
   Kind kind = Kind::Open;
   std::string subject;  // Open: the subject; Update/Close: the subject of an open case
-  std::string outcome;  // Close: returned | transferred | leave_approved | dropout_reported
+  CaseStepKind outcome = CaseStepKind::Returned;  // Close: an outcome (is_case_outcome)
   std::string note;
   Json details = Json::object();  // Open/Update: replaces the case's details
+  // Update: the store records every update that changes the details as an `updated` step in
+  // the case's history; it publishes a case event (the county sees the change at once) only
+  // when the plugin sets `announce`, e.g. the attendance case that became overdue. Open and
+  // Close always publish one.
+  bool announce = false;
 };
 
 // Data a plugin keeps between runs (imported attendance records, ...), stored by the core in

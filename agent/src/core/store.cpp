@@ -1,25 +1,20 @@
-// The SQLite store: one file, WAL, synchronous=FULL (docs/store.md says why). A commit first
-// plans everything it will write (events from state changes, case steps, records) with plain
-// reads, makes room under the size cap if needed, then writes it all in ONE transaction.
+// The open SQLite store (store_open.cpp opens, migrates and recovers it). A commit reads
+// what the plan needs (the audit's subject states and open cases), plans everything it will
+// write with the pure plan_commit (commit_plan.hpp: events from state changes, case steps,
+// records), makes room under the size cap if needed, then writes it all in ONE transaction.
 #include "core/store.hpp"
 
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <set>
-#include <fstream>
-#include <sstream>
 
+#include "core/commit_plan.hpp"
 #include "core/sqlite.hpp"
+#include "core/store_open.hpp"
 
 namespace campus {
 
@@ -49,53 +44,6 @@ using sqlite::Failure;
 using sqlite::Statement;
 using sqlite::Transaction;
 
-constexpr int kSchemaVersion = 2;
-constexpr const char* kApplication = "campus-agent";
-// Below this much free space at open, the -shm (32 KiB) and the first WAL frames may not fit.
-constexpr std::uint64_t kMinFreeBytes = 256 * 1024;
-
-// Index i holds the SQL that brings schema version i to i+1.
-const char* const kMigrations[] = {
-    R"sql(
-CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
-CREATE TABLE reports(seq INTEGER PRIMARY KEY, audit TEXT NOT NULL, ts TEXT NOT NULL, body TEXT NOT NULL);
-CREATE INDEX reports_by_audit ON reports(audit, seq);
-CREATE TABLE subject_state(audit TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL,
-                           reason TEXT NOT NULL, PRIMARY KEY(audit, subject)) WITHOUT ROWID;
-CREATE TABLE cases(id TEXT PRIMARY KEY, audit TEXT NOT NULL, subject TEXT NOT NULL, n INTEGER NOT NULL,
-                   stage TEXT NOT NULL, outcome TEXT NOT NULL, opened_at TEXT NOT NULL,
-                   closed_at TEXT NOT NULL, details TEXT NOT NULL, opened_ms INTEGER NOT NULL,
-                   updated_ms INTEGER NOT NULL);
-CREATE INDEX cases_by_subject ON cases(audit, subject);
-CREATE TABLE case_steps(case_id TEXT NOT NULL, idx INTEGER NOT NULL, at TEXT NOT NULL, action TEXT NOT NULL,
-                        actor TEXT NOT NULL, note TEXT NOT NULL, PRIMARY KEY(case_id, idx)) WITHOUT ROWID;
-CREATE TABLE records(plugin TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-                     PRIMARY KEY(plugin, kind, key));
-CREATE TABLE outbox(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload TEXT NOT NULL, qos INTEGER NOT NULL,
-                    retain INTEGER NOT NULL, kind TEXT NOT NULL, audit TEXT NOT NULL, created INTEGER NOT NULL,
-                    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, sent_at INTEGER);
-CREATE INDEX outbox_by_sent ON outbox(sent_at, seq);
-INSERT INTO meta(key, value) VALUES ('application', 'campus-agent'), ('next_seq', 1), ('session', 0),
-                                    ('refused_commits', 0), ('buffer_full', 0);
-)sql",
-    // The store's identity (docs/store.md "Identity"): a random id, so the county can tell a
-    // fresh store (seq from 1 again) from this one. Stores of version 1 get theirs here.
-    R"sql(
-INSERT INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16)))),
-                                    ('store_created', strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'));
-)sql",
-};
-static_assert(std::size(kMigrations) == kSchemaVersion);
-
-const std::set<std::string> kOutcomes = {"returned", "transferred", "leave_approved", "dropout_reported"};
-
-int stage_rank(const std::string& stage) {
-  if (stage == "open") return 0;
-  if (stage == "contacted") return 1;
-  if (stage == "visited") return 2;
-  return 3;  // closed
-}
-
 std::int64_t to_ms(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
@@ -103,35 +51,6 @@ std::int64_t to_ms(SystemTime t) {
 SystemTime from_ms(std::int64_t ms) {
   return SystemTime(std::chrono::duration_cast<SystemTime::duration>(std::chrono::milliseconds(ms)));
 }
-
-// Plugins pass through text from outside (registers, device replies) that may not be valid
-// UTF-8; it is stored and published with U+FFFD instead of failing the commit.
-std::string text_of(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
-
-Json error_json(const Error& e) { return Json{{"where", e.where}, {"what", e.what}, {"fix", e.fix}}; }
-
-// A case as a commit or update_case changes it. `saved_steps` steps are already in the table.
-struct WorkingCase {
-  CaseView view;
-  std::string audit;
-  int n = 0;
-  std::size_t saved_steps = 0;
-  bool is_new = false;
-  bool changed = false;
-};
-
-// Everything one commit will write, computed by reads before the write transaction.
-struct CommitPlan {
-  Json report_body;
-  std::vector<Json> events;  // bodies, in outbox order after the report
-  // Pointers into the report being committed (it outlives the plan): copying a term's 180,000
-  // month records (60,000 students) or 6,000 rooms' findings nearly doubled the commit's peak.
-  std::vector<const Finding*> states;          // subject_state rows to upsert
-  std::vector<std::string> removed_subjects;  // subject_state rows to delete
-  std::vector<WorkingCase> cases;             // changed or new cases
-  const std::vector<RecordWrite>* records = nullptr;
-  std::uint64_t bytes = 0;                     // what the writes add, roughly (for the size cap)
-};
 
 class SqliteStore;
 
@@ -181,18 +100,6 @@ class SqliteStore final : public Store {
         identity_.recovered = StoreRecovery{j.value("at", ""), j.value("reason", ""), j.value("what", ""),
                                             j.value("moved_to", ""), j.value("previous_id", "")};
     }
-  }
-
-  // Records, in this (fresh) store, why it was started (open_or_recover).
-  void set_recovered(const StoreRecovery& r) {
-    std::lock_guard lock(mu_);
-    Transaction tx(*db_);
-    db_->prepare("INSERT INTO meta(key, value) VALUES ('recovered', ?1) "
-                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-        .bind_all(Json(r).dump())
-        .run();
-    tx.commit();
-    identity_.recovered = r;
   }
 
   Result<CommitOutcome> commit(const Identity& who, const std::string& audit, SystemTime ts,
@@ -450,133 +357,39 @@ class SqliteStore final : public Store {
   }
 
  private:
-  // ---- commit planning (reads only) ----
+  // ---- commit planning: the inputs are read here, the plan is pure (commit_plan.hpp) ----
 
-  // count_bytes: estimate what the writes add (serializes everything once more; only the
-  // estimate made before the transaction needs it).
-  CommitPlan plan_commit(const std::string& audit, SystemTime ts, const std::string& offset,
-                         const AuditReport& report, bool count_bytes = true) {
-    CommitPlan plan;
-    Json errors = Json::array();
-    for (const auto& e : report.input_errors) errors.push_back(error_json(e));
+  CommitPlan plan_commit(const std::string& audit, SystemTime ts, const std::string& offset, const AuditReport& report,
+                         bool count_bytes = true) {
+    return campus::plan_commit(audit, rfc3339(ts, offset), report, commit_inputs(audit, report), count_bytes);
+  }
 
-    std::map<std::string, std::pair<std::string, std::string>> previous;  // subject -> state, reason
+  CommitInputs commit_inputs(const std::string& audit, const AuditReport& report) {
+    CommitInputs in;
     {
       auto q = db_->prepare("SELECT subject, state, reason FROM subject_state WHERE audit = ?1");
       q.bind_all(audit);
-      while (q.step()) previous[q.text(0)] = {q.text(1), q.text(2)};
+      while (q.step()) in.subjects[q.text(0)] = SubjectState{q.text(1), q.text(2)};
     }
-    Json findings = Json::array();
-    std::set<std::string> seen;
-    for (const auto& f : report.findings) {
-      findings.push_back(Json{{"subject", f.subject}, {"state", f.state}, {"reason", f.reason}, {"details", f.details}});
-      auto it = previous.find(f.subject);
-      if (it != previous.end() && it->second.first != f.state)
-        plan.events.push_back(Json{{"subject", f.subject},
-                                   {"from", it->second.first},
-                                   {"to", f.state},
-                                   {"reason", f.reason},
-                                   {"details", f.details}});
-      if (it == previous.end() || it->second != std::pair(f.state, f.reason)) plan.states.push_back(&f);
-      previous[f.subject] = {f.state, f.reason};
-      seen.insert(f.subject);
-    }
-    for (const auto& [subject, prev] : previous) {
-      if (seen.count(subject)) continue;
-      plan.events.push_back(Json{{"subject", subject},
-                                 {"from", prev.first},
-                                 {"to", "removed"},
-                                 {"reason", "no longer reported by the audit"},
-                                 {"details", Json::object()}});
-      plan.removed_subjects.push_back(subject);
-    }
-
-    plan_cases(audit, ts, offset, report.case_actions, plan, errors);
-    plan.records = &report.records;
-    plan.report_body = Json{{"summary", report.summary}, {"findings", std::move(findings)}, {"errors", std::move(errors)}};
-
-    // Bytes the writes add: the report twice (reports + outbox), each event, the changed
-    // cases, the records, and a margin for envelopes and index pages.
-    if (!count_bytes) return plan;
-    plan.bytes = 2 * text_of(plan.report_body).size() + 16 * 1024;
-    for (const auto& e : plan.events) plan.bytes += text_of(e).size() + 400;
-    for (const auto& c : plan.cases) plan.bytes += text_of(Json(c.view)).size() + 200;
-    for (const auto& r : report.records) plan.bytes += r.kind.size() + r.key.size() + (r.value ? text_of(*r.value).size() : 0) + 64;
-    return plan;
-  }
-
-  void plan_cases(const std::string& audit, SystemTime ts, const std::string& offset,
-                  const std::vector<CaseAction>& actions, CommitPlan& plan, Json& errors) {
-    if (actions.empty()) return;
-    const std::string at = rfc3339(ts, offset);
-    std::map<std::string, WorkingCase> open;  // subject -> this audit's open case
+    if (report.case_actions.empty()) return in;
     {
       auto q = db_->prepare("SELECT id FROM cases WHERE audit = ?1 AND stage <> 'closed'");
       q.bind_all(audit);
       std::vector<std::string> ids;
       while (q.step()) ids.push_back(q.text(0));
       for (const auto& id : ids)
-        if (auto c = load_case(id)) open[c->view.subject] = std::move(*c);
+        if (auto c = load_case(id)) in.open_cases[c->view.subject] = std::move(*c);
     }
-    std::vector<WorkingCase> closed;
-    std::map<std::string, int> opened_now;  // subject -> cases opened by this commit
-    auto problem = [&](const CaseAction& a, const std::string& what, const std::string& fix) {
-      const char* verb = a.kind == CaseAction::Kind::Update ? "update" : "close";
-      errors.push_back(error_json(Error{"case action " + std::string(verb) + " for subject " + a.subject, what, fix}));
-    };
-    for (const auto& a : actions) {
-      auto it = open.find(a.subject);
-      if (a.kind == CaseAction::Kind::Open) {
-        if (it != open.end()) continue;  // already open: the case carries on
-        WorkingCase c;
-        c.audit = audit;
-        auto q = db_->prepare("SELECT count(*) FROM cases WHERE audit = ?1 AND subject = ?2");
-        q.bind_all(audit, a.subject);
-        q.step();
-        c.n = static_cast<int>(q.int64(0)) + ++opened_now[a.subject];
-        c.view.id = audit + "-" + a.subject + "-" + std::to_string(c.n);
-        c.view.subject = a.subject;
-        c.view.stage = "open";
-        c.view.opened_at = at;
-        c.view.details = a.details;
-        c.view.steps.push_back(CaseStep{at, "opened", "agent", a.note});
-        c.is_new = c.changed = true;
-        plan.events.push_back(case_event(c.view, nullptr, "open", "opened", a.note));
-        open[a.subject] = std::move(c);
+    auto count = db_->prepare("SELECT count(*) FROM cases WHERE audit = ?1 AND subject = ?2");
+    for (const auto& a : report.case_actions) {
+      if (a.kind != CaseAction::Kind::Open || in.open_cases.count(a.subject) || in.cases_so_far.count(a.subject))
         continue;
-      }
-      if (it == open.end()) {
-        problem(a, "no open case of audit \"" + audit + "\" for this subject", "open the case before updating or closing it");
-        continue;
-      }
-      WorkingCase& c = it->second;
-      if (a.kind == CaseAction::Kind::Update) {
-        if (a.details == c.view.details) continue;
-        auto overdue = [](const Json& d) { return d.contains("overdue") ? d["overdue"] : Json(false); };
-        bool overdue_changed = overdue(a.details) != overdue(c.view.details);
-        c.view.details = a.details;
-        c.view.steps.push_back(CaseStep{at, "updated", "agent", a.note});
-        c.changed = true;
-        if (overdue_changed) plan.events.push_back(case_event(c.view, c.view.stage, c.view.stage, "updated", a.note));
-        continue;
-      }
-      if (!kOutcomes.count(a.outcome)) {
-        problem(a, "unknown outcome \"" + a.outcome + "\"", "use returned, transferred, leave_approved or dropout_reported");
-        continue;
-      }
-      std::string from = c.view.stage;
-      c.view.stage = "closed";
-      c.view.outcome = a.outcome;
-      c.view.closed_at = at;
-      c.view.steps.push_back(CaseStep{at, a.outcome, "agent", a.note});
-      c.changed = true;
-      plan.events.push_back(case_event(c.view, from, "closed", a.outcome, a.note));
-      closed.push_back(std::move(c));
-      open.erase(it);
+      count.bind_all(audit, a.subject);
+      count.step();
+      in.cases_so_far[a.subject] = static_cast<int>(count.int64(0));
+      count.reset();
     }
-    for (auto& [subject, c] : open)
-      if (c.changed) plan.cases.push_back(std::move(c));
-    for (auto& c : closed) plan.cases.push_back(std::move(c));
+    return in;
   }
 
   // The case after one update_case step, and its event body; an Error when it is not allowed.
@@ -585,40 +398,7 @@ class SqliteStore final : public Store {
                                                         const std::string& note) {
     auto found = load_case(case_id);
     if (!found) return Error{"case " + case_id, "no such case", "list the cases with: campusctl cases --state all"};
-    WorkingCase c = std::move(*found);
-    const std::string from = c.view.stage;
-    if (from == "closed")
-      return Error{"case " + case_id,
-                   "the case is closed (" + c.view.outcome + " at " + c.view.closed_at + ") and cannot change",
-                   "a new absence run opens a new case"};
-    std::string to = from;
-    if (action == "contacted" || action == "visited") {
-      to = action;
-      if (stage_rank(to) < stage_rank(from))
-        return Error{"case " + case_id, "action \"" + action + "\" would take the case back from stage \"" + from + "\"",
-                     "record it as a note instead"};
-    } else if (kOutcomes.count(action)) {
-      to = "closed";
-    } else if (action != "note") {
-      return Error{"case " + case_id, "unknown action \"" + action + "\"",
-                   "use one of: contacted, visited, returned, transferred, leave_approved, dropout_reported, note"};
-    }
-    std::string at = rfc3339(ts, who.timezone_offset);
-    c.view.stage = to;
-    if (to == "closed") {
-      c.view.outcome = action;
-      c.view.closed_at = at;
-    }
-    c.view.steps.push_back(CaseStep{at, action, actor, note});
-    c.changed = true;
-    Json body = case_event(c.view, from, to, action, note);
-    return std::pair{std::move(c), std::move(body)};
-  }
-
-  static Json case_event(const CaseView& view, Json from, const std::string& to, const std::string& action,
-                         const std::string& note) {
-    return Json{{"subject", view.id}, {"case", view},     {"from", std::move(from)},
-                {"to", to},           {"action", action}, {"reason", note}};
+    return campus::plan_case_update(std::move(*found), action, actor, note, rfc3339(ts, who.timezone_offset));
   }
 
   // ---- commit writing (one transaction) ----
@@ -948,268 +728,11 @@ std::optional<Json> PluginRecords::get(const std::string& kind, const std::strin
   return Json::parse(rows.front().second);
 }
 
-// Store::open's work. `broken` (when given) is set to the reason when the file itself is bad
-// (corrupt, not a store): what open_or_recover may move aside. Other errors leave it empty.
-Result<std::unique_ptr<SqliteStore>> open_checked(const std::filesystem::path& file, StoreOptions options,
-                                                  std::string* broken_reason) {
-  const std::string path = file.string();
-  const std::string move_aside =
-      "the agent moves it aside by itself at its next start (as " + path +
-      ".<reason>-<UTC time>, with its -wal and -shm) and starts a fresh store; to keep it elsewhere first: mv " + path +
-      " " + path + ".broken (with its -wal and -shm files if present)";
-  auto broken = [&](const std::string& what, const char* reason = "corrupt") {
-    if (broken_reason) *broken_reason = reason;
-    return Error{path, what, move_aside};
-  };
-
-  struct stat st {};
-  bool exists = ::stat(path.c_str(), &st) == 0;
-  if (options.read_only && !exists)
-    return Error{path, "no store database here", "check the data directory; the agent creates the store at its first start"};
-  if (!options.read_only) {
-    if (!exists) {
-      // Created 0600 before SQLite sees it; SQLite gives -wal and -shm the database's mode.
-      int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-      if (fd < 0 && errno != EEXIST)
-        return Error{path, std::string("cannot create the store: ") + std::strerror(errno),
-                     "check that the data directory exists and is writable by the agent's user"};
-      if (fd >= 0) ::close(fd);
-    } else if ((st.st_mode & 077) != 0) {
-      ::chmod(path.c_str(), 0600);  // student data: never readable by group or others
-    }
-  }
-
-  try {
-    int flags = (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
-    auto db = std::make_unique<Connection>(path, flags);
-    sqlite3_busy_timeout(db->raw(), 5000);
-    // On a full file system SQLite cannot create the 32 KiB -shm a WAL database needs, and
-    // the agent could not even start to say so (after a reboot or a crash while the disk was
-    // full). In EXCLUSIVE locking mode SQLite keeps that index in memory: the store opens,
-    // the outbox is delivered, reports are refused and counted until space is freed. The
-    // price: no second process (campusctl --local) can read the store until the agent
-    // restarts with room (docs/store.md "Size cap").
-    if (!options.read_only) {
-      struct statvfs fs {};
-      auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
-      if (::statvfs(dir.c_str(), &fs) == 0) {
-        auto free_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
-        if (free_bytes < kMinFreeBytes) {
-          db->exec("PRAGMA locking_mode = EXCLUSIVE");
-          spdlog::warn("{}: the data directory's file system is full ({} KiB free): the store opens in exclusive "
-                       "mode; new reports are refused until space is freed, and campusctl --local cannot read "
-                       "the store until the agent restarts with space (fix: free space on {})",
-                       path, free_bytes / 1024, dir.string());
-        }
-      }
-    }
-    std::string check;
-    try {
-      check = db->scalar_text("PRAGMA quick_check");
-    } catch (const Failure& f) {
-      if (f.code() == SQLITE_NOTADB)
-        return broken(std::string("the file is not a campus-agent store (") + f.what() + ")", "not_a_store");
-      if (f.code() == SQLITE_CORRUPT) return broken(std::string("the store is corrupt (") + f.what() + ")");
-      throw;
-    }
-    if (check != "ok") {
-      // quick_check lists one problem per row (and scalar_text returns only the first row,
-      // which may be a header): ask for the first few and put them on one line for the log.
-      std::string problems;
-      auto q = db->prepare("PRAGMA quick_check(4)");
-      while (q.step()) {
-        auto row = q.text(0);
-        const std::string header = "*** in database main ***";  // SQLite's prefix of the first row
-        if (row.rfind(header, 0) == 0) row.erase(0, header.size());
-        for (auto& c : row)
-          if (c == '\n' || c == '\r') c = ' ';
-        if (auto b = row.find_first_not_of(' '); b != std::string::npos)
-          problems += (problems.empty() ? "" : "; ") + row.substr(b);
-      }
-      return broken("the store is corrupt (PRAGMA quick_check: " + (problems.empty() ? check : problems) + ")");
-    }
-
-    std::int64_t tables = db->scalar_int("SELECT count(*) FROM sqlite_master WHERE type = 'table'");
-    std::int64_t version = 0;
-    if (tables > 0) {
-      bool has_meta = db->scalar_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'") > 0;
-      if (!has_meta || db->scalar_text("SELECT value FROM meta WHERE key = 'application'") != kApplication)
-        return broken("the file is an SQLite database but not a campus-agent store (no campus-agent meta table)", "not_a_store");
-      version = db->scalar_int("SELECT value FROM meta WHERE key = 'schema_version'");
-    } else if (options.read_only) {
-      return Error{path, "the store is empty", "start the agent once so it creates the store"};
-    }
-    if (version > kSchemaVersion)
-      return Error{path,
-                   "the store has schema version " + std::to_string(version) + ", written by a newer campus-agent; this one knows up to " +
-                       std::to_string(kSchemaVersion),
-                   "upgrade campus-agent, or " + move_aside};
-    if (options.read_only) {
-      if (version != kSchemaVersion)
-        return Error{path, "the store has schema version " + std::to_string(version) + ", this build expects " +
-                               std::to_string(kSchemaVersion),
-                     "start the agent once so it migrates the store"};
-    } else {
-      // Lets pruning give space back to the file system. Only possible before the first table
-      // and before the switch to WAL writes the header.
-      if (tables == 0) db->exec("PRAGMA auto_vacuum = INCREMENTAL");
-      if (db->scalar_text("PRAGMA journal_mode = WAL") != "wal")
-        return Error{path, "cannot switch the store to WAL mode", "put the data directory on a local file system"};
-      db->exec("PRAGMA synchronous = FULL");
-      db->exec("PRAGMA journal_size_limit = 4194304");
-      // 512 KiB of page cache instead of SQLite's 2 MiB default: the daemon's steady RSS
-      // (docs/performance.md, Footprint); misses are reads from the OS page cache.
-      db->exec("PRAGMA cache_size = -512");
-      for (auto v = version; v < kSchemaVersion; ++v) {
-        Transaction tx(*db);
-        db->exec(kMigrations[v]);
-        db->prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?1) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind_all(v + 1)
-            .run();
-        tx.commit();
-      }
-    }
-    return std::make_unique<SqliteStore>(file, options, std::move(db));
-  } catch (const Failure& f) {
-    if (f.code() == SQLITE_CORRUPT || f.code() == SQLITE_NOTADB) return broken(std::string("the store is unreadable (") + f.what() + ")");
-    return Error{path, std::string("cannot open the store: ") + f.what(),
-                 "check the file's owner and permissions and the data directory's free space"};
-  }
-}
-
-
-// The identity file beside the database (`agent.db.id`): {"store_id","created"}. It outlives
-// the database it names, which is how a deleted database is told from a first start.
-std::optional<StoreIdentity> read_identity_file(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto j = Json::parse(ss.str(), nullptr, false);
-  if (!j.is_object() || !j.contains("store_id") || !j["store_id"].is_string()) {
-    spdlog::warn("{}: not a store identity file (ignored; rewritten when the store opens)", file.string());
-    return std::nullopt;
-  }
-  return StoreIdentity{j["store_id"].get<std::string>(), j.value("created", ""), std::nullopt};
-}
-
-// Atomic (temporary file, fsync, rename). Failing is not fatal: it only weakens the detection
-// of a deleted database, so it is logged.
-void write_identity_file(const std::filesystem::path& file, const StoreIdentity& id) {
-  const std::string text = Json{{"store_id", id.id}, {"created", id.created}}.dump() + "\n";
-  const std::string tmp = file.string() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  int err = errno;
-  if (fd >= 0) ::close(fd);
-  if (ok && ::rename(tmp.c_str(), file.c_str()) != 0) {
-    ok = false;
-    err = errno;
-  }
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    spdlog::warn("{}: cannot write the store identity file: {} (a deleted database would not be recognised as such)",
-                 file.string(), std::strerror(err));
-  }
-}
-
-std::string compact_utc(SystemTime t) {
-  auto s = rfc3339(t, "+00:00");  // 2026-11-29T01:02:03+00:00
-  std::string out;
-  for (char c : s.substr(0, 19))
-    if (c != '-' && c != ':') out += c;
-  return out + "Z";  // 20261129T010203Z
-}
-
-// Moves `file` and its -wal and -shm to `<file>.<reason>-<time>` (+ -wal/-shm, SQLite's own
-// naming, so `sqlite3 <moved>` opens it with its WAL). Returns the new name of the database
-// file ("" when there was none), or an Error when a rename fails; `leftovers` gets the new
-// base name when only a -wal or -shm moved.
-Result<std::string> move_aside(const std::filesystem::path& file, const std::string& reason, SystemTime now,
-                               std::string& leftovers) {
-  std::string base = file.string() + "." + reason + "-" + compact_utc(now);
-  std::string target = base;
-  for (int i = 1; std::filesystem::exists(target) || std::filesystem::exists(target + "-wal"); ++i)
-    target = base + "-" + std::to_string(i);
-  std::string moved;
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::string from = file.string() + suffix;
-    if (::access(from.c_str(), F_OK) != 0) continue;
-    if (::rename(from.c_str(), (target + suffix).c_str()) != 0)
-      return Error{from, std::string("cannot move the broken store aside to ") + target + suffix + ": " + std::strerror(errno),
-                   "check that the data directory is writable by the agent's user, or move the file aside by hand"};
-    if (*suffix == '\0') moved = target;
-    else if (moved.empty()) leftovers = target;
-  }
-  return moved;
-}
-
 }  // namespace
 
-Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file, StoreOptions options) {
-  auto s = open_checked(file, options, nullptr);
-  if (!s) return s.error();
-  return std::unique_ptr<Store>(std::move(s).value());
-}
-
-Result<std::unique_ptr<Store>> Store::open_or_recover(const std::filesystem::path& file, StoreOptions options,
-                                                      SystemTime now, std::string* recovery_log) {
-  if (options.read_only) return open(file, options);
-  const std::filesystem::path id_file = file.string() + ".id";
-  const auto previous = read_identity_file(id_file);
-  const std::string known = previous ? " (store " + previous->id + ", created " + previous->created + ", named by " +
-                                           id_file.string() + ")"
-                                     : "";
-  std::optional<StoreRecovery> rec;
-  std::error_code ec;
-  bool exists = std::filesystem::exists(file, ec);
-  if (!exists && previous) {
-    rec = StoreRecovery{{}, "missing", "the store database is gone" + known, {}, {}};
-  } else if (exists && previous && std::filesystem::file_size(file, ec) == 0 && !ec) {
-    // SQLite takes an empty file for an empty database: without this check a truncated store
-    // would silently become a fresh one.
-    rec = StoreRecovery{{}, "emptied", "the store database is empty (0 bytes)" + known, {}, {}};
-  } else {
-    std::string reason;
-    auto s = open_checked(file, options, &reason);
-    if (s.ok()) {
-      auto id = (*s)->identity();
-      if (previous && previous->id != id.id)
-        spdlog::warn("{}: the database is store {}, the identity file named store {}: another store was put in its "
-                     "place (a backup?); the county sees its id in the birth",
-                     file.string(), id.id, previous->id);
-      if (!previous || previous->id != id.id) write_identity_file(id_file, id);
-      return std::unique_ptr<Store>(std::move(s).value());
-    }
-    if (reason.empty()) return s.error();
-    rec = StoreRecovery{{}, reason, s.error().what + known, {}, {}};
-  }
-  rec->at = rfc3339(now, "+00:00");
-  if (previous) rec->previous_id = previous->id;
-  // A database that is gone may have left its -wal and -shm: SQLite must never replay a WAL
-  // of the old store into the new one, so they move aside too.
-  std::string leftovers;
-  auto moved = move_aside(file, rec->reason, now, leftovers);
-  if (!moved) return moved.error();
-  rec->moved_to = *moved;
-  if (!leftovers.empty()) rec->what += "; its leftover -wal/-shm were moved to " + leftovers + "-wal/-shm";
-  auto s = open_checked(file, options, nullptr);
-  if (!s) return s.error();
-  try {
-    (*s)->set_recovered(*rec);
-  } catch (const sqlite::Failure& f) {
-    return Error{file.string(), std::string("cannot record the recovery in the fresh store: ") + f.what(),
-                 "check the data directory's free space"};
-  }
-  auto id = (*s)->identity();
-  write_identity_file(id_file, id);
-  if (recovery_log)
-    *recovery_log = file.string() + ": STORE RECOVERED: " + rec->what +
-                    (rec->moved_to.empty() ? std::string("") : "; the old file was moved to " + rec->moved_to) +
-                    "; a fresh store " + id.id + " was started: seq starts again at 1, messages the county had not " +
-                    "received from the old store are lost (see docs/store.md \"Recovery\")";
-  return std::unique_ptr<Store>(std::move(s).value());
+std::unique_ptr<Store> make_sqlite_store(const std::filesystem::path& file, StoreOptions options,
+                                         std::unique_ptr<sqlite::Connection> db) {
+  return std::make_unique<SqliteStore>(file, options, std::move(db));
 }
 
 }  // namespace campus

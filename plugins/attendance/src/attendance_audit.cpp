@@ -385,7 +385,7 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
     }
     Day watch_from = json_day(c.details, "watch_from").value_or(m->first);
     if (auto back = returned_after(student, watch_from)) {
-      CaseAction close{CaseAction::Kind::Close, student, "returned", "present again on " + format_day(*back), {}};
+      CaseAction close{CaseAction::Kind::Close, student, CaseStepKind::Returned, "present again on " + format_day(*back), {}};
       report.case_actions.push_back(std::move(close));
       if (!m->handled_day) m->handled_day = *back;
       m->closed_day = today;
@@ -414,9 +414,14 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
     m->last = std::max(m->last, r.last);
     details = make_details(student, r, *m, overdue);
     if (details != c.details) {
-      report.case_actions.push_back(CaseAction{CaseAction::Kind::Update, student, {},
-                                               overdue && !c.details.value("overdue", false) ? "overdue: not contacted by " + format_day(m->deadline_day) : "",
-                                               details});
+      // The county hears of an update at once only when the case became overdue or stopped
+      // being so; the rest (the run growing day by day) is history in the case's steps.
+      const bool was_overdue = c.details.value("overdue", false);
+      CaseAction update{CaseAction::Kind::Update, student, {},
+                        overdue && !was_overdue ? "overdue: not contacted by " + format_day(m->deadline_day) : "",
+                        details};
+      update.announce = overdue != was_overdue;
+      report.case_actions.push_back(std::move(update));
     }
     list_case(c.id, student, details, c.opened_at, c.stage);
   }
@@ -454,7 +459,7 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
       ++opened_now;
       if (r.returned_on) {
         // Found after the fact (a batch import): the case is recorded and closes at once.
-        report.case_actions.push_back(CaseAction{CaseAction::Kind::Close, student, "returned",
+        report.case_actions.push_back(CaseAction{CaseAction::Kind::Close, student, CaseStepKind::Returned,
                                                  "present again on " + format_day(*r.returned_on), {}});
         m.handled_day = *r.returned_on;
         m.closed_day = today;

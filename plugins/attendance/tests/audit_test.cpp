@@ -89,7 +89,7 @@ TEST_F(AttendanceAuditTest, OpensCaseOnThirdDayAndClosesItselfOnReturn) {
 
   r = day("2026-11-05", 'P');
   ASSERT_EQ(count(r, CaseAction::Kind::Close), 1);
-  EXPECT_EQ(r.case_actions[0].outcome, "returned");
+  EXPECT_EQ(r.case_actions[0].outcome, CaseStepKind::Returned);
   EXPECT_EQ(store.open_case("S1"), nullptr);
   EXPECT_EQ(r.summary["open"], 0);
   EXPECT_EQ(r.summary["opened_in_period"], 1);
@@ -119,7 +119,16 @@ TEST_F(AttendanceAuditTest, OverdueWhenNotContactedWithinOneSchoolDay) {
   EXPECT_EQ(r.case_actions[0].details["deadline_day"], "2026-11-09");
   r = day("2026-11-09", 'A');
   EXPECT_EQ(r.summary["overdue"], 0);
+  // The run grows (an update of the case's details), but the county hears of it only when
+  // the case becomes overdue: the plugin announces that update and no other.
+  auto announced = [](const AuditReport& rep) {
+    return std::count_if(rep.case_actions.begin(), rep.case_actions.end(),
+                         [](const CaseAction& a) { return a.kind == CaseAction::Kind::Update && a.announce; });
+  };
+  ASSERT_EQ(count(r, CaseAction::Kind::Update), 1);
+  EXPECT_EQ(announced(r), 0);
   r = day("2026-11-10", 'A');
+  EXPECT_EQ(announced(r), 1);
   EXPECT_EQ(r.summary["overdue"], 1);
   EXPECT_EQ(r.summary["open_cases"][0]["overdue"], true);
   EXPECT_EQ(store.open_case("S1")->details["overdue"], true);
@@ -213,7 +222,7 @@ TEST_F(AttendanceAuditTest, BatchImportOfAFinishedRunOpensAndClosesTheCase) {
   ASSERT_EQ(r.case_actions.size(), 2u);
   EXPECT_EQ(r.case_actions[0].kind, CaseAction::Kind::Open);
   EXPECT_EQ(r.case_actions[1].kind, CaseAction::Kind::Close);
-  EXPECT_EQ(r.case_actions[1].outcome, "returned");
+  EXPECT_EQ(r.case_actions[1].outcome, CaseStepKind::Returned);
   EXPECT_EQ(r.summary["open"], 0);
   EXPECT_EQ(r.summary["opened_in_period"], 1);
   AuditReport again = run("2026-11-09");
@@ -600,7 +609,7 @@ class AttendanceClockTest : public AttendanceAuditTest {
   }
   static bool says_in_time_again(const AuditReport& r) {
     for (const auto& a : r.case_actions)
-      if (a.kind == CaseAction::Kind::Update && !a.details.value("overdue", false)) return true;
+      if (a.kind == CaseAction::Kind::Update && (!a.details.value("overdue", false) || a.announce)) return true;
     return false;
   }
 };
@@ -615,8 +624,8 @@ TEST_F(AttendanceClockTest, ClockSetBackAcrossMidnightDoesNotTakeBackOverdue) {
   EXPECT_EQ(store.open_case("S1")->details["overdue"], true);
   r = at("2026-11-10T00:35:00");  // and set right
   EXPECT_EQ(r.summary["overdue"], 1);
-  // Details may follow "today" (data gap days), but overdue never flipped, so the store sent
-  // the county no overdue event (it sends one only when details.overdue changes).
+  // Details may follow "today" (data gap days), but overdue never flipped, so the plugin
+  // announced no update and the store sent the county no case event.
   EXPECT_FALSE(says_in_time_again(r));
   EXPECT_EQ(store.open_case("S1")->details["overdue"], true);
 }

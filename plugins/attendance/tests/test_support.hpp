@@ -104,9 +104,9 @@ class FakeStore : public RecordReader {
           c->steps.push_back({at, "updated", "agent", a.note});
         } else {
           c->stage = "closed";
-          c->outcome = a.outcome;
+          c->outcome = case_step_name(a.outcome);
           c->closed_at = at;
-          c->steps.push_back({at, a.outcome, "agent", a.note});
+          c->steps.push_back({at, case_step_name(a.outcome), "agent", a.note});
         }
       }
     }
