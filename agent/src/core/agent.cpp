@@ -44,6 +44,80 @@ const char* status_name(AuditRun::Status s) {
   }
 }
 
+std::string scalar_text(const Json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", v.get<double>());
+    return buf;
+  }
+  return v.dump();
+}
+
+// Flattens the summary's scalars into "a.b=1" pairs for the human table.
+void flatten(const Json& j, const std::string& prefix, std::vector<std::string>& out) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    std::string k = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (it->is_object()) flatten(*it, k, out);
+    else if (!it->is_array()) out.push_back(k + "=" + scalar_text(*it));
+  }
+}
+
+void print_run(const AuditRun& run, bool json) {
+  if (json) {
+    Json j;
+    j["audit"] = run.audit;
+    j["status"] = status_name(run.status);
+    j["duration_ms"] = run.duration.count();
+    if (run.report) {
+      const auto& r = *run.report;
+      j["summary"] = r.summary;
+      j["findings"] = Json::array();
+      for (const auto& f : r.findings)
+        j["findings"].push_back({{"subject", f.subject}, {"state", f.state}, {"reason", f.reason}, {"details", f.details}});
+      j["errors"] = Json::array();
+      for (const auto& e : r.input_errors) j["errors"].push_back({{"where", e.where}, {"what", e.what}, {"fix", e.fix}});
+      j["case_actions"] = r.case_actions.size();
+    } else {
+      j["error"] = run.error;
+    }
+    std::cout << j.dump() << std::endl;
+    return;
+  }
+  std::cout << "== " << run.audit << ": " << status_name(run.status) << " in " << format_duration(run.duration) << "\n";
+  if (!run.report) {
+    std::cout << "   " << run.error << "\n\n";
+    return;
+  }
+  std::vector<std::string> pairs;
+  flatten(run.report->summary, "", pairs);
+  std::string line = "  ";
+  for (const auto& p : pairs) {
+    if (line.size() + p.size() > 100) {
+      std::cout << line << "\n";
+      line = "  ";
+    }
+    line += " " + p;
+  }
+  if (line.size() > 2) std::cout << line << "\n";
+  const auto& fs = run.report->findings;
+  if (!fs.empty()) {
+    std::size_t w = 8;
+    for (const auto& f : fs) w = std::max(w, f.subject.size());
+    std::printf("   %-*s  %-12s  %s\n", static_cast<int>(w), "SUBJECT", "STATE", "REASON");
+    std::size_t shown = 0;
+    for (const auto& f : fs) {
+      if (++shown > 200) {
+        std::cout << "   ... " << fs.size() - 200 << " more (use --json for all)\n";
+        break;
+      }
+      std::printf("   %-*s  %-12s  %s\n", static_cast<int>(w), f.subject.c_str(), f.state.c_str(), f.reason.c_str());
+    }
+  }
+  for (const auto& e : run.report->input_errors) std::cout << "   input error: " << e.message() << "\n";
+  std::cout << std::endl;
+}
+
 // Everything one run of the agent (any mode) is made of.
 class Runtime {
  public:
@@ -53,7 +127,6 @@ class Runtime {
     http_ = make_http_client(io_);
   }
 
-
   // The users of the store's thread go first; then the thread runs what they left queued.
   ~Runtime() {
     scheduler_.reset();
@@ -61,6 +134,207 @@ class Runtime {
     publisher_.reset();
     store_exec_.reset();
   }
+
+  // ---- the three modes ----
+
+  // Every enabled audit once, the reports printed; nothing committed or sent.
+  int dry_run() {
+    dry_run_ = true;
+    if (!configure_plugins()) return 1;
+    // Read-only look at the store, if one exists, so audits see their records and cases.
+    open_store(true);
+    int failures = 0;
+    run_all_once(
+        [&](const AuditRun& run) {
+          if (run.status != AuditRun::Status::Ok) ++failures;
+          print_run(run, options_.json);
+        },
+        [&] { io_.stop(); });
+    io_.run();
+    return failures == 0 ? 0 : 1;
+  }
+
+  // Every enabled audit once, committed; delivered while the broker takes it within the
+  // connect timeout + 10 s.
+  int once() {
+    if (!configure_plugins() || !open_store(false)) return 1;
+    if (options_.on_ready) options_.on_ready();
+    start_publisher();
+    int failures = 0;
+    bool audits_done = false;
+    SteadyTime drain_deadline;
+    std::function<void()> wait_drained;
+    auto check_drained = [&](std::int64_t unsent) {
+      if (!publisher_ || unsent == 0 || std::chrono::steady_clock::now() > drain_deadline) {
+        if (publisher_ && unsent > 0) log_->warn("{} message(s) are still in the outbox; the daemon will deliver them", unsent);
+        if (publisher_)
+          publisher_->stop(Millis(5000), [&] { io_.stop(); });
+        else
+          io_.stop();
+        return;
+      }
+      poll_timer_.expires_after(Millis(50));
+      poll_timer_.async_wait([&](const boost::system::error_code& ec) {
+        if (!ec) wait_drained();
+      });
+    };
+    wait_drained = [&] { store_exec_->run([](Store& store) { return store.stats().unsent; }, check_drained); };
+    auto maybe_finish = [&] {
+      if (!audits_done || commits_in_flight_ > 0) return;
+      drain_deadline = std::chrono::steady_clock::now() + config_.mqtt.connect_timeout + Millis(10000);
+      wait_drained();
+    };
+    on_commit_done_ = maybe_finish;
+    run_all_once([&](const AuditRun& run) { if (run.status != AuditRun::Status::Ok) ++failures; },
+                 [&] {
+                   audits_done = true;
+                   asio::post(io_, maybe_finish);
+                 });
+    io_.run();
+    const bool delivering = publisher_ != nullptr;
+    commands_.reset();
+    publisher_.reset();
+    store_exec_.reset();  // what the publisher left queued (the last acknowledgements) is written
+    if (failed_commits_ > 0 || failures > 0) return 1;
+    return store_->stats().unsent > 0 && delivering ? 2 : 0;
+  }
+
+  // The daemon, until SIGTERM or SIGINT; SIGHUP reloads.
+  int daemon() {
+    if (!configure_plugins() || !open_store(false)) return 1;
+    log_->info("campus-agent {} for {}/{}: {} audit(s), data in {}", kAgentVersion, config_.county, config_.school,
+               scheduler_->audit_names().size(), config_.data_dir.string());
+    if (options_.on_ready) options_.on_ready();
+    start_publisher();
+    scheduler_->start();
+    systemd::ready(status_line());
+    watchdog_tick();
+    health_tick();
+    prune_tick();
+    wait_signal();
+    io_.run();
+    log_->info("stopped");
+    return 0;
+  }
+
+ private:
+  // ---- the daemon's timers and signals ----
+
+  // Watchdog pings come from the io_context itself, so a stuck loop stops them.
+  void watchdog_tick() {
+    auto period = systemd::watchdog_period();
+    if (!period) return;
+    systemd::watchdog();
+    watchdog_timer_.expires_after(*period);
+    watchdog_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) watchdog_tick();
+    });
+  }
+
+  void health_tick() {
+    health_timer_.expires_after(config_.mqtt.health_interval);
+    health_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (publisher_) publisher_->publish_health(health());
+      systemd::status(status_line());
+      health_tick();
+    });
+  }
+
+  void prune_tick() {
+    prune_timer_.expires_after(std::chrono::hours(1));
+    prune_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      store_exec_->post([log = log_, keep = config_.buffer.keep_sent](Store& store) {
+        auto n = store.prune(std::chrono::system_clock::now());
+        if (n > 0) log->info("store: pruned {} delivered message(s) older than {}", n, format_duration(keep));
+      });
+      prune_tick();
+    });
+  }
+
+  void wait_signal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        reload();
+        wait_signal();
+        return;
+      }
+      log_->info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      stop();
+    });
+  }
+
+  // SIGHUP: the config file again. A config with any error is rejected whole and the running
+  // one stays; identity, data_dir and [mqtt] take effect only at the next restart.
+  void reload() {
+    log_->info("SIGHUP: reloading {}", config_.file.string());
+    systemd::reloading();
+    auto loaded = load_config(config_.file);
+    Errors errors = loaded.errors;
+    std::vector<ConfiguredAudit> audits;
+    if (errors.empty()) audits = host_.configure(loaded.config, plugin_env(), errors);
+    if (!errors.empty()) {
+      for (const auto& e : errors) log_->error("reload rejected: {}", e.message());
+      log_->error("reload rejected: {} error(s); the previous configuration keeps running", errors.size());
+      systemd::ready(status_line());
+      return;
+    }
+    const auto& n = loaded.config;
+    if (n.county != config_.county || n.school != config_.school || n.data_dir != config_.data_dir ||
+        n.mqtt.brokers != config_.mqtt.brokers)
+      log_->warn("reload: identity, data_dir and [mqtt] changes take effect at the next restart");
+    set_log_level(options_.log_level_override.empty() ? n.log_level : options_.log_level_override);
+    scheduler_->set_audits(std::move(audits));
+    auto keep = config_;
+    config_ = n;
+    config_.county = keep.county;
+    config_.school = keep.school;
+    config_.data_dir = keep.data_dir;
+    config_.mqtt = keep.mqtt;
+    log_->info("reload applied: {} audit(s)", scheduler_->audit_names().size());
+    systemd::ready(status_line());
+  }
+
+  // SIGTERM/SIGINT: no new runs, the timers off; the reports already handed to the store
+  // thread are committed first (the offline state's last_seq must count them, and a commit
+  // still queued there would otherwise land after it), at most 10 s; then the publisher's
+  // clean stop.
+  void stop() {
+    if (stopping_) return;
+    stopping_ = true;
+    systemd::stopping();
+    scheduler_->stop();
+    watchdog_timer_.cancel();
+    health_timer_.cancel();
+    prune_timer_.cancel();
+    signals_.cancel();
+    if (commits_in_flight_ == 0) return finish_stop();
+    log_->info("waiting for {} report(s) being stored", commits_in_flight_);
+    on_commit_done_ = [this] {
+      if (commits_in_flight_ == 0) finish_stop();
+    };
+    // A store stuck on a dead disk must not hold the stop forever (systemd would kill us).
+    commits_timer_.expires_after(std::chrono::seconds(10));
+    commits_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      log_->warn("stopping with {} report(s) still being stored", commits_in_flight_);
+      finish_stop();
+    });
+  }
+
+  void finish_stop() {
+    if (stop_finished_) return;
+    stop_finished_ = true;
+    commits_timer_.cancel();
+    if (publisher_)
+      publisher_->stop(Millis(5000), [this] { io_.stop(); });
+    else
+      io_.stop();
+  }
+
+  // ---- the parts ----
 
   // Loads and configures the plugins. False (errors logged) when any audit cannot run.
   bool configure_plugins() {
@@ -275,6 +549,8 @@ class Runtime {
   // Every mode ends with an explicit io_.stop(): without this guard io_.run() would return
   // while a commit is still on the store thread, and its completion would never run.
   asio::executor_work_guard<asio::io_context::executor_type> io_work_{io_.get_executor()};
+  asio::steady_timer watchdog_timer_{io_}, health_timer_{io_}, prune_timer_{io_}, commits_timer_{io_}, poll_timer_{io_};
+  asio::signal_set signals_{io_, SIGTERM, SIGINT, SIGHUP};
   AgentConfig config_;
   AgentOptions options_;
   Identity who_;
@@ -294,266 +570,15 @@ class Runtime {
   int commits_in_flight_ = 0;
   std::int64_t failed_commits_ = 0;
   std::function<void()> on_commit_done_;
+  bool stopping_ = false, stop_finished_ = false;
 };
-
-std::string scalar_text(const Json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_float()) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3g", v.get<double>());
-    return buf;
-  }
-  return v.dump();
-}
-
-// Flattens the summary's scalars into "a.b=1" pairs for the human table.
-void flatten(const Json& j, const std::string& prefix, std::vector<std::string>& out) {
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    std::string k = prefix.empty() ? it.key() : prefix + "." + it.key();
-    if (it->is_object()) flatten(*it, k, out);
-    else if (!it->is_array()) out.push_back(k + "=" + scalar_text(*it));
-  }
-}
-
-void print_run(const AuditRun& run, bool json) {
-  if (json) {
-    Json j;
-    j["audit"] = run.audit;
-    j["status"] = status_name(run.status);
-    j["duration_ms"] = run.duration.count();
-    if (run.report) {
-      const auto& r = *run.report;
-      j["summary"] = r.summary;
-      j["findings"] = Json::array();
-      for (const auto& f : r.findings)
-        j["findings"].push_back({{"subject", f.subject}, {"state", f.state}, {"reason", f.reason}, {"details", f.details}});
-      j["errors"] = Json::array();
-      for (const auto& e : r.input_errors) j["errors"].push_back({{"where", e.where}, {"what", e.what}, {"fix", e.fix}});
-      j["case_actions"] = r.case_actions.size();
-    } else {
-      j["error"] = run.error;
-    }
-    std::cout << j.dump() << std::endl;
-    return;
-  }
-  std::cout << "== " << run.audit << ": " << status_name(run.status) << " in " << format_duration(run.duration) << "\n";
-  if (!run.report) {
-    std::cout << "   " << run.error << "\n\n";
-    return;
-  }
-  std::vector<std::string> pairs;
-  flatten(run.report->summary, "", pairs);
-  std::string line = "  ";
-  for (const auto& p : pairs) {
-    if (line.size() + p.size() > 100) {
-      std::cout << line << "\n";
-      line = "  ";
-    }
-    line += " " + p;
-  }
-  if (line.size() > 2) std::cout << line << "\n";
-  const auto& fs = run.report->findings;
-  if (!fs.empty()) {
-    std::size_t w = 8;
-    for (const auto& f : fs) w = std::max(w, f.subject.size());
-    std::printf("   %-*s  %-12s  %s\n", static_cast<int>(w), "SUBJECT", "STATE", "REASON");
-    std::size_t shown = 0;
-    for (const auto& f : fs) {
-      if (++shown > 200) {
-        std::cout << "   ... " << fs.size() - 200 << " more (use --json for all)\n";
-        break;
-      }
-      std::printf("   %-*s  %-12s  %s\n", static_cast<int>(w), f.subject.c_str(), f.state.c_str(), f.reason.c_str());
-    }
-  }
-  for (const auto& e : run.report->input_errors) std::cout << "   input error: " << e.message() << "\n";
-  std::cout << std::endl;
-}
 
 }  // namespace
 
-int run_dry_run(const AgentConfig& config, const AgentOptions& options) {
-  Runtime rt(config, options);
-  rt.dry_run_ = true;
-  if (!rt.configure_plugins()) return 1;
-  // Read-only look at the store, if one exists, so audits see their records and cases.
-  rt.open_store(true);
-  int failures = 0;
-  rt.run_all_once(
-      [&](const AuditRun& run) {
-        if (run.status != AuditRun::Status::Ok) ++failures;
-        print_run(run, options.json);
-      },
-      [&] { rt.io_.stop(); });
-  rt.io_.run();
-  return failures == 0 ? 0 : 1;
-}
+int run_dry_run(const AgentConfig& config, const AgentOptions& options) { return Runtime(config, options).dry_run(); }
 
-int run_once(const AgentConfig& config, const AgentOptions& options) {
-  Runtime rt(config, options);
-  if (!rt.configure_plugins() || !rt.open_store(false)) return 1;
-  if (options.on_ready) options.on_ready();
-  rt.start_publisher();
-  int failures = 0;
-  bool audits_done = false;
-  asio::steady_timer poll(rt.io_);
-  SteadyTime drain_deadline;
-  std::function<void()> wait_drained;
-  auto check_drained = [&](std::int64_t unsent) {
-    if (!rt.publisher_ || unsent == 0 || std::chrono::steady_clock::now() > drain_deadline) {
-      if (rt.publisher_ && unsent > 0)
-        rt.log_->warn("{} message(s) are still in the outbox; the daemon will deliver them", unsent);
-      if (rt.publisher_) rt.publisher_->stop(Millis(5000), [&] { rt.io_.stop(); });
-      else rt.io_.stop();
-      return;
-    }
-    poll.expires_after(Millis(50));
-    poll.async_wait([&](const boost::system::error_code& ec) { if (!ec) wait_drained(); });
-  };
-  wait_drained = [&] {
-    rt.store_exec_->run([](Store& store) { return store.stats().unsent; }, check_drained);
-  };
-  auto maybe_finish = [&] {
-    if (!audits_done || rt.commits_in_flight_ > 0) return;
-    drain_deadline = std::chrono::steady_clock::now() + config.mqtt.connect_timeout + Millis(10000);
-    wait_drained();
-  };
-  rt.on_commit_done_ = maybe_finish;
-  rt.run_all_once([&](const AuditRun& run) { if (run.status != AuditRun::Status::Ok) ++failures; },
-                  [&] { audits_done = true; asio::post(rt.io_, maybe_finish); });
-  rt.io_.run();
-  const bool delivering = rt.publisher_ != nullptr;
-  rt.commands_.reset();
-  rt.publisher_.reset();
-  rt.store_exec_.reset();  // what the publisher left queued (the last acknowledgements) is written
-  if (rt.failed_commits_ > 0 || failures > 0) return 1;
-  return rt.store_->stats().unsent > 0 && delivering ? 2 : 0;
-}
+int run_once(const AgentConfig& config, const AgentOptions& options) { return Runtime(config, options).once(); }
 
-int run_daemon(const AgentConfig& initial, const AgentOptions& options) {
-  Runtime rt(initial, options);
-  if (!rt.configure_plugins() || !rt.open_store(false)) return 1;
-  rt.log_->info("campus-agent {} for {}/{}: {} audit(s), data in {}", kAgentVersion, initial.county, initial.school,
-                rt.scheduler_->audit_names().size(), initial.data_dir.string());
-  if (options.on_ready) options.on_ready();
-  rt.start_publisher();
-  rt.scheduler_->start();
-  systemd::ready(rt.status_line());
-
-  // Watchdog pings come from the io_context itself, so a stuck loop stops them.
-  asio::steady_timer watchdog_timer(rt.io_);
-  std::function<void()> watchdog_tick = [&] {
-    auto period = systemd::watchdog_period();
-    if (!period) return;
-    systemd::watchdog();
-    watchdog_timer.expires_after(*period);
-    watchdog_timer.async_wait([&](const boost::system::error_code& ec) { if (!ec) watchdog_tick(); });
-  };
-  watchdog_tick();
-
-  asio::steady_timer health_timer(rt.io_);
-  std::function<void()> health_tick = [&] {
-    health_timer.expires_after(rt.config_.mqtt.health_interval);
-    health_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      if (rt.publisher_) rt.publisher_->publish_health(rt.health());
-      systemd::status(rt.status_line());
-      health_tick();
-    });
-  };
-  health_tick();
-
-  asio::steady_timer prune_timer(rt.io_);
-  std::function<void()> prune_tick = [&] {
-    prune_timer.expires_after(std::chrono::hours(1));
-    prune_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      rt.store_exec_->post([log = rt.log_, keep = rt.config_.buffer.keep_sent](Store& store) {
-        auto n = store.prune(std::chrono::system_clock::now());
-        if (n > 0) log->info("store: pruned {} delivered message(s) older than {}", n, format_duration(keep));
-      });
-      prune_tick();
-    });
-  };
-  prune_tick();
-
-  // The last step of a stop. Reports already handed to the store thread are committed first:
-  // the offline state's last_seq must count them, and a commit still queued there (not yet
-  // holding the store) would otherwise land after it, and the state would count too few.
-  asio::steady_timer commits_timer(rt.io_);
-  bool finished = false;
-  auto finish_stop = [&] {
-    if (finished) return;
-    finished = true;
-    commits_timer.cancel();
-    if (rt.publisher_) rt.publisher_->stop(Millis(5000), [&] { rt.io_.stop(); });
-    else rt.io_.stop();
-  };
-  auto finish_after_commits = [&] {
-    if (rt.commits_in_flight_ == 0) return finish_stop();
-    rt.log_->info("waiting for {} report(s) being stored", rt.commits_in_flight_);
-    rt.on_commit_done_ = [&] {
-      if (rt.commits_in_flight_ == 0) finish_stop();
-    };
-    // A store stuck on a dead disk must not hold the stop forever (systemd would kill us).
-    commits_timer.expires_after(std::chrono::seconds(10));
-    commits_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      rt.log_->warn("stopping with {} report(s) still being stored", rt.commits_in_flight_);
-      finish_stop();
-    });
-  };
-
-  bool stopping = false;
-  asio::signal_set signals(rt.io_, SIGTERM, SIGINT, SIGHUP);
-  std::function<void()> wait_signal = [&] {
-    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      if (sig == SIGHUP) {
-        rt.log_->info("SIGHUP: reloading {}", rt.config_.file.string());
-        systemd::reloading();
-        auto loaded = load_config(rt.config_.file);
-        Errors errors = loaded.errors;
-        std::vector<ConfiguredAudit> audits;
-        if (errors.empty()) audits = rt.host_.configure(loaded.config, rt.plugin_env(), errors);
-        if (!errors.empty()) {
-          for (const auto& e : errors) rt.log_->error("reload rejected: {}", e.message());
-          rt.log_->error("reload rejected: {} error(s); the previous configuration keeps running", errors.size());
-        } else {
-          const auto& n = loaded.config;
-          if (n.county != rt.config_.county || n.school != rt.config_.school || n.data_dir != rt.config_.data_dir ||
-              n.mqtt.brokers != rt.config_.mqtt.brokers)
-            rt.log_->warn("reload: identity, data_dir and [mqtt] changes take effect at the next restart");
-          set_log_level(options.log_level_override.empty() ? n.log_level : options.log_level_override);
-          rt.scheduler_->set_audits(std::move(audits));
-          auto keep = rt.config_;
-          rt.config_ = n;
-          rt.config_.county = keep.county;
-          rt.config_.school = keep.school;
-          rt.config_.data_dir = keep.data_dir;
-          rt.config_.mqtt = keep.mqtt;
-          rt.log_->info("reload applied: {} audit(s)", rt.scheduler_->audit_names().size());
-        }
-        systemd::ready(rt.status_line());
-        wait_signal();
-        return;
-      }
-      if (stopping) return;
-      stopping = true;
-      rt.log_->info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      systemd::stopping();
-      rt.scheduler_->stop();
-      watchdog_timer.cancel();
-      health_timer.cancel();
-      prune_timer.cancel();
-      signals.cancel();
-      finish_after_commits();
-    });
-  };
-  wait_signal();
-  rt.io_.run();
-  rt.log_->info("stopped");
-  return 0;
-}
+int run_daemon(const AgentConfig& config, const AgentOptions& options) { return Runtime(config, options).daemon(); }
 
 }  // namespace campus

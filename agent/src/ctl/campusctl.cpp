@@ -390,6 +390,385 @@ int local_case_find(const Options& o, const std::string& student) {
   return kOk;
 }
 
+// What the command line gave, for every subcommand.
+struct Args {
+  std::string school;
+  bool all = false;
+  std::string audit;
+  std::string state = "open";
+  bool open_only = false, closed_only = false;  // cases --open / --closed: they win over --state
+  std::vector<std::string> case_args;  // case update: [SCHOOL] CASE
+  std::string action, note, by;
+  std::string find_student;
+  std::int64_t from_seq = 0, to_seq = 0;
+  std::string for_duration;
+  std::string html_file, lang = "en";
+  int year = current_year();
+  std::string since;
+  bool gaps_open = false;
+  std::optional<std::string> only_school() const {
+    return !school.empty() && !all ? std::optional<std::string>(school) : std::nullopt;
+  }
+};
+
+// ---- through the county broker: one function per subcommand ----
+
+int county_status(County& c, const Options& o, const Args& a, Millis per_school) {
+  auto rows = gather_status(c, a.only_school(), per_school, o.json);
+  if (o.json)
+    std::cout << Json{{"schools", rows}, {"summary", county_summary(rows, current_year())}}.dump() << "\n";
+  else
+    std::cout << status_table(rows);
+  for (const auto& r : rows)
+    if (r["answer"] != "yes" && r["answer"] != "offline") return kNoAnswer;
+  return kOk;
+}
+
+int county_ping(County& c, const Options& o, const Args& a, Millis per_school) {
+  return print_reply(ask(c, a.school, {{"cmd", "ping"}}, per_school), o.json, [&](const Json& r) {
+    std::cout << a.school << ": " << r.value("version", std::string()) << ", up " << r.value("uptime_s", 0) << " s\n";
+  });
+}
+
+int county_audit(County& c, const Options& o, const Args& a) {
+  Json req = {{"cmd", "audit"}};
+  if (!a.audit.empty()) req["audit"] = a.audit;
+  return print_reply(ask(c, a.school, req, timeout_of(o, Millis(180000))), o.json, [&](const Json& r) {
+    auto one = [&](const Json& run) {
+      std::vector<std::string> pairs;
+      if (run.contains("report") && run["report"].is_object())
+        flatten(run["report"]["body"].value("summary", Json::object()), "", pairs);
+      std::cout << a.school << " " << run.value("audit", std::string()) << ": report seq " << run.value("seq", 0)
+                << " stored, " << run.value("events", 0) << " event(s)\n";
+      for (const auto& p : pairs) std::cout << "  " << p << "\n";
+    };
+    if (r.contains("audits"))
+      for (auto& [n, run] : r["audits"].items()) {
+        Json x = run;
+        x["audit"] = n;
+        one(x);
+      }
+    else
+      one(r);
+  });
+}
+
+int county_cases(County& c, const Options& o, const Args& a, Millis per_school) {
+  std::vector<std::string> schools;
+  if (!a.school.empty())
+    schools = {a.school};
+  else if (a.all)
+    schools = known_schools(c, true);
+  else {
+    std::cerr << "campusctl: name a SCHOOL or use --all\n";
+    return kUsage;
+  }
+  Json list = Json::array(), errors = Json::object();
+  std::vector<std::vector<std::string>> cells;
+  int rc = kOk;
+  for (const auto& s : schools) {
+    auto body = ask(c, s, {{"cmd", "cases"}, {"state", a.state}}, per_school);
+    if (!body) {
+      errors[s] = "no answer";
+      rc = kNoAnswer;
+      continue;
+    }
+    if (!body->value("ok", false)) {
+      errors[s] = (*body)["error"];
+      rc = kFailed;
+      continue;
+    }
+    for (auto cs : (*body)["result"]["cases"]) {
+      cells.push_back(case_cells(s, cs));
+      cs["school"] = s;
+      list.push_back(cs);
+    }
+  }
+  if (o.json) {
+    std::cout << Json{{"cases", list}, {"errors", errors}}.dump() << "\n";
+  } else {
+    std::cout << render_table(kCaseHeader, cells);
+    for (auto& [s, e] : errors.items()) std::cerr << "campusctl: " << s << ": " << e.dump() << "\n";
+  }
+  return rc;
+}
+
+int county_case_update(County& c, const Options& o, const Args& a, Millis per_school) {
+  if (a.case_args.size() != 2) {
+    std::cerr << "campusctl: case update SCHOOL CASE --action ... --by ...\n";
+    return kUsage;
+  }
+  Json req = {{"cmd", "case.update"}, {"case", a.case_args[1]}, {"action", a.action}, {"by", a.by}};
+  if (!a.note.empty()) req["note"] = a.note;
+  return print_reply(ask(c, a.case_args[0], req, per_school), o.json, [&](const Json& r) {
+    std::cout << "case " << r.value("id", std::string()) << " on " << a.case_args[0] << ": stage "
+              << r.value("stage", std::string())
+              << (r.value("outcome", std::string()).empty() ? "" : " (" + r["outcome"].get<std::string>() + ")")
+              << ", " << r.value("steps", Json::array()).size() << " step(s)\n";
+  });
+}
+
+int county_resend(County& c, const Options& o, const Args& a) {
+  Json req = {{"cmd", "resend"}, {"from_seq", a.from_seq}, {"to_seq", a.to_seq}};
+  return print_reply(ask(c, a.school, req, timeout_of(o, Millis(70000))), o.json, [&](const Json& r) {
+    std::cout << a.school << ": resent " << r.value("resent", 0) << " of " << r.value("held", 0)
+              << " held message(s) in seq " << a.from_seq << ".." << a.to_seq;
+    if (r.value("missing_count", 0) > 0) std::cout << "; no longer held: " << r["missing"].dump();
+    if (!r["not_yet_produced"].is_null()) std::cout << "; not produced yet: " << r["not_yet_produced"].dump();
+    std::cout << " (last seq " << r.value("last_seq", 0) << ")\n";
+  });
+}
+
+int county_config(County& c, const Options& o, const Args& a, Millis per_school) {
+  return print_reply(ask(c, a.school, {{"cmd", "config"}}, per_school), o.json,
+                     [&](const Json& r) { std::cout << r.dump(2) << "\n"; });
+}
+
+// One line of the watch's "recent events" for an event message.
+std::string event_line(const std::string& school, const std::string& leaf, const Json& env) {
+  const Json b = env.value("body", Json::object());
+  std::string subject = b.value(
+      "subject", b.contains("case") && b["case"].is_object() ? b["case"].value("id", std::string()) : std::string());
+  auto str = [](const Json& x) { return x.is_string() ? x.get<std::string>() : x.dump(); };
+  return env.value("ts", std::string()) + "  " + school + "  " + leaf.substr(6) + "  " + subject + ": " +
+         str(b.value("from", Json())) + " -> " + str(b.value("to", Json())) +
+         (b.value("reason", std::string()).empty() ? "" : " (" + b["reason"].get<std::string>() + ")");
+}
+
+void draw_watch(const County& c, std::map<std::string, SchoolView>& views, const std::deque<std::string>& events,
+                bool tty) {
+  std::vector<Json> rows;
+  for (auto& [n, v] : views) rows.push_back(school_row(v));
+  std::cout << (tty ? "\x1b[H\x1b[2J" : "") << "campusctl watch: " << c.config.county << ", " << rows.size()
+            << " school(s), " << now_local() << "\n"
+            << status_table(rows);
+  if (!events.empty()) {
+    std::cout << "recent events:\n";
+    for (const auto& e : events) std::cout << "  " << e << "\n";
+  }
+  std::cout << std::flush;
+}
+
+// The county's retained states, health, reports and events as they arrive: a table redrawn
+// at most every 300 ms on a terminal (1 s otherwise), or one JSON line per message.
+int county_watch(County& c, const Options& o, const Args& a) {
+  Millis limit = Millis(0);
+  if (!a.for_duration.empty()) {
+    auto d = parse_duration(a.for_duration);
+    if (!d) {
+      std::cerr << "campusctl: --for: " << d.error().what << "\n";
+      return kUsage;
+    }
+    limit = *d;
+  }
+  const std::string root = "campus/v1/" + c.config.county + "/+/";
+  c.client->subscribe({root + "state", root + "health", root + "report/+", root + "event/+"});
+  std::map<std::string, SchoolView> views;
+  for (const auto& s : c.config.schools) views[s].school = s;
+  std::deque<std::string> events;
+  const bool tty = ::isatty(STDOUT_FILENO);
+  auto start = Clock::now();
+  auto last_draw = Clock::now() - std::chrono::seconds(10);
+  bool dirty = true;
+  while (limit.count() == 0 || Clock::now() - start < limit) {
+    auto wake = Clock::now() + Millis(500);
+    if (limit.count() > 0) wake = std::min(wake, start + limit);
+    if (auto m = c.client->next(wake)) {
+      auto parts = split_topic(c.config.county, m->topic);
+      if (!parts || parts->first == "all" || parts->second.starts_with("reply/") || parts->second == "cmd") continue;
+      auto env = Json::parse(m->payload, nullptr, false);
+      if (env.is_discarded()) continue;
+      if (o.json) {
+        std::cout << Json{{"school", parts->first}, {"topic", m->topic}, {"retained", m->retained}, {"message", env}}.dump()
+                  << std::endl;
+        continue;
+      }
+      auto& v = views[parts->first];
+      v.school = parts->first;
+      absorb(v, parts->second, env);
+      if (parts->second.starts_with("event/")) {
+        events.push_back(event_line(parts->first, parts->second, env));
+        if (events.size() > 8) events.pop_front();
+      }
+      dirty = true;
+    }
+    if (!o.json && dirty && Clock::now() - last_draw > Millis(tty ? 300 : 1000)) {
+      draw_watch(c, views, events, tty);
+      dirty = false;
+      last_draw = Clock::now();
+    }
+  }
+  if (!o.json && dirty) {
+    std::vector<Json> rows;
+    for (auto& [n, v] : views) rows.push_back(school_row(v));
+    std::cout << status_table(rows) << std::flush;
+  }
+  return kOk;
+}
+
+int county_report(County& c, const Options& o, const Args& a, Millis per_school) {
+  auto rows = gather_status(c, std::nullopt, per_school, o.json);
+  std::string html = html_report(c.config.county, rows, a.year, a.lang, now_local());
+  std::ofstream out(a.html_file, std::ios::binary | std::ios::trunc);
+  out << html;
+  out.close();
+  if (!out) {
+    std::cerr << "campusctl: cannot write " << a.html_file << "\n";
+    return kFailed;
+  }
+  auto sum = county_summary(rows, a.year);
+  if (o.json)
+    std::cout << Json{{"file", a.html_file}, {"summary", sum}, {"schools", rows}}.dump() << "\n";
+  else
+    std::cout << "wrote " << a.html_file << ": " << rows.size() << " school(s), digital campus "
+              << percent(sum["targets"]["digital_campus"]["share"]) << " (plan " << a.year << ": "
+              << percent(sum["targets"]["digital_campus"]["plan"]) << ")\n";
+  return kOk;
+}
+
+// ---- the command line ----
+
+// The subcommands, as CLI11 knows them, for the dispatch.
+struct Commands {
+  CLI::App *status, *ping, *audit, *cases, *update, *find, *resend, *config, *watch, *report, *history, *gaps;
+};
+
+Commands add_commands(CLI::App& app, Options& o, Args& a) {
+  app.require_subcommand(1);
+  // The global options (--json, --timeout, --config, --local, --agent-config) are accepted after
+  // the subcommand too (`campusctl ping SCHOOL --json`): an option a subcommand does not know falls
+  // through to its parent. Inherited by every subcommand created below.
+  app.fallthrough();
+  app.add_option("-c,--config", o.config, "county connection file (broker, CA, certificate, key)")->capture_default_str();
+  app.add_flag("--json", o.json, "machine-readable JSON on stdout");
+  app.add_flag("--local", o.local, "read this school's agent database directly (status, cases, case update)");
+  app.add_option("--agent-config", o.agent_config, "the agent's agent.toml (with --local)")->capture_default_str();
+  app.add_option("--timeout", o.timeout, "how long to wait for each school (default 5s; audit 3m)");
+  app.add_option("--db", o.db, "read the county collector's database (status, cases, report, history, gaps)");
+
+  Commands c{};
+  c.status = app.add_subcommand("status", "one row per school: online, fiber, recording, cases, backlog, version");
+  c.status->add_option("school", a.school, "school code (default: every school)");
+  c.status->add_flag("--all", a.all, "every school of the county (the default)");
+
+  c.ping = app.add_subcommand("ping", "is the school's agent answering?");
+  c.ping->add_option("school", a.school)->required();
+
+  c.audit = app.add_subcommand("audit", "run an audit now and show the fresh report");
+  c.audit->add_option("school", a.school)->required();
+  c.audit->add_option("audit", a.audit, "fiber, recording, attendance, ... (default: all)");
+
+  c.cases = app.add_subcommand("cases", "attendance cases of one school or of every school");
+  c.cases->add_option("school", a.school, "school code (default with --all: every school)");
+  c.cases->add_flag("--all", a.all, "every school");
+  c.cases->add_option("--state", a.state, "open, closed or all")->check(CLI::IsMember({"open", "closed", "all"}));
+  c.cases->add_flag("--open", a.open_only, "open cases (the default)");
+  c.cases->add_flag("--closed", a.closed_only, "closed cases");
+
+  auto* case_cmd = app.add_subcommand("case", "change a case");
+  case_cmd->require_subcommand(1);
+  c.update = case_cmd->add_subcommand("update", "record a step: SCHOOL CASE (with --local: CASE)");
+  c.update->add_option("args", a.case_args, "SCHOOL CASE")->required()->expected(1, 2);
+  c.update->add_option("--action", a.action, case_step_names([](const CaseStepSpec& s) { return s.by_person; }))
+      ->required()
+      ->check(CLI::IsMember(kCaseUpdateActions));
+  c.update->add_option("--note", a.note, "what happened");
+  c.update->add_option("--by", a.by, "who did it")->required();
+
+  c.find = case_cmd->add_subcommand("find", "with --local: a student's cases, by the school's own number (学籍号 too)");
+  c.find->add_option("--student", a.find_student, "the student number as the school's export has it")->required();
+
+  c.resend = app.add_subcommand("resend", "ask a school to publish stored messages FROM..TO again");
+  c.resend->add_option("school", a.school)->required();
+  c.resend->add_option("from", a.from_seq)->required()->check(CLI::PositiveNumber);
+  c.resend->add_option("to", a.to_seq)->required()->check(CLI::PositiveNumber);
+
+  c.config = app.add_subcommand("config", "the school agent's effective configuration (secrets redacted)");
+  c.config->add_option("school", a.school)->required();
+
+  c.watch = app.add_subcommand("watch", "live table of the county (Ctrl-C to stop)");
+  c.watch->add_option("--for", a.for_duration, "stop after this long (e.g. 30s)");
+
+  c.report = app.add_subcommand("report", "the county's picture against the plan's targets");
+  c.report->add_option("--html", a.html_file, "write a self-contained HTML report to FILE")->required();
+  c.report->add_option("--lang", a.lang, "en or zh")->check(CLI::IsMember({"en", "zh"}))->capture_default_str();
+  c.report->add_option("--year", a.year, "the plan year to compare with (2023: 20%, 2024: 60%, 2025: 100%)");
+
+  c.history = app.add_subcommand("history", "a school's history from the county database: states, coverage by day, case steps, events");
+  c.history->add_option("school", a.school)->required();
+  c.history->add_option("--audit", a.audit, "only this audit's events");
+  c.history->add_option("--since", a.since, "from this day on (YYYY-MM-DD)");
+
+  c.gaps = app.add_subcommand("gaps", "what the county database is missing: open, filled and lost ranges of seqs");
+  c.gaps->add_option("school", a.school, "one school (default: every school)");
+  c.gaps->add_flag("--open", a.gaps_open, "only the open ones");
+  return c;
+}
+
+// Reads the county database (--db or [county] db) for the commands that can; nullopt when the
+// command goes to the broker instead.
+std::optional<int> from_county_record(const Commands& cmd, const Options& o, const Args& a) {
+  if (o.local) return std::nullopt;
+  const bool reads_record = cmd.status->parsed() || cmd.cases->parsed() || cmd.report->parsed() ||
+                            cmd.history->parsed() || cmd.gaps->parsed();
+  if (!reads_record) return std::nullopt;
+  if (auto rec = county_record(o)) {
+    if (cmd.status->parsed()) return record_status(*rec, a.only_school());
+    if (cmd.cases->parsed()) return record_cases(*rec, a.all ? std::string() : a.school, a.state);
+    if (cmd.report->parsed()) return record_report(*rec, a.html_file, a.year, a.lang);
+    if (cmd.history->parsed()) return record_history(*rec, a.school, a.audit, a.since);
+    return record_gaps(*rec, a.school, a.gaps_open);
+  }
+  if (cmd.history->parsed() || cmd.gaps->parsed()) {
+    std::cerr << "campusctl: this command reads the county database: give --db PATH, or set [county] db in "
+              << o.config << "\n";
+    return kUsage;
+  }
+  return std::nullopt;
+}
+
+int on_this_school(const Commands& cmd, const Options& o, const Args& a) {
+  if (cmd.status->parsed()) return local_status(o);
+  if (cmd.cases->parsed()) return local_cases(o, a.state);
+  if (cmd.update->parsed()) return local_case_update(o, a.case_args.back(), a.action, a.note, a.by);
+  if (cmd.find->parsed()) return local_case_find(o, a.find_student);
+  std::cerr << "campusctl: this command needs the county broker; --local supports status, cases, case update and case find\n";
+  return kUsage;
+}
+
+int through_the_broker(const Commands& cmd, const Options& o, const Args& a) {
+  if (cmd.find->parsed()) {
+    std::cerr << "campusctl: case find runs on the school's box (--local): only it has the key that turns a "
+                 "student number into the pseudonym the county sees\n";
+    return kUsage;
+  }
+  auto county = connect_county(o);
+  if (!county) {
+    std::cerr << "campusctl: " << county.error().message() << "\n";
+    return kFailed;
+  }
+  County& c = *county;
+  const Millis per_school = timeout_of(o, Millis(5000));
+  // A SCHOOL argument is one school's code: "all" would address every school, a '/' or '+'
+  // another topic.
+  const std::string& named = cmd.update->parsed() && !a.case_args.empty() ? a.case_args[0] : a.school;
+  if (!named.empty())
+    if (auto p = code_problem(named, c.config.county)) {
+      std::cerr << "campusctl: " << *p << (named == "all" ? " (for every school: --all)" : "") << "\n";
+      return kUsage;
+    }
+  if (cmd.status->parsed()) return county_status(c, o, a, per_school);
+  if (cmd.ping->parsed()) return county_ping(c, o, a, per_school);
+  if (cmd.audit->parsed()) return county_audit(c, o, a);
+  if (cmd.cases->parsed()) return county_cases(c, o, a, per_school);
+  if (cmd.update->parsed()) return county_case_update(c, o, a, per_school);
+  if (cmd.resend->parsed()) return county_resend(c, o, a);
+  if (cmd.config->parsed()) return county_config(c, o, a, per_school);
+  if (cmd.watch->parsed()) return county_watch(c, o, a);
+  if (cmd.report->parsed()) return county_report(c, o, a, per_school);
+  return kUsage;
+}
+
 }  // namespace
 }  // namespace campus::ctl
 
@@ -399,330 +778,21 @@ int main(int argc, char** argv) {
   keep_openssl_until_exit();  // first: see mqtt_tls.hpp (campusctl crashed at exit without it)
   spdlog::set_level(spdlog::level::warn);
   CLI::App app{"campusctl: the county's and the school's view of campus-agent"};
-  app.require_subcommand(1);
-  // The global options (--json, --timeout, --config, --local, --agent-config) are accepted after
-  // the subcommand too (`campusctl ping SCHOOL --json`): an option a subcommand does not know falls
-  // through to its parent. Inherited by every subcommand created below.
-  app.fallthrough();
   Options o;
-  app.add_option("-c,--config", o.config, "county connection file (broker, CA, certificate, key)")->capture_default_str();
-  app.add_flag("--json", o.json, "machine-readable JSON on stdout");
-  app.add_flag("--local", o.local, "read this school's agent database directly (status, cases, case update)");
-  app.add_option("--agent-config", o.agent_config, "the agent's agent.toml (with --local)")->capture_default_str();
-  app.add_option("--timeout", o.timeout, "how long to wait for each school (default 5s; audit 3m)");
-  app.add_option("--db", o.db, "read the county collector's database (status, cases, report, history, gaps)");
-
-  std::string school;
-  bool all = false;
-  auto* status = app.add_subcommand("status", "one row per school: online, fiber, recording, cases, backlog, version");
-  status->add_option("school", school, "school code (default: every school)");
-  status->add_flag("--all", all, "every school of the county (the default)");
-
-  auto* ping = app.add_subcommand("ping", "is the school's agent answering?");
-  ping->add_option("school", school)->required();
-
-  std::string audit;
-  auto* audit_cmd = app.add_subcommand("audit", "run an audit now and show the fresh report");
-  audit_cmd->add_option("school", school)->required();
-  audit_cmd->add_option("audit", audit, "fiber, recording, attendance, ... (default: all)");
-
-  std::string state = "open";
-  bool open_only = false, closed_only = false;
-  auto* cases = app.add_subcommand("cases", "attendance cases of one school or of every school");
-  cases->add_option("school", school, "school code (default with --all: every school)");
-  cases->add_flag("--all", all, "every school");
-  cases->add_option("--state", state, "open, closed or all")->check(CLI::IsMember({"open", "closed", "all"}));
-  cases->add_flag("--open", open_only, "open cases (the default)");
-  cases->add_flag("--closed", closed_only, "closed cases");
-
-  auto* case_cmd = app.add_subcommand("case", "change a case");
-  case_cmd->require_subcommand(1);
-  std::vector<std::string> case_args;
-  std::string action, note, by;
-  auto* update = case_cmd->add_subcommand("update", "record a step: SCHOOL CASE (with --local: CASE)");
-  update->add_option("args", case_args, "SCHOOL CASE")->required()->expected(1, 2);
-  update->add_option("--action", action, "contacted, visited, returned, transferred, leave_approved, dropout_reported, note")
-      ->required()
-      ->check(CLI::IsMember(kCaseUpdateActions));
-  update->add_option("--note", note, "what happened");
-  update->add_option("--by", by, "who did it")->required();
-
-  std::string find_student;
-  auto* find = case_cmd->add_subcommand("find", "with --local: a student's cases, by the school's own number (学籍号 too)");
-  find->add_option("--student", find_student, "the student number as the school's export has it")->required();
-
-  std::int64_t from_seq = 0, to_seq = 0;
-  auto* resend = app.add_subcommand("resend", "ask a school to publish stored messages FROM..TO again");
-  resend->add_option("school", school)->required();
-  resend->add_option("from", from_seq)->required()->check(CLI::PositiveNumber);
-  resend->add_option("to", to_seq)->required()->check(CLI::PositiveNumber);
-
-  auto* config_cmd = app.add_subcommand("config", "the school agent's effective configuration (secrets redacted)");
-  config_cmd->add_option("school", school)->required();
-
-  std::string for_duration;
-  auto* watch = app.add_subcommand("watch", "live table of the county (Ctrl-C to stop)");
-  watch->add_option("--for", for_duration, "stop after this long (e.g. 30s)");
-
-  std::string html_file, lang = "en";
-  int year = current_year();
-  auto* report = app.add_subcommand("report", "the county's picture against the plan's targets");
-  report->add_option("--html", html_file, "write a self-contained HTML report to FILE")->required();
-  report->add_option("--lang", lang, "en or zh")->check(CLI::IsMember({"en", "zh"}))->capture_default_str();
-  report->add_option("--year", year, "the plan year to compare with (2023: 20%, 2024: 60%, 2025: 100%)");
-
-  std::string since;
-  auto* history = app.add_subcommand("history", "a school's history from the county database: states, coverage by day, case steps, events");
-  history->add_option("school", school)->required();
-  history->add_option("--audit", audit, "only this audit's events");
-  history->add_option("--since", since, "from this day on (YYYY-MM-DD)");
-
-  bool gaps_open = false;
-  auto* gaps = app.add_subcommand("gaps", "what the county database is missing: open, filled and lost ranges of seqs");
-  gaps->add_option("school", school, "one school (default: every school)");
-  gaps->add_flag("--open", gaps_open, "only the open ones");
-
+  Args a;
+  const Commands cmd = add_commands(app, o, a);
   CLI11_PARSE(app, argc, argv);
-  if (open_only) state = "open";
-  if (closed_only) state = "closed";
-
+  if (a.open_only) a.state = "open";
+  if (a.closed_only) a.state = "closed";
   try {
-    if (!since.empty() && (since.size() != 10 || !parse_rfc3339(since + "T00:00:00Z"))) {
-      std::cerr << "campusctl: --since: expected a day like 2026-11-01, got \"" << since << "\"\n";
+    if (!a.since.empty() && (a.since.size() != 10 || !parse_rfc3339(a.since + "T00:00:00Z"))) {
+      std::cerr << "campusctl: --since: expected a day like 2026-11-01, got \"" << a.since << "\"\n";
       return kUsage;
     }
-    if (!o.local && (status->parsed() || cases->parsed() || report->parsed() || history->parsed() || gaps->parsed())) {
-      if (auto rec = county_record(o)) {
-        if (status->parsed())
-          return record_status(*rec, !school.empty() && !all ? std::optional<std::string>(school) : std::nullopt);
-        if (cases->parsed()) return record_cases(*rec, all ? std::string() : school, state);
-        if (report->parsed()) return record_report(*rec, html_file, year, lang);
-        if (history->parsed()) return record_history(*rec, school, audit, since);
-        return record_gaps(*rec, school, gaps_open);
-      }
-      if (history->parsed() || gaps->parsed()) {
-        std::cerr << "campusctl: this command reads the county database: give --db PATH, or set [county] db in "
-                  << o.config << "\n";
-        return kUsage;
-      }
-    }
-    if (o.local) {
-      if (status->parsed()) return local_status(o);
-      if (cases->parsed()) return local_cases(o, state);
-      if (update->parsed())
-        return local_case_update(o, case_args.back(), action, note, by);
-      if (find->parsed()) return local_case_find(o, find_student);
-      std::cerr << "campusctl: this command needs the county broker; --local supports status, cases, case update and case find\n";
-      return kUsage;
-    }
-    if (find->parsed()) {
-      std::cerr << "campusctl: case find runs on the school's box (--local): only it has the key that turns a "
-                   "student number into the pseudonym the county sees\n";
-      return kUsage;
-    }
-    auto county = connect_county(o);
-    if (!county) {
-      std::cerr << "campusctl: " << county.error().message() << "\n";
-      return kFailed;
-    }
-    County& c = *county;
-    const Millis per_school = timeout_of(o, Millis(5000));
-    // A SCHOOL argument is one school's code: "all" would address every school, a '/' or '+'
-    // another topic.
-    const std::string& named = update->parsed() && !case_args.empty() ? case_args[0] : school;
-    if (!named.empty())
-      if (auto p = code_problem(named, c.config.county)) {
-        std::cerr << "campusctl: " << *p << (named == "all" ? " (for every school: --all)" : "") << "\n";
-        return kUsage;
-      }
-
-    if (status->parsed()) {
-      std::optional<std::string> only;
-      if (!school.empty() && !all) only = school;
-      auto rows = gather_status(c, only, per_school, o.json);
-      if (o.json) std::cout << Json{{"schools", rows}, {"summary", county_summary(rows, current_year())}}.dump() << "\n";
-      else std::cout << status_table(rows);
-      for (const auto& r : rows)
-        if (r["answer"] != "yes" && r["answer"] != "offline") return kNoAnswer;
-      return kOk;
-    }
-    if (ping->parsed())
-      return print_reply(ask(c, school, {{"cmd", "ping"}}, per_school), o.json, [&](const Json& r) {
-        std::cout << school << ": " << r.value("version", std::string()) << ", up " << r.value("uptime_s", 0) << " s\n";
-      });
-    if (audit_cmd->parsed()) {
-      Json req = {{"cmd", "audit"}};
-      if (!audit.empty()) req["audit"] = audit;
-      return print_reply(ask(c, school, req, timeout_of(o, Millis(180000))), o.json, [&](const Json& r) {
-        auto one = [&](const Json& a) {
-          std::vector<std::string> pairs;
-          if (a.contains("report") && a["report"].is_object()) flatten(a["report"]["body"].value("summary", Json::object()), "", pairs);
-          std::cout << school << " " << a.value("audit", std::string()) << ": report seq " << a.value("seq", 0)
-                    << " stored, " << a.value("events", 0) << " event(s)\n";
-          for (const auto& p : pairs) std::cout << "  " << p << "\n";
-        };
-        if (r.contains("audits"))
-          for (auto& [n, a] : r["audits"].items()) {
-            Json x = a;
-            x["audit"] = n;
-            one(x);
-          }
-        else one(r);
-      });
-    }
-    if (cases->parsed()) {
-      std::vector<std::string> schools;
-      if (!school.empty()) schools = {school};
-      else if (all) schools = known_schools(c, true);
-      else {
-        std::cerr << "campusctl: name a SCHOOL or use --all\n";
-        return kUsage;
-      }
-      Json list = Json::array(), errors = Json::object();
-      std::vector<std::vector<std::string>> cells;
-      int rc = kOk;
-      for (const auto& s : schools) {
-        auto body = ask(c, s, {{"cmd", "cases"}, {"state", state}}, per_school);
-        if (!body) {
-          errors[s] = "no answer";
-          rc = kNoAnswer;
-          continue;
-        }
-        if (!body->value("ok", false)) {
-          errors[s] = (*body)["error"];
-          rc = kFailed;
-          continue;
-        }
-        for (auto cs : (*body)["result"]["cases"]) {
-          cells.push_back(case_cells(s, cs));
-          cs["school"] = s;
-          list.push_back(cs);
-        }
-      }
-      if (o.json) std::cout << Json{{"cases", list}, {"errors", errors}}.dump() << "\n";
-      else {
-        std::cout << render_table(kCaseHeader, cells);
-        for (auto& [s, e] : errors.items()) std::cerr << "campusctl: " << s << ": " << e.dump() << "\n";
-      }
-      return rc;
-    }
-    if (update->parsed()) {
-      if (case_args.size() != 2) {
-        std::cerr << "campusctl: case update SCHOOL CASE --action ... --by ...\n";
-        return kUsage;
-      }
-      Json req = {{"cmd", "case.update"}, {"case", case_args[1]}, {"action", action}, {"by", by}};
-      if (!note.empty()) req["note"] = note;
-      return print_reply(ask(c, case_args[0], req, per_school), o.json, [&](const Json& r) {
-        std::cout << "case " << r.value("id", std::string()) << " on " << case_args[0] << ": stage "
-                  << r.value("stage", std::string())
-                  << (r.value("outcome", std::string()).empty() ? "" : " (" + r["outcome"].get<std::string>() + ")")
-                  << ", " << r.value("steps", Json::array()).size() << " step(s)\n";
-      });
-    }
-    if (resend->parsed())
-      return print_reply(ask(c, school, {{"cmd", "resend"}, {"from_seq", from_seq}, {"to_seq", to_seq}},
-                             timeout_of(o, Millis(70000))),
-                         o.json, [&](const Json& r) {
-                           std::cout << school << ": resent " << r.value("resent", 0) << " of " << r.value("held", 0)
-                                     << " held message(s) in seq " << from_seq << ".." << to_seq;
-                           if (r.value("missing_count", 0) > 0) std::cout << "; no longer held: " << r["missing"].dump();
-                           if (!r["not_yet_produced"].is_null())
-                             std::cout << "; not produced yet: " << r["not_yet_produced"].dump();
-                           std::cout << " (last seq " << r.value("last_seq", 0) << ")\n";
-                         });
-    if (config_cmd->parsed())
-      return print_reply(ask(c, school, {{"cmd", "config"}}, per_school), o.json,
-                         [&](const Json& r) { std::cout << r.dump(2) << "\n"; });
-    if (watch->parsed()) {
-      Millis limit = Millis(0);
-      if (!for_duration.empty()) {
-        auto d = parse_duration(for_duration);
-        if (!d) {
-          std::cerr << "campusctl: --for: " << d.error().what << "\n";
-          return kUsage;
-        }
-        limit = *d;
-      }
-      const std::string root = "campus/v1/" + c.config.county + "/+/";
-      c.client->subscribe({root + "state", root + "health", root + "report/+", root + "event/+"});
-      std::map<std::string, SchoolView> views;
-      for (const auto& s : c.config.schools) views[s].school = s;
-      std::deque<std::string> events;
-      const bool tty = ::isatty(STDOUT_FILENO);
-      auto start = Clock::now();
-      auto last_draw = Clock::now() - std::chrono::seconds(10);
-      bool dirty = true;
-      while (limit.count() == 0 || Clock::now() - start < limit) {
-        auto wake = Clock::now() + Millis(500);
-        if (limit.count() > 0) wake = std::min(wake, start + limit);
-        if (auto m = c.client->next(wake)) {
-          auto parts = split_topic(c.config.county, m->topic);
-          if (!parts || parts->first == "all" || parts->second.starts_with("reply/") || parts->second == "cmd") continue;
-          auto env = Json::parse(m->payload, nullptr, false);
-          if (env.is_discarded()) continue;
-          if (o.json) {
-            std::cout << Json{{"school", parts->first}, {"topic", m->topic}, {"retained", m->retained}, {"message", env}}.dump()
-                      << std::endl;
-            continue;
-          }
-          auto& v = views[parts->first];
-          v.school = parts->first;
-          absorb(v, parts->second, env);
-          if (parts->second.starts_with("event/")) {
-            const Json b = env.value("body", Json::object());
-            std::string subject = b.value("subject", b.contains("case") && b["case"].is_object()
-                                                         ? b["case"].value("id", std::string()) : std::string());
-            auto str = [](const Json& x) { return x.is_string() ? x.get<std::string>() : x.dump(); };
-            events.push_back(env.value("ts", std::string()) + "  " + parts->first + "  " + parts->second.substr(6) + "  " +
-                             subject + ": " + str(b.value("from", Json())) + " -> " + str(b.value("to", Json())) +
-                             (b.value("reason", std::string()).empty() ? "" : " (" + b["reason"].get<std::string>() + ")"));
-            if (events.size() > 8) events.pop_front();
-          }
-          dirty = true;
-        }
-        if (!o.json && dirty && Clock::now() - last_draw > Millis(tty ? 300 : 1000)) {
-          std::vector<Json> rows;
-          for (auto& [n, v] : views) rows.push_back(school_row(v));
-          std::cout << (tty ? "\x1b[H\x1b[2J" : "") << "campusctl watch: " << c.config.county << ", " << rows.size()
-                    << " school(s), " << now_local() << "\n"
-                    << status_table(rows);
-          if (!events.empty()) {
-            std::cout << "recent events:\n";
-            for (const auto& e : events) std::cout << "  " << e << "\n";
-          }
-          std::cout << std::flush;
-          dirty = false;
-          last_draw = Clock::now();
-        }
-      }
-      if (!o.json && dirty) {
-        std::vector<Json> rows;
-        for (auto& [n, v] : views) rows.push_back(school_row(v));
-        std::cout << status_table(rows) << std::flush;
-      }
-      return kOk;
-    }
-    if (report->parsed()) {
-      auto rows = gather_status(c, std::nullopt, per_school, o.json);
-      std::string html = html_report(c.config.county, rows, year, lang, now_local());
-      std::ofstream out(html_file, std::ios::binary | std::ios::trunc);
-      out << html;
-      out.close();
-      if (!out) {
-        std::cerr << "campusctl: cannot write " << html_file << "\n";
-        return kFailed;
-      }
-      auto sum = county_summary(rows, year);
-      if (o.json) std::cout << Json{{"file", html_file}, {"summary", sum}, {"schools", rows}}.dump() << "\n";
-      else
-        std::cout << "wrote " << html_file << ": " << rows.size() << " school(s), digital campus "
-                  << percent(sum["targets"]["digital_campus"]["share"]) << " (plan " << year << ": "
-                  << percent(sum["targets"]["digital_campus"]["plan"]) << ")\n";
-      return kOk;
-    }
+    if (auto rc = from_county_record(cmd, o, a)) return *rc;
+    if (o.local) return on_this_school(cmd, o, a);
+    return through_the_broker(cmd, o, a);
   } catch (const CLI::Error& e) {
     return app.exit(e);
   }
-  return kUsage;
 }

@@ -273,68 +273,19 @@ void AttendanceAudit::audit(AuditContext ctx, std::function<void(AuditReport)> d
               report_by(run->ctx.deadline));  // the report, with the source unknown, before the deadline
 }
 
-void AttendanceAudit::finish(std::shared_ptr<Run> run) {
-  AuditReport& report = run->report;
-  const Day today = run->today;
-  auto& log = run->ctx.log;
-  Json summary = Json::object();
-  summary["today"] = format_day(today);
-
-  // The months this run's imports changed, as store writes (committed with this report).
-  // The first writes of the run, so the vector is taken over whole (a term's backfill for
-  // 60,000 students is 180,000 month records; pushing them one by one regrew the vector).
-  report.records = book_.take_writes();
-  for (auto& w : run->key_writes) report.records.push_back(std::move(w));
-
-  Evaluation ev;
-  if (calendar_) ev = evaluate(book_, *calendar_, settings_.rule, today);
-
-  // ---- cases ----
-  auto next_markers = markers_;
-  std::map<std::string, const CaseView*> open_by_student;
-  for (const auto& c : run->ctx.open_cases) {
-    if (open_by_student.count(c.subject) && log) log->warn("attendance: two open cases for one student ({})", c.id);
-    open_by_student.emplace(c.subject, &c);
-  }
-  std::map<std::string, const StudentStanding*> standing_by_student;
-  for (const auto& st : ev.standings) standing_by_student.emplace(st.student->id, &st);
-
-  auto make_details = [&](const std::string& student, const AbsenceRun& r, const CaseMarker& m, bool overdue) {
-    Json d = {{"rule", r.cumulative ? "cumulative" : "consecutive"},
-              {"run_days", r.days},
-              {"first_day", format_day(m.first)},
-              {"last_absent_day", format_day(std::max(r.last, m.last))},
-              {"gap_days", r.gap_days},
-              {"excused_days", r.excused_days},
-              {"watch_from", format_day(r.cumulative ? ev.horizon : m.first)},
-              {"opened_day", format_day(m.open_day)},
-              {"deadline_day", format_day(m.deadline_day)},
-              {"overdue", overdue}};
-    if (const auto* s = book_.find(student)) {
-      d["class"] = book_.latest_class(*s);
-      d["grade"] = s->grade;
-      if (settings_.publish_names && !s->name.empty()) d["name"] = s->name;
-    }
-    return d;
-  };
-  // The first present/late school day strictly after `after`.
-  auto returned_after = [&](const std::string& student, Day after) -> std::optional<Day> {
-    const auto* s = book_.find(student);
-    if (!s) return std::nullopt;
-    auto it = std::upper_bound(s->days.begin(), s->days.end(), after, [](Day d, const DayEntry& x) { return d < x.day; });
-    for (; it != s->days.end(); ++it)
-      if (day_kind(it->status, it->leave_approved) == DayKind::Attended && calendar_ && calendar_->is_school_day(it->day))
-        return it->day;
-    return std::nullopt;
-  };
-
+// What the case pass of a run found: the open cases listed for the summary, the counts, and
+// the case markers as they are after this run.
+struct AttendanceAudit::CaseTally {
+  std::map<std::string, std::vector<CaseMarker>> markers;  // by student
   Json open_list = Json::array();
   int opened_now = 0, closed_now = 0, overdue_count = 0;
-  std::set<std::string> still_open;  // students with an open case after this run
+  std::set<std::string> still_open;                        // students with an open case after this run
   std::map<std::string, std::pair<int, int>> class_cases;  // class -> (open, overdue)
+  bool publish_names = false;
 
-  auto list_case = [&](const std::string& case_id, const std::string& student, const Json& details,
-                       const std::string& opened_at, const std::string& stage) {
+  // One open case in the summary's list (case_id empty: opened by this run).
+  void list(const std::string& case_id, const std::string& student, const Json& details, const std::string& opened_at,
+            const std::string& stage) {
     Json e = {{"case", case_id.empty() ? Json(nullptr) : Json(case_id)},
               {"student", student},
               {"class", details.value("class", "")},
@@ -346,7 +297,7 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
               {"opened_at", opened_at},
               {"stage", stage},
               {"overdue", details.value("overdue", false)}};
-    if (settings_.publish_names && details.contains("name")) e["name"] = details["name"];
+    if (publish_names && details.contains("name")) e["name"] = details["name"];
     open_list.push_back(std::move(e));
     auto& cc = class_cases[details.value("class", "")];
     ++cc.first;
@@ -354,12 +305,55 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
       ++cc.second;
       ++overdue_count;
     }
-  };
+  }
+};
+
+Json AttendanceAudit::case_details(const std::string& student, const AbsenceRun& r, const CaseMarker& m, bool overdue,
+                                   Day horizon) const {
+  Json d = {{"rule", r.cumulative ? "cumulative" : "consecutive"},
+            {"run_days", r.days},
+            {"first_day", format_day(m.first)},
+            {"last_absent_day", format_day(std::max(r.last, m.last))},
+            {"gap_days", r.gap_days},
+            {"excused_days", r.excused_days},
+            {"watch_from", format_day(r.cumulative ? horizon : m.first)},
+            {"opened_day", format_day(m.open_day)},
+            {"deadline_day", format_day(m.deadline_day)},
+            {"overdue", overdue}};
+  if (const auto* s = book_.find(student)) {
+    d["class"] = book_.latest_class(*s);
+    d["grade"] = s->grade;
+    if (settings_.publish_names && !s->name.empty()) d["name"] = s->name;
+  }
+  return d;
+}
+
+std::optional<Day> AttendanceAudit::returned_after(const std::string& student, Day after) const {
+  const auto* s = book_.find(student);
+  if (!s) return std::nullopt;
+  auto it = std::upper_bound(s->days.begin(), s->days.end(), after, [](Day d, const DayEntry& x) { return d < x.day; });
+  for (; it != s->days.end(); ++it)
+    if (day_kind(it->status, it->leave_approved) == DayKind::Attended && calendar_ && calendar_->is_school_day(it->day))
+      return it->day;
+  return std::nullopt;
+}
+
+// The cases open before this run: closed when the student is back, updated as the run grows
+// and when the deadline passes.
+void AttendanceAudit::carry_open_cases(Run& run, const Evaluation& ev, CaseTally& t) {
+  std::map<std::string, const CaseView*> open_by_student;
+  for (const auto& c : run.ctx.open_cases) {
+    if (open_by_student.count(c.subject) && run.ctx.log)
+      run.ctx.log->warn("attendance: two open cases for one student ({})", c.id);
+    open_by_student.emplace(c.subject, &c);
+  }
+  std::map<std::string, const StudentStanding*> standing_by_student;
+  for (const auto& st : ev.standings) standing_by_student.emplace(st.student->id, &st);
 
   for (const auto& [student, cv] : open_by_student) {
     const CaseView& c = *cv;
     auto first = json_day(c.details, "first_day");
-    auto& ms = next_markers[student];
+    auto& ms = t.markers[student];
     CaseMarker* m = nullptr;
     for (auto& x : ms)
       if (first && x.first == *first) m = &x;
@@ -369,9 +363,9 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
         if (!x.closed_day) m = &x;
     }
     if (!m) {
-      Day f = first.value_or(today);
-      ms.push_back(CaseMarker{f, f, c.details.value("rule", "") == "cumulative", rfc3339_day(c.opened_at).value_or(today),
-                              calendar_ ? calendar_->school_days_after(rfc3339_day(c.opened_at).value_or(today), settings_.contact_within) : today,
+      Day f = first.value_or(run.today);
+      ms.push_back(CaseMarker{f, f, c.details.value("rule", "") == "cumulative", rfc3339_day(c.opened_at).value_or(run.today),
+                              calendar_ ? calendar_->school_days_after(rfc3339_day(c.opened_at).value_or(run.today), settings_.contact_within) : run.today,
                               {}, {}, {}});
       m = &ms.back();
     }
@@ -381,25 +375,25 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
           m->handled_day = rfc3339_day(step.at);
           break;
         }
-      if (!m->handled_day) m->handled_day = today;
+      if (!m->handled_day) m->handled_day = run.today;
     }
     Day watch_from = json_day(c.details, "watch_from").value_or(m->first);
     if (auto back = returned_after(student, watch_from)) {
       CaseAction close{CaseAction::Kind::Close, student, CaseStepKind::Returned, "present again on " + format_day(*back), {}};
-      report.case_actions.push_back(std::move(close));
+      run.report.case_actions.push_back(std::move(close));
       if (!m->handled_day) m->handled_day = *back;
-      m->closed_day = today;
+      m->closed_day = run.today;
       m->outcome = "returned";
-      ++closed_now;
+      ++t.closed_now;
       continue;
     }
-    still_open.insert(student);
+    t.still_open.insert(student);
     // "today" is the school's clock at the run (ctx.now). A clock set back across midnight
     // would make an overdue case look in time again, and set right it would be overdue once
     // more: two contradictory events for the county. Real time never goes back, so once an
     // open case was said to be overdue it stays so until it is handled (docs/reliability.md
     // "Clock jumps").
-    bool overdue = c.stage == "open" && (today > m->deadline_day || c.details.value("overdue", false));
+    bool overdue = c.stage == "open" && (run.today > m->deadline_day || c.details.value("overdue", false));
     Json details = c.details;
     AbsenceRun r;
     r.first = m->first;
@@ -412,7 +406,7 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
     }
     r.cumulative = m->cumulative;
     m->last = std::max(m->last, r.last);
-    details = make_details(student, r, *m, overdue);
+    details = case_details(student, r, *m, overdue, ev.horizon);
     if (details != c.details) {
       // The county hears of an update at once only when the case became overdue or stopped
       // being so; the rest (the run growing day by day) is history in the case's steps.
@@ -421,71 +415,97 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
                         overdue && !was_overdue ? "overdue: not contacted by " + format_day(m->deadline_day) : "",
                         details};
       update.announce = overdue != was_overdue;
-      report.case_actions.push_back(std::move(update));
+      run.report.case_actions.push_back(std::move(update));
     }
-    list_case(c.id, student, details, c.opened_at, c.stage);
+    t.list(c.id, student, details, c.opened_at, c.stage);
   }
+
 
   // Markers of cases that left the open set without this plugin closing them: closed by the
   // county or the school (case.update, campusctl).
-  for (auto& [student, ms] : next_markers)
+  for (auto& [student, ms] : t.markers)
     for (auto& m : ms)
       if (!m.closed_day && !open_by_student.count(student)) {
-        m.closed_day = today;
-        if (!m.handled_day) m.handled_day = today;
+        m.closed_day = run.today;
+        if (!m.handled_day) m.handled_day = run.today;
         m.outcome = "closed";
       }
 
-  const std::string now_text = rfc3339(run->ctx.now, settings_.timezone_offset);
+}
 
+// Runs of absences no case covers yet: a case each (closed at once when found after the fact).
+void AttendanceAudit::open_new_cases(Run& run, const Evaluation& ev, CaseTally& t) {
+  const std::string now_text = rfc3339(run.ctx.now, settings_.timezone_offset);
   for (const auto& st : ev.standings) {
     const std::string& student = st.student->id;
-    if (still_open.count(student)) continue;
-    auto& ms = next_markers[student];
+    if (t.still_open.count(student)) continue;
+    auto& ms = t.markers[student];
     for (const auto& r : st.runs) {
-      if (still_open.count(student)) break;
+      if (t.still_open.count(student)) break;
       bool covered = std::any_of(ms.begin(), ms.end(), [&](const CaseMarker& m) { return r.first <= m.last && m.first <= r.last; });
       if (covered) continue;
       // The deadline counts from the day the absences qualified, not from the day the data
       // arrived: a late export does not buy the school time.
-      Day qualified = r.qualified_on ? r.qualified_on : today;
-      CaseMarker m{r.first, r.last, r.cumulative, today,
-                   calendar_ ? calendar_->school_days_after(qualified, settings_.contact_within) : today, {}, {}, {}};
-      Json details = make_details(student, r, m, !r.returned_on && today > m.deadline_day);
+      Day qualified = r.qualified_on ? r.qualified_on : run.today;
+      CaseMarker m{r.first, r.last, r.cumulative, run.today,
+                   calendar_ ? calendar_->school_days_after(qualified, settings_.contact_within) : run.today, {}, {}, {}};
+      Json details = case_details(student, r, m, !r.returned_on && run.today > m.deadline_day, ev.horizon);
       std::string note = r.cumulative ? std::to_string(r.days) + " unexcused school days within " +
                                             std::to_string(settings_.rule.cumulative_window)
                                       : std::to_string(r.days) + " consecutive unexcused school days from " + format_day(r.first);
-      report.case_actions.push_back(CaseAction{CaseAction::Kind::Open, student, {}, note, details});
-      ++opened_now;
+      run.report.case_actions.push_back(CaseAction{CaseAction::Kind::Open, student, {}, note, details});
+      ++t.opened_now;
       if (r.returned_on) {
         // Found after the fact (a batch import): the case is recorded and closes at once.
-        report.case_actions.push_back(CaseAction{CaseAction::Kind::Close, student, CaseStepKind::Returned,
+        run.report.case_actions.push_back(CaseAction{CaseAction::Kind::Close, student, CaseStepKind::Returned,
                                                  "present again on " + format_day(*r.returned_on), {}});
         m.handled_day = *r.returned_on;
-        m.closed_day = today;
+        m.closed_day = run.today;
         m.outcome = "returned";
-        ++closed_now;
+        ++t.closed_now;
       } else {
-        still_open.insert(student);
-        list_case("", student, details, now_text, "open");
+        t.still_open.insert(student);
+        t.list("", student, details, now_text, "open");
       }
       ms.push_back(m);
     }
   }
 
-  // Record writes for every marker that changed.
-  for (const auto& [student, ms] : next_markers) {
+}
+
+// Record writes for every marker that changed.
+void AttendanceAudit::write_changed_markers(Run& run, const CaseTally& t) const {
+  for (const auto& [student, ms] : t.markers) {
     const auto old = markers_.find(student);
     for (const auto& m : ms) {
       bool same = false;
       if (old != markers_.end())
         for (const auto& o : old->second)
           if (o.first == m.first) same = o.to_json() == m.to_json();
-      if (!same) report.records.push_back(RecordWrite{kCaseRecordKind, student + "|" + format_day(m.first), m.to_json()});
+      if (!same) run.report.records.push_back(RecordWrite{kCaseRecordKind, student + "|" + format_day(m.first), m.to_json()});
     }
   }
 
-  // ---- summary ----
+}
+
+namespace {
+
+// Data gaps by class: (class-days with a gap, the latest such day).
+std::map<std::string, std::pair<int, Day>> gaps_by_class(const Evaluation& ev, const AttendanceBook& book) {
+  std::map<std::string, std::pair<int, Day>> out;
+  for (const auto& g : ev.gaps) {
+    auto& cg = out[book.class_name(g.class_index)];
+    ++cg.first;
+    cg.second = std::max(cg.second, g.day);
+  }
+  return out;
+}
+
+}  // namespace
+
+Json AttendanceAudit::summarize(const Run& run, const Evaluation& ev, const CaseTally& t) const {
+  Json summary = Json::object();
+  summary["today"] = format_day(run.today);
   summary["rule"] = {{"threshold_days", settings_.rule.threshold_days},
                      {"leave_breaks_run", settings_.rule.leave_breaks_run},
                      {"cumulative_days", settings_.rule.cumulative_days},
@@ -500,37 +520,31 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
   }
   summary["students"] = ev.students;
   summary["records"] = book_.record_count();
-  summary["open_cases"] = open_list;
-  summary["open"] = open_list.size();
-  summary["overdue"] = overdue_count;
+  summary["open_cases"] = t.open_list;
+  summary["open"] = t.open_list.size();
+  summary["overdue"] = t.overdue_count;
   summary["at_risk"] = ev.at_risk;
-  summary["opened_this_run"] = opened_now;
-  summary["closed_this_run"] = closed_now;
-  Day period_from = ev.term ? ev.term->start : today;
+  summary["opened_this_run"] = t.opened_now;
+  summary["closed_this_run"] = t.closed_now;
+  Day period_from = ev.term ? ev.term->start : run.today;
   int opened_period = 0, closed_period = 0, due = 0, within = 0;
-  for (const auto& [student, ms] : next_markers)
+  for (const auto& [student, ms] : t.markers)
     for (const auto& m : ms) {
-      if (m.open_day >= period_from && m.open_day <= today) ++opened_period;
-      if (m.closed_day && *m.closed_day >= period_from && *m.closed_day <= today) ++closed_period;
+      if (m.open_day >= period_from && m.open_day <= run.today) ++opened_period;
+      if (m.closed_day && *m.closed_day >= period_from && *m.closed_day <= run.today) ++closed_period;
       if (m.open_day < period_from) continue;
-      if (m.handled_day || today > m.deadline_day) {
+      if (m.handled_day || run.today > m.deadline_day) {
         ++due;
         if (m.handled_day && *m.handled_day <= m.deadline_day) ++within;
       }
     }
-  summary["period"] = {{"from", format_day(period_from)}, {"to", format_day(today)}};
+  summary["period"] = {{"from", format_day(period_from)}, {"to", format_day(run.today)}};
   summary["opened_in_period"] = opened_period;
   summary["closed_in_period"] = closed_period;
   summary["handled_within_deadline"] = {{"within", within}, {"due", due},
                                         {"share", due ? Json(static_cast<double>(within) / due) : Json(nullptr)}};
   int missing_total = 0;
-  std::map<std::string, std::pair<int, Day>> class_gaps;  // class -> (gap days, latest)
-  for (const auto& g : ev.gaps) {
-    missing_total += g.missing;
-    auto& cg = class_gaps[book_.class_name(g.class_index)];
-    ++cg.first;
-    cg.second = std::max(cg.second, g.day);
-  }
+  for (const auto& g : ev.gaps) missing_total += g.missing;
   Json latest = Json::array();
   for (auto it = ev.gaps.rbegin(); it != ev.gaps.rend() && static_cast<int>(latest.size()) < settings_.max_gap_entries; ++it)
     latest.push_back({{"class", book_.class_name(it->class_index)}, {"date", format_day(it->day)}, {"missing", it->missing}});
@@ -541,29 +555,35 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
   // ---- imports ----
   Json imports = Json::object();
   Json files_done = Json::array(), files_rejected = Json::array();
-  for (const auto& f : run->spool) (f.errors.empty() ? files_done : files_rejected).push_back(f.path.filename().string());
+  for (const auto& f : run.spool) (f.errors.empty() ? files_done : files_rejected).push_back(f.path.filename().string());
   imports["files_imported"] = files_done;
   imports["files_rejected"] = files_rejected;
-  imports["rows_imported"] = run->rows_imported;
-  imports["rows_rejected"] = run->rows_rejected;
-  if (run->http) {
-    Json h = {{"ok", !run->http->failure}, {"pages", run->http->pages}, {"records", run->http->records.size()}};
-    if (run->http->failure) h["error"] = run->http->failure->message();
+  imports["rows_imported"] = run.rows_imported;
+  imports["rows_rejected"] = run.rows_rejected;
+  if (run.http) {
+    Json h = {{"ok", !run.http->failure}, {"pages", run.http->pages}, {"records", run.http->records.size()}};
+    if (run.http->failure) h["error"] = run.http->failure->message();
     imports["http"] = h;
   }
   summary["imports"] = imports;
   // The key's fingerprint (not the key): the county sees when a school's pseudonyms changed.
   summary["student_key"] = settings_.pseudonymize_students
                                ? Json{{"pseudonyms", true},
-                                      {"key", run->key_fingerprint.empty() ? Json(nullptr) : Json(run->key_fingerprint)}}
+                                      {"key", run.key_fingerprint.empty() ? Json(nullptr) : Json(run.key_fingerprint)}}
                                : Json{{"pseudonyms", false}};
 
-  // ---- findings: one per class, one per source ----
+  return summary;
+}
+
+void AttendanceAudit::add_findings(Run& run, const Evaluation& ev, CaseTally& t) const {
+  auto class_gaps = gaps_by_class(ev, book_);
+  std::size_t files_done = 0, files_rejected = 0;
+  for (const auto& f : run.spool) ++(f.errors.empty() ? files_done : files_rejected);
   std::set<std::string> classes;
   for (std::size_t i = 0; i < book_.class_count(); ++i) classes.insert(book_.class_name(static_cast<std::uint16_t>(i)));
-  for (const auto& [c, n] : class_cases) classes.insert(c);
+  for (const auto& [c, n] : t.class_cases) classes.insert(c);
   for (const auto& c : classes) {
-    auto cc = class_cases.count(c) ? class_cases[c] : std::pair<int, int>{0, 0};
+    auto cc = t.class_cases.count(c) ? t.class_cases[c] : std::pair<int, int>{0, 0};
     auto cg = class_gaps.count(c) ? class_gaps[c] : std::pair<int, Day>{0, 0};
     Finding f{"class:" + c, "ok", "", {{"open_cases", cc.first}, {"overdue", cc.second}, {"gap_days", cg.first}}};
     if (cc.second > 0) {
@@ -576,35 +596,35 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
       f.state = "data_gap";
       f.reason = "missing records on " + std::to_string(cg.first) + " school day(s), latest " + format_day(cg.second);
     }
-    report.findings.push_back(std::move(f));
+    run.report.findings.push_back(std::move(f));
   }
   if (!calendar_ || !ev.term) {
-    report.findings.push_back({"calendar", "unknown",
-                               calendar_ ? "no term in the calendar on or before " + format_day(today) : "the calendar could not be read",
-                               Json::object()});
+    run.report.findings.push_back({"calendar", "unknown",
+                                   calendar_ ? "no term in the calendar on or before " + format_day(run.today) : "the calendar could not be read",
+                                   Json::object()});
   }
   if (settings_.spool_dir) {
-    Finding f{"source:spool", "ok", "", {{"files_imported", files_done.size()}, {"files_rejected", files_rejected.size()}}};
-    if (run->student_key_error) {
+    Finding f{"source:spool", "ok", "", {{"files_imported", files_done}, {"files_rejected", files_rejected}}};
+    if (run.student_key_error) {
       f.state = "unknown";
-      f.reason = run->student_key_error->message();
-      report.input_errors.push_back(*run->student_key_error);
-    } else if (run->spool_error) {
+      f.reason = run.student_key_error->message();
+      run.report.input_errors.push_back(*run.student_key_error);
+    } else if (run.spool_error) {
       f.state = "unknown";
-      f.reason = run->spool_error->message();
-      report.input_errors.push_back(*run->spool_error);
-    } else if (!files_rejected.empty()) {
+      f.reason = run.spool_error->message();
+      run.report.input_errors.push_back(*run.spool_error);
+    } else if (files_rejected > 0) {
       f.state = "rejected_files";
-      f.reason = std::to_string(files_rejected.size()) + " file(s) moved to rejected/ (see the .error beside each)";
+      f.reason = std::to_string(files_rejected) + " file(s) moved to rejected/ (see the .error beside each)";
     }
-    report.findings.push_back(std::move(f));
+    run.report.findings.push_back(std::move(f));
   }
-  if (run->http) {
-    Finding f{"source:http", run->http->failure ? "unknown" : "ok",
-              run->http->failure ? run->http->failure->message() : "", {{"pages", run->http->pages}}};
-    if (run->http->failure && !(run->student_key_error && settings_.spool_dir))
-      report.input_errors.push_back(*run->http->failure);  // (once, when the spool already said it)
-    report.findings.push_back(std::move(f));
+  if (run.http) {
+    Finding f{"source:http", run.http->failure ? "unknown" : "ok",
+              run.http->failure ? run.http->failure->message() : "", {{"pages", run.http->pages}}};
+    if (run.http->failure && !(run.student_key_error && settings_.spool_dir))
+      run.report.input_errors.push_back(*run.http->failure);  // (once, when the spool already said it)
+    run.report.findings.push_back(std::move(f));
   }
   // Bad rows: every one goes into the .error files; the report carries the first ones.
   std::size_t listed = 0, total_bad = 0;
@@ -612,23 +632,24 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
     for (const auto& e : es) {
       ++total_bad;
       if (listed < static_cast<std::size_t>(settings_.max_error_entries)) {
-        report.input_errors.push_back(e);
+        run.report.input_errors.push_back(e);
         ++listed;
       }
     }
   };
-  for (const auto& f : run->spool) add_errors(f.errors);
-  if (run->http) add_errors(run->http->row_errors);
+  for (const auto& f : run.spool) add_errors(f.errors);
+  if (run.http) add_errors(run.http->row_errors);
   if (total_bad > listed)
-    report.input_errors.push_back({"attendance import", std::to_string(total_bad - listed) + " more bad rows not listed", ""});
+    run.report.input_errors.push_back({"attendance import", std::to_string(total_bad - listed) + " more bad rows not listed", ""});
 
-  report.summary = std::move(summary);
+}
 
-  // ---- after the commit: spool files aside, and the writes are now the store's truth ----
+// After the commit: spool files aside, and the writes are now the store's truth.
+void AttendanceAudit::hand_over(Run& run, CaseTally& t) {
   dirty_ = true;
-  markers_ = next_markers;  // provisional; a failed commit reloads everything next run
+  markers_ = t.markers;  // provisional; a failed commit reloads everything next run
   std::vector<std::pair<fs::path, std::optional<std::string>>> moves;
-  for (const auto& f : run->spool) {
+  for (const auto& f : run.spool) {
     if (f.errors.empty()) {
       moves.emplace_back(f.path, std::nullopt);
     } else {
@@ -638,15 +659,38 @@ void AttendanceAudit::finish(std::shared_ptr<Run> run) {
     }
   }
   auto spool_dir = settings_.spool_dir;
-  report.after_commit = [this, moves = std::move(moves), spool_dir, log, key = run->key_fingerprint]() {
+  run.report.after_commit = [this, moves = std::move(moves), spool_dir, log = run.ctx.log, key = run.key_fingerprint]() {
     if (!key.empty()) stored_key_fingerprint_ = key;
     for (const auto& [path, error] : moves)
       move_aside(path, *spool_dir / (error ? "rejected" : "done"), error ? &*error : nullptr, log);
     dirty_ = false;
   };
-  if (log)
-    log->info("attendance: {} students, {} open cases ({} overdue), {} opened and {} closed this run, {} class-days with gaps",
-              ev.students, open_list.size(), overdue_count, opened_now, closed_now, ev.gaps.size());
+}
+
+void AttendanceAudit::finish(std::shared_ptr<Run> run) {
+  AuditReport& report = run->report;
+  // The months this run's imports changed, as store writes (committed with this report).
+  // The first writes of the run, so the vector is taken over whole (a term's backfill for
+  // 60,000 students is 180,000 month records; pushing them one by one regrew the vector).
+  report.records = book_.take_writes();
+  for (auto& w : run->key_writes) report.records.push_back(std::move(w));
+
+  Evaluation ev;
+  if (calendar_) ev = evaluate(book_, *calendar_, settings_.rule, run->today);
+
+  CaseTally t;
+  t.markers = markers_;
+  t.publish_names = settings_.publish_names;
+  carry_open_cases(*run, ev, t);
+  open_new_cases(*run, ev, t);
+  write_changed_markers(*run, t);
+  report.summary = summarize(*run, ev, t);
+  add_findings(*run, ev, t);
+  hand_over(*run, t);
+  if (run->ctx.log)
+    run->ctx.log->info(
+        "attendance: {} students, {} open cases ({} overdue), {} opened and {} closed this run, {} class-days with gaps",
+        ev.students, t.open_list.size(), t.overdue_count, t.opened_now, t.closed_now, ev.gaps.size());
   run->done(std::move(report));
 }
 

@@ -76,8 +76,20 @@ class AttendanceAudit {
   const AttendanceSettings& settings() const { return settings_; }
 
  private:
-  struct Run;  // one audit in flight
+  struct Run;        // one audit in flight
+  struct CaseTally;  // what a run's case pass found
+  // The run's imports are done: evaluate, follow the cases, summarize, report.
   void finish(std::shared_ptr<Run> run);
+  void carry_open_cases(Run& run, const Evaluation& ev, CaseTally& t);
+  void open_new_cases(Run& run, const Evaluation& ev, CaseTally& t);
+  void write_changed_markers(Run& run, const CaseTally& t) const;
+  Json summarize(const Run& run, const Evaluation& ev, const CaseTally& t) const;
+  void add_findings(Run& run, const Evaluation& ev, CaseTally& t) const;
+  void hand_over(Run& run, CaseTally& t);
+  Json case_details(const std::string& student, const AbsenceRun& r, const CaseMarker& m, bool overdue,
+                    Day horizon) const;
+  // The first present/late school day strictly after `after`.
+  std::optional<Day> returned_after(const std::string& student, Day after) const;
   void reload(const RecordReader& records);
   // Opens the pseudonym key for this run (creating it on the very first run) and checks it
   // against the key the stored attendance was made with. False: nothing may be imported.
