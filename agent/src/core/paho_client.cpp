@@ -231,10 +231,15 @@ class PahoClient final : public MqttClient, public std::enable_shared_from_this<
                                    const std::optional<std::string>& correlation) override {
     if (!client_) return MqttError{MQTTASYNC_DISCONNECTED, 0};
     try {
-      mqtt::properties props;
-      if (correlation && !client_v311_) props.add({mqtt::property::CORRELATION_DATA, mqtt::binary(*correlation)});
-      client_->publish(mqtt::message::create(topic, payload.data(), payload.size(), qos, retain, props),
-                       pack(ctx_of(token), value), *listener_);
+      mqtt::message_ptr message;
+      if (correlation && !client_v311_) {
+        mqtt::properties props{{mqtt::property::CORRELATION_DATA, mqtt::binary(*correlation)}};
+        message = mqtt::message::create(topic, payload.data(), payload.size(), qos, retain, props);
+      } else {
+        // No properties object on the outbox's path: the message would copy it.
+        message = mqtt::message::create(topic, payload.data(), payload.size(), qos, retain);
+      }
+      client_->publish(std::move(message), pack(ctx_of(token), value), *listener_);
       return std::nullopt;
     } catch (const mqtt::exception& e) {
       return MqttError{e.get_return_code(), e.get_reason_code()};
