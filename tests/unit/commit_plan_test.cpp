@@ -190,3 +190,30 @@ TEST(CasePlan, OnlyThePersonsActionsAreAcceptedAndTheErrorListsThem) {
                                                           "leave_approved", "dropout_reported", "note"}));
   for (const auto& s : kCaseSteps) EXPECT_EQ(parse_case_step(s.name), s.kind);
 }
+
+TEST(CommitPlan, AStoredCaseClosedAndReopenedInOneReportGetsTheNextNumber) {
+  // A returned student's case closes and a later run of absences opens a new one in the same
+  // report (a late or batch export): the new case is numbered after every earlier one.
+  CommitInputs in;
+  in.open_cases["s1"] = open_case("s1", 2);
+  in.cases_so_far["s1"] = 2;  // s1-1 (closed long ago) and s1-2 (open)
+  AuditReport r;
+  r.case_actions = {closing("s1", CaseStepKind::Returned), act(CaseAction::Kind::Open, "s1", {{"days", 3}})};
+  CommitPlan plan = plan_commit("attendance", kAt, r, in, false);
+  ASSERT_EQ(plan.events.size(), 2u);
+  EXPECT_EQ(plan.events[0]["subject"], "attendance-s1-2");
+  EXPECT_EQ(plan.events[0]["to"], "closed");
+  EXPECT_EQ(plan.events[1]["subject"], "attendance-s1-3");
+  EXPECT_EQ(plan.events[1]["to"], "open");
+}
+
+TEST(CommitPlan, ACloseThatNamesNoOutcomeIsRefused) {
+  CommitInputs in;
+  in.open_cases["s1"] = open_case("s1", 1);
+  AuditReport r;
+  r.case_actions = {act(CaseAction::Kind::Close, "s1")};  // outcome left at its default
+  CommitPlan plan = plan_commit("attendance", kAt, r, in, false);
+  EXPECT_TRUE(plan.events.empty());
+  ASSERT_EQ(plan.report_body["errors"].size(), 1u);
+  EXPECT_EQ(plan.report_body["errors"][0]["where"], "case action close for subject s1");
+}

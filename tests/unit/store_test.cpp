@@ -412,6 +412,19 @@ TEST_F(StoreTest, UpdateCaseRejectsUnknownCaseUnknownActionBackwardsAndClosed) {
   EXPECT_EQ(s->last_seq(), before + 2);  // only the two accepted steps reached the outbox
 }
 
+TEST_F(StoreTest, ACaseClosedAndReopenedInOneReportIsStoredUnderTheNextNumber) {
+  auto s = open();
+  commit(*s, "attendance", with_actions({open_case("s1")}));  // attendance-s1-1
+  // The student came back (close) and a later run of absences opens a case, in one report.
+  auto c = commit(*s, "attendance", with_actions({close_case("s1", CaseStepKind::Returned), open_case("s1")}));
+  ASSERT_EQ(c.event_seqs.size(), 2u);
+  EXPECT_EQ(s->find_case("attendance-s1-1").value()->stage, "closed");
+  auto reopened = s->find_case("attendance-s1-2").value();
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ(reopened->stage, "open");
+  EXPECT_EQ(s->cases(CaseFilter{"attendance", "open", std::nullopt}).value().size(), 1u);
+}
+
 TEST_F(StoreTest, CaseClosedByTheAuditAndBadActionsLandInTheReportErrors) {
   auto s = open();
   commit(*s, "attendance", with_actions({open_case("s1"), open_case("s2")}));

@@ -141,7 +141,9 @@ struct CaseAction {
   enum class Kind { Open, Update, Close };
   Kind kind = Kind::Open;
   std::string subject;  // Open: the subject; Update/Close: the subject of an open case
-  CaseStepKind outcome = CaseStepKind::Returned;  // Close: an outcome (is_case_outcome)
+  // Close: an outcome (is_case_outcome); the default is none, so a Close that names none is
+  // refused (an error in the report) instead of closing with a guess.
+  CaseStepKind outcome = CaseStepKind::Note;
   std::string note;
   Json details = Json::object();  // Open/Update: replaces the case's details
   // Update: the store records every update that changes the details as an `updated` step in

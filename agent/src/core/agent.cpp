@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "campus/http.hpp"
@@ -211,6 +212,7 @@ class Runtime {
     watchdog_tick();
     health_tick();
     prune_tick();
+    signals_.emplace(io_, SIGTERM, SIGINT, SIGHUP);
     wait_signal();
     io_.run();
     log_->info("stopped");
@@ -254,7 +256,7 @@ class Runtime {
   }
 
   void wait_signal() {
-    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+    signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
         reload();
@@ -309,7 +311,7 @@ class Runtime {
     watchdog_timer_.cancel();
     health_timer_.cancel();
     prune_timer_.cancel();
-    signals_.cancel();
+    signals_->cancel();
     if (commits_in_flight_ == 0) return finish_stop();
     log_->info("waiting for {} report(s) being stored", commits_in_flight_);
     on_commit_done_ = [this] {
@@ -550,7 +552,8 @@ class Runtime {
   // while a commit is still on the store thread, and its completion would never run.
   asio::executor_work_guard<asio::io_context::executor_type> io_work_{io_.get_executor()};
   asio::steady_timer watchdog_timer_{io_}, health_timer_{io_}, prune_timer_{io_}, commits_timer_{io_}, poll_timer_{io_};
-  asio::signal_set signals_{io_, SIGTERM, SIGINT, SIGHUP};
+  // The daemon's only: --once and --dry-run keep the default actions (Ctrl-C ends them).
+  std::optional<asio::signal_set> signals_;
   AgentConfig config_;
   AgentOptions options_;
   Identity who_;

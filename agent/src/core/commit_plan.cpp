@@ -37,7 +37,8 @@ void plan_cases(const std::string& audit, const std::string& at, const std::vect
       if (it != open.end()) continue;  // already open: the case carries on
       WorkingCase c;
       c.audit = audit;
-      c.n = inputs.cases_so_far[a.subject] + ++opened_now[a.subject];
+      auto earlier = inputs.cases_so_far.find(a.subject);
+      c.n = (earlier != inputs.cases_so_far.end() ? earlier->second : 0) + ++opened_now[a.subject];
       c.view.id = audit + "-" + a.subject + "-" + std::to_string(c.n);
       c.view.subject = a.subject;
       c.view.stage = opened;

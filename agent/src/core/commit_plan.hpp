@@ -36,8 +36,8 @@ struct SubjectState {
 struct CommitInputs {
   std::map<std::string, SubjectState> subjects;   // the audit's subject_state rows
   std::map<std::string, WorkingCase> open_cases;  // subject -> the audit's open case
-  // subject -> how many cases the audit has had for it: for the subjects the report opens a
-  // case for that has none open.
+  // subject -> how many cases the audit has had for it (open or closed), for every subject
+  // the report has an Open action for.
   std::map<std::string, int> cases_so_far;
 };
 

@@ -382,8 +382,9 @@ class SqliteStore final : public Store {
     }
     auto count = db_->prepare("SELECT count(*) FROM cases WHERE audit = ?1 AND subject = ?2");
     for (const auto& a : report.case_actions) {
-      if (a.kind != CaseAction::Kind::Open || in.open_cases.count(a.subject) || in.cases_so_far.count(a.subject))
-        continue;
+      // Every subject the report opens a case for, open now or not: a Close then an Open in
+      // the same report numbers the new case after the one it closes.
+      if (a.kind != CaseAction::Kind::Open || in.cases_so_far.count(a.subject)) continue;
       count.bind_all(audit, a.subject);
       count.step();
       in.cases_so_far[a.subject] = static_cast<int>(count.int64(0));

@@ -143,11 +143,12 @@ std::optional<Error> set_up_and_migrate(Connection& db, const std::string& path,
   return std::nullopt;
 }
 
-// The store's database, checked and migrated. `broken` (when given) is set to the reason when
-// the file itself is bad (corrupt, not a store): what open_or_recover may move aside. Other
-// errors leave it empty.
-Result<std::unique_ptr<Connection>> open_database(const std::filesystem::path& file, StoreOptions options,
-                                                  std::string* broken_reason) {
+// The store on its database, checked and migrated. `broken` (when given) is set to the reason
+// when the file itself is bad (corrupt, not a store): what open_or_recover may move aside.
+// Other errors leave it empty. `recovered` (a fresh store that replaces a broken one) is
+// written into the store's meta table first, so its identity carries it.
+Result<std::unique_ptr<Store>> open_checked(const std::filesystem::path& file, StoreOptions options,
+                                            std::string* broken_reason, const StoreRecovery* recovered = nullptr) {
   const std::string path = file.string();
   const std::string move_aside =
       "the agent moves it aside by itself at its next start (as " + path +
@@ -207,7 +208,15 @@ Result<std::unique_ptr<Connection>> open_database(const std::filesystem::path& f
     } else if (auto e = set_up_and_migrate(*db, path, tables == 0, version)) {
       return *e;
     }
-    return db;
+    if (recovered) {
+      Transaction tx(*db);
+      db->prepare("INSERT INTO meta(key, value) VALUES ('recovered', ?1) "
+                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+          .bind_all(Json(*recovered).dump())
+          .run();
+      tx.commit();
+    }
+    return make_sqlite_store(file, options, std::move(db));
   } catch (const Failure& f) {
     if (f.code() == SQLITE_CORRUPT || f.code() == SQLITE_NOTADB) return broken(std::string("the store is unreadable (") + f.what() + ")");
     return Error{path, std::string("cannot open the store: ") + f.what(),
@@ -285,9 +294,7 @@ Result<std::string> move_aside(const std::filesystem::path& file, const std::str
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& file, StoreOptions options) {
-  auto db = open_database(file, options, nullptr);
-  if (!db) return db.error();
-  return make_sqlite_store(file, options, std::move(db).value());
+  return open_checked(file, options, nullptr);
 }
 
 Result<std::unique_ptr<Store>> Store::open_or_recover(const std::filesystem::path& file, StoreOptions options,
@@ -309,10 +316,9 @@ Result<std::unique_ptr<Store>> Store::open_or_recover(const std::filesystem::pat
     rec = StoreRecovery{{}, "emptied", "the store database is empty (0 bytes)" + known, {}, {}};
   } else {
     std::string reason;
-    auto db = open_database(file, options, &reason);
-    if (db.ok()) {
-      auto s = make_sqlite_store(file, options, std::move(db).value());
-      auto id = s->identity();
+    auto s = open_checked(file, options, &reason);
+    if (s.ok()) {
+      auto id = (*s)->identity();
       if (previous && previous->id != id.id)
         spdlog::warn("{}: the database is store {}, the identity file named store {}: another store was put in its "
                      "place (a backup?); the county sees its id in the birth",
@@ -320,8 +326,8 @@ Result<std::unique_ptr<Store>> Store::open_or_recover(const std::filesystem::pat
       if (!previous || previous->id != id.id) write_identity_file(id_file, id);
       return s;
     }
-    if (reason.empty()) return db.error();
-    rec = StoreRecovery{{}, reason, db.error().what + known, {}, {}};
+    if (reason.empty()) return s.error();
+    rec = StoreRecovery{{}, reason, s.error().what + known, {}, {}};
   }
   rec->at = rfc3339(now, "+00:00");
   if (previous) rec->previous_id = previous->id;
@@ -332,22 +338,10 @@ Result<std::unique_ptr<Store>> Store::open_or_recover(const std::filesystem::pat
   if (!moved) return moved.error();
   rec->moved_to = *moved;
   if (!leftovers.empty()) rec->what += "; its leftover -wal/-shm were moved to " + leftovers + "-wal/-shm";
-  auto db = open_database(file, options, nullptr);
-  if (!db) return db.error();
-  // Why this (fresh) store was started, in its meta table: its identity carries it.
-  try {
-    Transaction tx(**db);
-    (*db)->prepare("INSERT INTO meta(key, value) VALUES ('recovered', ?1) "
-                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-        .bind_all(Json(*rec).dump())
-        .run();
-    tx.commit();
-  } catch (const sqlite::Failure& f) {
-    return Error{file.string(), std::string("cannot record the recovery in the fresh store: ") + f.what(),
-                 "check the data directory's free space"};
-  }
-  auto s = make_sqlite_store(file, options, std::move(db).value());
-  auto id = s->identity();
+  // Why this (fresh) store was started goes into it before anything else.
+  auto s = open_checked(file, options, nullptr, &*rec);
+  if (!s) return s.error();
+  auto id = (*s)->identity();
   write_identity_file(id_file, id);
   if (recovery_log)
     *recovery_log = file.string() + ": STORE RECOVERED: " + rec->what +
