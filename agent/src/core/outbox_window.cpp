@@ -12,9 +12,8 @@ int OutboxWindow::open(int window, std::optional<int> receive_max) {
 }
 
 void OutboxWindow::close() {
-  inflight_.clear();
   ephemeral_ = 0;
-  rewind();
+  rewind();  // in flight and read ahead both go
 }
 
 void OutboxWindow::rewind() {
