@@ -1,7 +1,8 @@
 // The open SQLite store (store_open.cpp opens, migrates and recovers it). A commit reads
 // what the plan needs (the audit's subject states and open cases), plans everything it will
 // write with the pure plan_commit (commit_plan.hpp: events from state changes, case steps,
-// records), makes room under the size cap if needed, then writes it all in ONE transaction.
+// records), makes room under the size cap if needed (store_outbox.cpp: the outbox and the cap),
+// then writes it all in ONE transaction.
 #include "core/store.hpp"
 
 #include <sqlite3.h>
@@ -15,6 +16,7 @@
 #include "core/commit_plan.hpp"
 #include "core/sqlite.hpp"
 #include "core/store_open.hpp"
+#include "core/store_outbox.hpp"
 
 namespace campus {
 
@@ -43,14 +45,6 @@ using sqlite::Connection;
 using sqlite::Failure;
 using sqlite::Statement;
 using sqlite::Transaction;
-
-std::int64_t to_ms(SystemTime t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-SystemTime from_ms(std::int64_t ms) {
-  return SystemTime(std::chrono::duration_cast<SystemTime::duration>(std::chrono::milliseconds(ms)));
-}
 
 class SqliteStore;
 
@@ -89,9 +83,7 @@ class RecordCopy final : public RecordReader {
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::filesystem::path file, StoreOptions options, std::unique_ptr<Connection> db)
-      : file_(std::move(file)), options_(options), db_(std::move(db)) {
-    buffer_full_ = meta("buffer_full") != 0;
-    refused_ = meta("refused_commits");
+      : file_(std::move(file)), options_(options), db_(std::move(db)), outbox_(*db_, file_, options_) {
     identity_.id = meta_text("store_id");
     identity_.created = meta_text("store_created");
     if (auto r = meta_text("recovered"); !r.empty()) {
@@ -110,17 +102,15 @@ class SqliteStore final : public Store {
       // Room is made outside the transaction (a checkpoint cannot run inside one); the plan is
       // made again inside it, because campusctl may have changed a case in between.
       auto bytes = plan_commit(audit, ts, who.timezone_offset, report).bytes;
-      if (!make_room(bytes)) return refuse(audit, bytes);
+      if (!outbox_.make_room(bytes)) return outbox_.refuse_report(audit, bytes);
       Transaction tx(*db_);
       CommitPlan plan = plan_commit(audit, ts, who.timezone_offset, report, false);
       auto out = apply(who, audit, ts, plan);
       tx.commit();
-      buffer_full_ = false;
-      flush_unmarked();  // acknowledgements a full disk kept out: now there is room
+      outbox_.after_commit();
       return out;
     } catch (const Failure& f) {
-      // The file system filled up before the cap did: the same state for health as a full buffer.
-      if (f.code() == SQLITE_FULL) note_refusal();
+      if (f.code() == SQLITE_FULL) outbox_.note_full_disk();
       return write_error("could not commit the report of audit \"" + audit + "\"", f);
     }
   }
@@ -135,7 +125,7 @@ class SqliteStore final : public Store {
       // campusctl, may have changed the case in between).
       auto step = plan_case_update(who, ts, case_id, action, actor, note);
       if (!step.ok()) return step.error();
-      if (!make_room(text_of(step->second).size() + 4096)) return refuse_update(case_id);
+      if (!outbox_.make_room(text_of(step->second).size() + 4096)) return outbox_.refuse_update(case_id);
 
       Transaction tx(*db_);
       step = plan_case_update(who, ts, case_id, action, actor, note);
@@ -143,7 +133,7 @@ class SqliteStore final : public Store {
       auto& [c, body] = step.value();
       std::int64_t seq = meta("next_seq");
       save_case(c, ts);
-      append(seq, topic(who, "event/" + c.audit), stored_envelope(who, "event", ts, std::move(body), seq, c.audit), false,
+      outbox_.append(seq, topic(who, "event/" + c.audit), stored_envelope(who, "event", ts, std::move(body), seq, c.audit), false,
              "event", c.audit, ts);
       set_meta("next_seq", seq + 1);
       tx.commit();
@@ -162,7 +152,7 @@ class SqliteStore final : public Store {
     std::vector<CaseView> out;
     try {
       auto q = db_->prepare(sql);
-      q.bind_all(filter.audit, filter.since ? to_ms(*filter.since) : std::numeric_limits<std::int64_t>::min());
+      q.bind_all(filter.audit, filter.since ? epoch_ms(*filter.since) : std::numeric_limits<std::int64_t>::min());
       std::vector<std::string> ids;
       while (q.step()) ids.push_back(q.text(0));
       for (const auto& id : ids)
@@ -184,45 +174,33 @@ class SqliteStore final : public Store {
   }
 
   std::vector<OutboxMessage> unsent(std::int64_t after_seq, int limit) override {
-    return select_messages("WHERE sent_at IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2", after_seq, limit);
+    std::lock_guard lock(mu_);
+    return outbox_.unsent(after_seq, limit);
   }
 
   void mark_sent(const std::vector<std::int64_t>& seqs, SystemTime at) override {
     std::lock_guard lock(mu_);
     if (options_.read_only || seqs.empty()) return;
-    unmarked_.insert(unmarked_.end(), seqs.begin(), seqs.end());
-    unmarked_at_ = at;
-    flush_unmarked();
+    outbox_.acknowledge(seqs, at);
   }
 
   void mark_attempt(std::int64_t seq, const std::string& error) override {
     std::lock_guard lock(mu_);
     if (options_.read_only) return;
-    try {
-      db_->prepare("UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE seq = ?1")
-          .bind_all(seq, error)
-          .run();
-    } catch (const Failure& f) {
-      spdlog::error("{}: counting an attempt of seq {}: {}", file_.string(), seq, f.what());
-    }
+    outbox_.count_attempt(seq, error);
   }
 
   std::vector<OutboxMessage> range(std::int64_t from_seq, std::int64_t to_seq) override {
-    return select_messages("WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq", from_seq, to_seq);
+    std::lock_guard lock(mu_);
+    return outbox_.range(from_seq, to_seq);
   }
 
   OutboxStats stats() override {
     std::lock_guard lock(mu_);
     OutboxStats s;
-    s.refused_commits = refused_;
-    s.buffer_full = buffer_full_;
     try {
-      s.unsent = db_->scalar_int("SELECT count(*) FROM outbox WHERE sent_at IS NULL");
-      s.sent_kept = db_->scalar_int("SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL");
-      auto q = db_->prepare("SELECT min(created) FROM outbox WHERE sent_at IS NULL");
-      if (q.step() && !q.is_null(0)) s.oldest_unsent_created = from_ms(q.int64(0));
+      outbox_.fill(s);
       s.last_seq = meta("next_seq") - 1;
-      s.db_bytes = size_now();
     } catch (const Failure& f) {
       spdlog::error("{}: reading outbox stats: {}", file_.string(), f.what());
     }
@@ -232,20 +210,7 @@ class SqliteStore final : public Store {
   std::int64_t prune(SystemTime now) override {
     std::lock_guard lock(mu_);
     if (options_.read_only) return 0;
-    try {
-      Transaction tx(*db_);
-      db_->prepare("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?1")
-          .bind_all(to_ms(now - options_.keep_sent))
-          .run();
-      std::int64_t n = db_->changes();
-      drop_unreferenced_reports();
-      tx.commit();
-      if (n > 0) shrink();
-      return n;
-    } catch (const Failure& f) {
-      spdlog::error("{}: pruning sent messages: {}", file_.string(), f.what());
-      return 0;
-    }
+    return outbox_.prune(now);
   }
 
   Result<std::optional<Json>> latest_summary(const std::string& audit) override {
@@ -421,12 +386,12 @@ class SqliteStore final : public Store {
     db_->prepare("INSERT INTO reports(seq, audit, ts, body) VALUES (?1, ?2, ?3, ?4)")
         .bind_all(seq, audit, rfc3339(ts, who.timezone_offset), text_of(plan.report_body))
         .run();
-    append(seq, topic(who, "report/" + audit), stored_envelope(who, "report", ts, std::move(plan.report_body), seq, audit),
+    outbox_.append(seq, topic(who, "report/" + audit), stored_envelope(who, "report", ts, std::move(plan.report_body), seq, audit),
            true, "report", audit, ts);
     const std::string event_topic = topic(who, "event/" + audit);
     for (auto& body : plan.events) {
       ++seq;
-      append(seq, event_topic, stored_envelope(who, "event", ts, std::move(body), seq, audit), false, "event", audit, ts);
+      outbox_.append(seq, event_topic, stored_envelope(who, "event", ts, std::move(body), seq, audit), false, "event", audit, ts);
       out.event_seqs.push_back(seq);
     }
     {
@@ -463,17 +428,8 @@ class SqliteStore final : public Store {
       }
     }
     set_meta("next_seq", seq + 1);
-    if (buffer_full_) set_meta("buffer_full", 0);
+    outbox_.clear_full_flag();
     return out;
-  }
-
-  void append(std::int64_t seq, const std::string& topic, const Json& envelope, bool retain, const char* kind,
-              const std::string& audit, SystemTime created) {
-    db_->prepare(
-           "INSERT INTO outbox(seq, topic, payload, qos, retain, kind, audit, created) "
-           "VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7)")
-        .bind_all(seq, topic, text_of(envelope), retain ? 1 : 0, kind, audit, to_ms(created))
-        .run();
   }
 
   void save_case(const WorkingCase& c, SystemTime ts) {
@@ -482,12 +438,12 @@ class SqliteStore final : public Store {
              "INSERT INTO cases(id, audit, subject, n, stage, outcome, opened_at, closed_at, details, opened_ms, "
              "updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)")
           .bind_all(c.view.id, c.audit, c.view.subject, c.n, c.view.stage, c.view.outcome, c.view.opened_at,
-                    c.view.closed_at, text_of(c.view.details), to_ms(ts))
+                    c.view.closed_at, text_of(c.view.details), epoch_ms(ts))
           .run();
     } else {
       db_->prepare(
              "UPDATE cases SET stage = ?2, outcome = ?3, closed_at = ?4, details = ?5, updated_ms = ?6 WHERE id = ?1")
-          .bind_all(c.view.id, c.view.stage, c.view.outcome, c.view.closed_at, text_of(c.view.details), to_ms(ts))
+          .bind_all(c.view.id, c.view.stage, c.view.outcome, c.view.closed_at, text_of(c.view.details), epoch_ms(ts))
           .run();
     }
     auto q = db_->prepare(
@@ -521,171 +477,11 @@ class SqliteStore final : public Store {
     return c;
   }
 
-  // Marks the acknowledged seqs in unmarked_ sent. When that fails (a full disk) they stay in
-  // memory and are retried with the next acknowledgements or after the next commit: the
-  // publisher's cursor has moved past them, so otherwise they would count as unsent (depth,
-  // oldest_unsent_age_s) until the next reconnect re-sends them.
-  void flush_unmarked() {
-    if (unmarked_.empty()) return;
-    try {
-      Transaction tx(*db_);
-      auto q = db_->prepare("UPDATE outbox SET sent_at = ?1 WHERE seq = ?2 AND sent_at IS NULL");
-      for (auto seq : unmarked_) {
-        q.bind_all(to_ms(unmarked_at_), seq).run();
-        q.reset();
-      }
-      tx.commit();
-      unmarked_.clear();
-    } catch (const Failure& f) {
-      // Not fatal: the messages were delivered; only the bookkeeping waits for space.
-      spdlog::error("{}: marking {} messages sent: {} (kept in memory, retried)", file_.string(), unmarked_.size(),
-                    f.what());
-    }
-  }
-
-  // ---- size cap ----
-
-  std::uint64_t wal_bytes() const {
-    std::error_code ec;
-    auto n = std::filesystem::file_size(file_.string() + "-wal", ec);
-    return ec ? 0 : n;
-  }
-
-  std::uint64_t size_now() {
-    return static_cast<std::uint64_t>(db_->scalar_int("PRAGMA page_count") * db_->scalar_int("PRAGMA page_size")) +
-           wal_bytes();
-  }
-
-  // The database's size once `bytes` more are written: free pages are reused first.
-  // REQUIRES: called outside a transaction.
-  bool fits(std::uint64_t bytes) {
-    auto page = static_cast<std::uint64_t>(db_->scalar_int("PRAGMA page_size"));
-    auto pages = static_cast<std::uint64_t>(db_->scalar_int("PRAGMA page_count"));
-    auto free_pages = static_cast<std::uint64_t>(db_->scalar_int("PRAGMA freelist_count"));
-    auto needed = (bytes + page - 1) / page;
-    auto after = std::max(pages, pages - free_pages + needed);
-    // The new pages land in the WAL first and reach the main file at the next checkpoint.
-    return after * page + wal_bytes() + needed * page <= options_.max_size;
-  }
-
-  // Gives freed pages back to the file system (auto_vacuum=INCREMENTAL) and empties the WAL.
-  void shrink() {
-    try {
-      db_->exec("PRAGMA incremental_vacuum");
-      db_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    } catch (const Failure&) {
-      // A reader (campusctl --local) holds the WAL: the next attempt truncates it.
-    }
-  }
-
-  // Frees space for `bytes` more: acknowledged rows first (oldest first), then unacknowledged
-  // reports that a newer report of the same audit supersedes. Never events, never cases.
-  bool make_room(std::uint64_t bytes) {
-    if (fits(bytes)) return true;
-    shrink();
-    const char* const steps[] = {
-        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NOT NULL ORDER BY seq LIMIT 64)",
-        "DELETE FROM outbox WHERE seq IN (SELECT o.seq FROM outbox o WHERE o.kind = 'report' AND o.sent_at IS NULL "
-        "AND EXISTS (SELECT 1 FROM reports r WHERE r.audit = o.audit AND r.seq > o.seq) ORDER BY o.seq LIMIT 16)",
-    };
-    for (const char* sql : steps) {
-      while (!fits(bytes)) {
-        Transaction tx(*db_);
-        db_->exec(sql);
-        std::int64_t n = db_->changes();
-        drop_unreferenced_reports();
-        tx.commit();
-        shrink();
-        if (n == 0) break;
-      }
-    }
-    return fits(bytes);
-  }
-
-  // Report history lives as long as its outbox row; the latest report of each audit stays
-  // (latest_report, and it is what supersedes older unsent ones).
-  void drop_unreferenced_reports() {
-    db_->exec(
-        "DELETE FROM reports WHERE seq NOT IN (SELECT seq FROM outbox) "
-        "AND seq NOT IN (SELECT max(seq) FROM reports GROUP BY audit)");
-  }
-
-  // Counts a refused report and raises buffer_full, in memory first: on a full disk the
-  // persisted copy may fail to write, and health still has to say so.
-  void note_refusal() {
-    ++refused_;
-    buffer_full_ = true;
-    try {
-      Transaction tx(*db_);
-      set_meta("refused_commits", refused_);
-      set_meta("buffer_full", 1);
-      tx.commit();
-    } catch (const Failure& f) {
-      spdlog::error("{}: recording a refused commit: {}", file_.string(), f.what());
-    }
-  }
-
-  Error refuse(const std::string& audit, std::uint64_t bytes) {
-    note_refusal();
-    return Error{file_.string(),
-                 "buffer full: the report of audit \"" + audit + "\" (" + std::to_string(bytes / 1024) +
-                     " KiB) was refused; the store holds " + std::to_string(size_now() / 1024) +
-                     " KiB of undelivered events, cases and latest reports, the cap is " +
-                     std::to_string(options_.max_size / 1024) + " KiB (" + std::to_string(refused_) +
-                     " reports refused so far)",
-                 "restore the link to the broker so the outbox drains, or raise buffer.max_size"};
-  }
-
-  Error refuse_update(const std::string& case_id) {
-    buffer_full_ = true;
-    return Error{file_.string(), "buffer full: the update of case " + case_id + " was not stored",
-                 "restore the link to the broker so the outbox drains, or raise buffer.max_size"};
-  }
-
   // ---- small helpers ----
 
-  std::int64_t meta(const std::string& key) {
-    auto q = db_->prepare("SELECT value FROM meta WHERE key = ?1");
-    q.bind_all(key);
-    return q.step() ? q.int64(0) : 0;
-  }
-
-  std::string meta_text(const std::string& key) {
-    auto q = db_->prepare("SELECT value FROM meta WHERE key = ?1");
-    q.bind_all(key);
-    return q.step() ? q.text(0) : std::string();
-  }
-
-  void set_meta(const std::string& key, std::int64_t value) {
-    db_->prepare("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-        .bind_all(key, value)
-        .run();
-  }
-
-  template <class A, class B>
-  std::vector<OutboxMessage> select_messages(const std::string& where, A a, B b) {
-    std::lock_guard lock(mu_);
-    std::vector<OutboxMessage> out;
-    try {
-      auto q = db_->prepare("SELECT seq, topic, payload, qos, retain, kind, created, attempts FROM outbox " + where);
-      q.bind_all(static_cast<std::int64_t>(a), static_cast<std::int64_t>(b));
-      while (q.step()) {
-        OutboxMessage m;
-        m.seq = q.int64(0);
-        m.topic = q.text(1);
-        m.payload = q.text(2);
-        m.qos = static_cast<int>(q.int64(3));
-        m.retain = q.int64(4) != 0;
-        m.kind = q.text(5);
-        m.created = from_ms(q.int64(6));
-        m.attempts = static_cast<int>(q.int64(7));
-        out.push_back(std::move(m));
-      }
-    } catch (const Failure& f) {
-      spdlog::error("{}: reading the outbox: {}", file_.string(), f.what());
-    }
-    return out;
-  }
+  std::int64_t meta(const std::string& key) { return meta_int(*db_, key); }
+  std::string meta_text(const std::string& key) { return campus::meta_text(*db_, key); }
+  void set_meta(const std::string& key, std::int64_t value) { campus::set_meta(*db_, key, value); }
 
   Error read_only_error(const std::string& what) const {
     return Error{file_.string(), "the store is open read-only; cannot " + what,
@@ -707,12 +503,9 @@ class SqliteStore final : public Store {
   std::filesystem::path file_;
   StoreOptions options_;
   std::unique_ptr<Connection> db_;
+  Outbox outbox_;  // on db_, under mu_
   std::mutex mu_;
-  bool buffer_full_ = false;
-  std::int64_t refused_ = 0;
   StoreIdentity identity_;
-  std::vector<std::int64_t> unmarked_;  // acknowledged, not yet marked sent (flush_unmarked)
-  SystemTime unmarked_at_{};
   std::int64_t session_ = 0;            // the last session handed out
   std::map<std::string, std::unique_ptr<PluginRecords>> readers_;
 };
