@@ -13,6 +13,7 @@
 #include <toml++/toml.h>
 
 #include "campus/error.hpp"
+#include "campus/export.hpp"
 #include "campus/units.hpp"
 
 namespace campus {
@@ -20,7 +21,7 @@ namespace campus {
 // Reads keys of one table; remembers which were read so finish() can report unknown keys.
 // Every getter returns the default (or nullopt) after recording an Error when the value is
 // present but wrong, so one pass collects all problems of a file.
-class TableReader {
+class CAMPUS_API TableReader {
  public:
   // `path` is the dotted key path of the table ("audits.fiber"), `file` the file it came from.
   // Relative paths read with path() are resolved against file's directory.
@@ -74,6 +75,6 @@ class TableReader {
 };
 
 // Reads a secret file with the same checks as TableReader::secret_file.
-Result<std::string> read_secret_file(const std::filesystem::path& file);
+CAMPUS_API Result<std::string> read_secret_file(const std::filesystem::path& file);
 
 }  // namespace campus

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "campus/error.hpp"
+#include "campus/export.hpp"
 
 namespace campus {
 
@@ -62,18 +63,18 @@ enum class CsvEncoding { Utf8, Gb18030 };
 
 // Detects the encoding of raw bytes: UTF-8 (BOM optional) or, when not valid UTF-8 but valid
 // GB18030 (two- and four-byte sequences), Gb18030. Returns nullopt when it is neither.
-std::optional<CsvEncoding> detect_encoding(std::string_view bytes);
+CAMPUS_API std::optional<CsvEncoding> detect_encoding(std::string_view bytes);
 // Converts GB18030 (and so GBK) bytes to UTF-8 (iconv). Error when a sequence is not GB18030.
-Result<std::string> gb18030_to_utf8(std::string_view bytes);
+CAMPUS_API Result<std::string> gb18030_to_utf8(std::string_view bytes);
 // True when `s` is well-formed UTF-8.
-bool is_valid_utf8(std::string_view s);
+CAMPUS_API bool is_valid_utf8(std::string_view s);
 
 // Parses CSV text (already UTF-8; a BOM is skipped). `required` columns missing from the
 // header give one Error and no rows. `name` is used in messages.
-CsvTable parse_csv(std::string_view text, const std::string& name,
+CAMPUS_API CsvTable parse_csv(std::string_view text, const std::string& name,
                    const std::vector<std::string>& required = {});
 // Reads and parses a file. Bad UTF-8 in a row is an error for that row only.
-Result<CsvTable> read_csv_file(const std::filesystem::path& file,
+CAMPUS_API Result<CsvTable> read_csv_file(const std::filesystem::path& file,
                                const std::vector<std::string>& required = {});
 
 // For a register read from `table`: every bad row whose subject could be read keeps an entry,

@@ -15,6 +15,7 @@
 
 #include "campus/asio.hpp"
 #include "campus/error.hpp"
+#include "campus/export.hpp"
 #include "campus/units.hpp"
 
 namespace campus {
@@ -53,13 +54,13 @@ class HttpClient {
 };
 
 // The libcurl implementation. REQUIRES: io outlives the client.
-std::unique_ptr<HttpClient> make_http_client(asio::io_context& io);
+CAMPUS_API std::unique_ptr<HttpClient> make_http_client(asio::io_context& io);
 
 // One audit's share of a client: transfers go through `base`, but cancel_all() ends only
 // the transfers started through this view (their `done` gets "cancelled" at once; the
 // transfer itself ends by its own timeout or size cap, and its result is dropped), so an audit
 // cancelled at its deadline does not abort the other audits' transfers. Use it on the
 // io_context thread only; completions run on io. REQUIRES: base and io outlive the view.
-std::unique_ptr<HttpClient> make_http_view(HttpClient& base, asio::io_context& io);
+CAMPUS_API std::unique_ptr<HttpClient> make_http_view(HttpClient& base, asio::io_context& io);
 
 }  // namespace campus

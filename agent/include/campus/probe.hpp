@@ -6,6 +6,7 @@
 
 #include "campus/asio.hpp"
 #include "campus/units.hpp"
+#include "campus/export.hpp"
 
 namespace campus {
 
@@ -17,7 +18,7 @@ struct ProbeResult {
 
 // TCP connect to host:port (host is an address literal or a name resolved asynchronously).
 // `done` runs exactly once on io, at the latest when `timeout` has passed.
-void tcp_probe(asio::io_context& io, const std::string& host, std::uint16_t port, Millis timeout,
+CAMPUS_API void tcp_probe(asio::io_context& io, const std::string& host, std::uint16_t port, Millis timeout,
                std::function<void(ProbeResult)> done);
 
 // ICMP echo to an IPv4 address literal. Uses an unprivileged ICMP socket where
@@ -25,7 +26,7 @@ void tcp_probe(asio::io_context& io, const std::string& host, std::uint16_t port
 // which one is logged once. All probes on one io_context share one socket. `done` runs exactly
 // once on io, at the latest when `timeout` has passed; reason "ICMP not permitted: ..." when
 // neither socket can be opened.
-void icmp_probe(asio::io_context& io, const std::string& host, Millis timeout,
+CAMPUS_API void icmp_probe(asio::io_context& io, const std::string& host, Millis timeout,
                 std::function<void(ProbeResult)> done);
 
 }  // namespace campus

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "campus/error.hpp"
+#include "campus/export.hpp"
 
 namespace campus {
 
@@ -18,7 +19,7 @@ namespace campus {
 // directory, which only the agent's user and root read; the package's postinst creates it.
 inline constexpr const char* kDefaultStudentKeyFile = "/var/lib/campus-agent/student-pseudonym.key";
 
-class StudentPseudonyms {
+class CAMPUS_API StudentPseudonyms {
  public:
   // Reads the key file (the checks of read_secret_file: a regular file, mode 0600, not empty;
   // at least 16 bytes of key). With create_if_missing, a file that does not exist is created

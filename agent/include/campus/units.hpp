@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "campus/error.hpp"
+#include "campus/export.hpp"
 
 namespace campus {
 
@@ -14,15 +15,15 @@ using Millis = std::chrono::milliseconds;
 
 // Accepts one or more <number><unit> parts, units ms, s, m, h, d. Rejects negatives, empty,
 // unknown units and overflow; the Error's `what` says what was expected (where is left empty).
-Result<Millis> parse_duration(std::string_view text);
+CAMPUS_API Result<Millis> parse_duration(std::string_view text);
 // "1h30m", "90s", "250ms": the shortest exact spelling, for logs and `config` replies.
-std::string format_duration(Millis d);
+CAMPUS_API std::string format_duration(Millis d);
 
 // Accepts a plain byte count or <number><unit> with B, KB, MB, GB (10^3) and KiB, MiB, GiB (2^10).
-Result<std::uint64_t> parse_size(std::string_view text);
-std::string format_size(std::uint64_t bytes);
+CAMPUS_API Result<std::uint64_t> parse_size(std::string_view text);
+CAMPUS_API std::string format_size(std::uint64_t bytes);
 
 // At most `n` bytes of valid UTF-8 `s`, never cutting a character in two.
-std::string utf8_prefix(std::string_view s, std::size_t n);
+CAMPUS_API std::string utf8_prefix(std::string_view s, std::size_t n);
 
 }  // namespace campus
