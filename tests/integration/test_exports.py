@@ -23,12 +23,12 @@ def exported_names():
 
 
 def declared_api():
-    """The names marked CAMPUS_API in the public headers: classes and free functions."""
+    """The names marked CAMPUS_API in the public headers: classes, structs and free functions."""
     classes, functions = set(), set()
     for name in sorted(os.listdir(HEADERS)):
         with open(os.path.join(HEADERS, name), encoding="utf-8") as f:
-            text = f.read()
-        classes.update(re.findall(r"\bclass CAMPUS_API (\w+)", text))
+            text = "\n".join(line for line in f if not line.startswith("#"))
+        classes.update(re.findall(r"\b(?:class|struct) CAMPUS_API (\w+)", text))
         functions.update(re.findall(r"\bCAMPUS_API [^;{(]*?\b(\w+)\(", text))
     return classes, functions
 
@@ -54,12 +54,10 @@ class Exports(unittest.TestCase):
             self.assertFalse(any(re.match(rf"campus::{daemon_part}\b", n) for n in own), daemon_part)
 
     def test_every_plugin_finds_its_symbols_in_the_api(self):
-        # Each plugin's undefined campus:: symbols are all exported by the library (the plugins'
-        # own code is hidden too, apart from the descriptor).
+        # Each shipped plugin's undefined campus:: symbols are all exported by the library, and
+        # the module exports its descriptor.
         own = set(n for n in exported_names() if n.startswith("campus::"))
-        modules = sorted(f for f in os.listdir(PLUGINS) if f.startswith("campus-") and f.endswith(".so"))
-        self.assertTrue(modules, PLUGINS)
-        for module in modules:
+        for module in ("campus-fiber.so", "campus-recording.so", "campus-attendance.so"):
             path = os.path.join(PLUGINS, module)
             out = subprocess.run(["nm", "-D", "--undefined-only", "-C", path], capture_output=True, text=True,
                                  check=True, timeout=60).stdout

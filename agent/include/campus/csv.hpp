@@ -19,7 +19,7 @@
 
 namespace campus {
 
-struct CsvRow {
+struct CAMPUS_API CsvRow {
   std::string file;        // file name as given, for messages
   std::size_t line = 0;    // 1-based physical line where the record starts
   std::vector<std::string> cells;
