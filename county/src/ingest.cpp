@@ -145,6 +145,13 @@ Parsed parse_message(const IngestRules& rules, std::string_view topic, std::stri
   }
   if (!sk.ok) return reject("not_json", sk.error);
   if (!sk.object) return reject("not_an_object", "the payload is JSON but not an object");
+  // An agent never repeats a member. A repeated one would let the checked fields (the last
+  // copy, as nlohmann reads them) and the stored copy (which drops one "resent") disagree.
+  for (std::size_t i = 0; i < sk.members.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (sk.members[i].key == sk.members[j].key)
+        return reject("bad_envelope", "member \"" + sk.members[i].key.substr(0, 40) +
+                                          "\" appears more than once in the envelope (each may appear once)");
 
   const JsonMember* v = sk.find("v");
   if (!v || (v->value != "1" && !(integer(value_of(v)) && value_of(v) == 1)))

@@ -86,6 +86,15 @@ TEST(Ingest, EveryBadInputHasItsReason) {
   EXPECT_EQ(reason_of(bad), "bad_envelope");
   bad = r, bad["body"] = {{"findings", Json::array()}};
   EXPECT_EQ(reason_of(bad), "bad_body");
+  // A repeated member (found by fuzz_county_ingest: a second "resent" stayed in the stored copy).
+  std::string twice = r.dump();
+  twice.insert(twice.size() - 1, ",\"resent\":true,\"resent\":true");
+  EXPECT_EQ(rejected(parse(topic("school-a", "report/fiber"), twice)).reason, "bad_envelope");
+  EXPECT_NE(rejected(parse(topic("school-a", "report/fiber"), twice)).detail.find("\"resent\" appears more than once"),
+            std::string::npos);
+  twice = r.dump();
+  twice.insert(twice.size() - 1, ",\"seq\":5");
+  EXPECT_EQ(rejected(parse(topic("school-a", "report/fiber"), twice)).reason, "bad_envelope");
   Json e = event("school-a", 6);
   e["body"].erase("subject");
   EXPECT_EQ(reason_of(e), "bad_body");
