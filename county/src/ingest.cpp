@@ -5,6 +5,10 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <string_view>
+#include <vector>
+
 #include "core/codes.hpp"
 #include "core/envelope.hpp"
 #include "json_skim.hpp"
@@ -147,11 +151,16 @@ Parsed parse_message(const IngestRules& rules, std::string_view topic, std::stri
   if (!sk.object) return reject("not_an_object", "the payload is JSON but not an object");
   // An agent never repeats a member. A repeated one would let the checked fields (the last
   // copy, as nlohmann reads them) and the stored copy (which drops one "resent") disagree.
-  for (std::size_t i = 0; i < sk.members.size(); ++i)
-    for (std::size_t j = 0; j < i; ++j)
-      if (sk.members[i].key == sk.members[j].key)
-        return reject("bad_envelope", "member \"" + sk.members[i].key.substr(0, 40) +
-                                          "\" appears more than once in the envelope (each may appear once)");
+  // Sorted, not compared pairwise: a payload up to ingest.max_payload may hold many members.
+  {
+    std::vector<std::string_view> keys;
+    keys.reserve(sk.members.size());
+    for (const auto& m : sk.members) keys.emplace_back(m.key);
+    std::sort(keys.begin(), keys.end());
+    if (auto twice = std::adjacent_find(keys.begin(), keys.end()); twice != keys.end())
+      return reject("bad_envelope", "member \"" + std::string(twice->substr(0, 40)) +
+                                        "\" appears more than once in the envelope (each may appear once)");
+  }
 
   const JsonMember* v = sk.find("v");
   if (!v || (v->value != "1" && !(integer(value_of(v)) && value_of(v) == 1)))

@@ -72,10 +72,10 @@ CAMPUS_API bool is_valid_utf8(std::string_view s);
 // Parses CSV text (already UTF-8; a BOM is skipped). `required` columns missing from the
 // header give one Error and no rows. `name` is used in messages.
 CAMPUS_API CsvTable parse_csv(std::string_view text, const std::string& name,
-                   const std::vector<std::string>& required = {});
+                              const std::vector<std::string>& required = {});
 // Reads and parses a file. Bad UTF-8 in a row is an error for that row only.
 CAMPUS_API Result<CsvTable> read_csv_file(const std::filesystem::path& file,
-                               const std::vector<std::string>& required = {});
+                                          const std::vector<std::string>& required = {});
 
 // For a register read from `table`: every bad row whose subject could be read keeps an entry,
 // marked invalid with the row's error (after `prefix`), so the report names it (unknown)

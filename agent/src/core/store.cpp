@@ -133,8 +133,8 @@ class SqliteStore final : public Store {
       auto& [c, body] = step.value();
       std::int64_t seq = meta("next_seq");
       save_case(c, ts);
-      outbox_.append(seq, topic(who, "event/" + c.audit), stored_envelope(who, "event", ts, std::move(body), seq, c.audit), false,
-             "event", c.audit, ts);
+      outbox_.append(seq, topic(who, "event/" + c.audit),
+                     stored_envelope(who, "event", ts, std::move(body), seq, c.audit), false, "event", c.audit, ts);
       set_meta("next_seq", seq + 1);
       tx.commit();
       return c.view;
@@ -386,12 +386,14 @@ class SqliteStore final : public Store {
     db_->prepare("INSERT INTO reports(seq, audit, ts, body) VALUES (?1, ?2, ?3, ?4)")
         .bind_all(seq, audit, rfc3339(ts, who.timezone_offset), text_of(plan.report_body))
         .run();
-    outbox_.append(seq, topic(who, "report/" + audit), stored_envelope(who, "report", ts, std::move(plan.report_body), seq, audit),
-           true, "report", audit, ts);
+    outbox_.append(seq, topic(who, "report/" + audit),
+                   stored_envelope(who, "report", ts, std::move(plan.report_body), seq, audit), true, "report", audit,
+                   ts);
     const std::string event_topic = topic(who, "event/" + audit);
     for (auto& body : plan.events) {
       ++seq;
-      outbox_.append(seq, event_topic, stored_envelope(who, "event", ts, std::move(body), seq, audit), false, "event", audit, ts);
+      outbox_.append(seq, event_topic, stored_envelope(who, "event", ts, std::move(body), seq, audit), false, "event",
+                     audit, ts);
       out.event_seqs.push_back(seq);
     }
     {
@@ -506,7 +508,7 @@ class SqliteStore final : public Store {
   Outbox outbox_;  // on db_, under mu_
   std::mutex mu_;
   StoreIdentity identity_;
-  std::int64_t session_ = 0;            // the last session handed out
+  std::int64_t session_ = 0;  // the last session handed out
   std::map<std::string, std::unique_ptr<PluginRecords>> readers_;
 };
 
