@@ -249,10 +249,16 @@ class Connection(asyncio.Protocol):
         self.transport.abort()
 
 
-def connect_packet(client_id, keepalive, will_topic, will_payload):
+def connect_packet(client_id, keepalive, will_topic, will_payload, login=None):
+    """login: (user name, password), or None for none."""
     flags = 0x02 | 0x04 | 0x08 | 0x20  # Clean Start, Will, Will QoS 1, Will Retain
+    if login:
+        flags |= 0x80 | 0x40  # User Name, Password
     head = utf8("MQTT") + bytes([5, flags]) + struct.pack("!H", keepalive)
-    return packet(CONNECT, 0, head + props([]) + utf8(client_id) + props([]) + utf8(will_topic) + utf8(will_payload))
+    body = head + props([]) + utf8(client_id) + props([]) + utf8(will_topic) + utf8(will_payload)
+    if login:
+        body += utf8(login[0]) + utf8(login[1])
+    return packet(CONNECT, 0, body)
 
 
 # ---------------------------------------------------------------- the schools
@@ -261,7 +267,7 @@ class Plan:
 
     def __init__(self, schools=100, messages=30, prefix="school", outage_fraction=0.0, outage_after=0.5,
                  outage_s=2.0, hole_fraction=0.0, hole_len=3, interval=0.0, window=20, connect_rate=500.0,
-                 keepalive=60, health_every=10, seed=16, first_index=0, first_seq=1, backlog=False):
+                 keepalive=60, health_every=10, seed=16, first_index=0, first_seq=1, backlog=False, login=False):
         self.schools, self.messages, self.prefix = schools, messages, prefix
         self.outage_fraction, self.outage_after, self.outage_s = outage_fraction, outage_after, outage_s
         self.hole_fraction, self.hole_len = hole_fraction, hole_len
@@ -271,6 +277,9 @@ class Plan:
         # backlog: every seq is produced before the first connection (a school back after an outage
         # of outage_s: the birth's last_seq says how far it got, then it publishes its outbox).
         self.first_seq, self.backlog = first_seq, backlog
+        # login: each school sends its code as user name (password "loadgen"), for a broker that
+        # wants one and takes any (ejabberd's anonymous login_anon).
+        self.login = login
 
     def describe(self):
         return (f"{self.schools} schools x {self.messages} messages, window {self.window}, ramp {self.connect_rate:g}/s,"
@@ -339,8 +348,10 @@ class School:
             loop = asyncio.get_running_loop()
             try:
                 _, conn = await loop.create_connection(lambda: Connection(gen.plan.window, self.on_message),
-                                                       LOOPBACK, gen.port)
-                conn.send(connect_packet(f"campus-{COUNTY}-{self.code}", gen.plan.keepalive, self.topic("state"), will))
+                                                       LOOPBACK, gen.ports[self.index % len(gen.ports)])
+                login = (self.code, "loadgen") if gen.plan.login else None
+                conn.send(connect_packet(f"campus-{COUNTY}-{self.code}", gen.plan.keepalive, self.topic("state"), will,
+                                         login))
                 await asyncio.wait_for(conn.connack, 30)
                 self.conn = conn
                 gen.conns.add(conn)
@@ -499,7 +510,10 @@ class School:
 
 class Generator:
     def __init__(self, plan, port):
-        self.plan, self.port = plan, port
+        """port: the broker's port, or a list of ports (a cluster's nodes): school i connects to
+        port i mod len, every time."""
+        self.plan = plan
+        self.ports = list(port) if isinstance(port, (list, tuple)) else [port]
         self.templates = Templates()
         self.mix = day_mix(plan.first_seq + plan.messages - 1)
         self.stats = Stats()
