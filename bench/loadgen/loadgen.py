@@ -311,6 +311,9 @@ class School:
         self.n = p.first_seq + p.messages - 1  # the last seq
         self.mix = gen.mix
         self.ts = [None] * (self.n + 1)  # the ts of each seq produced: a resent copy is the same bytes
+        # Seqs before first_seq came from an earlier run of this school, whose ts this run does not
+        # know: a copy asked for now carries the time this run began.
+        self.ts[1:self.first] = [gen.started_ts] * (self.first - 1)
         self.produced = self.first - 1
         self.acked = self.produced
         self.session = 0
@@ -517,6 +520,7 @@ class Generator:
         self.templates = Templates()
         self.mix = day_mix(plan.first_seq + plan.messages - 1)
         self.stats = Stats()
+        self.started_ts = now_ts()
         self.conns = set()
         rng = random.Random(plan.seed)
         self.schools = [School(self, plan.first_index + i, rng) for i in range(plan.schools)]
