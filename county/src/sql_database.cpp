@@ -181,10 +181,12 @@ class SqlDatabase final : public CountyDatabase {
     const std::int64_t n = ms_of(now);
     std::int64_t removed = 0;
     try {
-      auto run = [&](const std::string& sql, std::int64_t before) {
+      std::int64_t messages_removed = 0;  // the 'held' counter goes down by these, in the same transaction
+      auto run = [&](const std::string& sql, std::int64_t before, bool messages = false) {
         auto& d = prepared(sql);
         d.bind_all(before).run();
         removed += d.changes();
+        if (messages) messages_removed += d.changes();
       };
       if (postgres()) removed += drop_report_months(n, n - ret.keep_reports.count());
       Transaction tx(*db_);
@@ -193,16 +195,18 @@ class SqlDatabase final : public CountyDatabase {
       // PostgreSQL this is what the default partition holds (months without their own).
       run("DELETE FROM message WHERE kind = 'report' AND received_ms < ?1 AND NOT EXISTS ("
           "SELECT 1 FROM report_daily d WHERE d.series = message.series AND d.seq = message.seq)",
-          n - ret.keep_reports.count());
+          n - ret.keep_reports.count(), true);
       const std::int64_t horizon = n - ret.keep_history.count();
-      for (const char* sql : {"DELETE FROM message WHERE received_ms < ?1", "DELETE FROM state_change WHERE at_ms < ?1",
-                              "DELETE FROM health_sample WHERE at_ms < ?1", "DELETE FROM report_daily WHERE ts_ms < ?1"})
+      run("DELETE FROM message WHERE received_ms < ?1", horizon, true);
+      for (const char* sql : {"DELETE FROM state_change WHERE at_ms < ?1", "DELETE FROM health_sample WHERE at_ms < ?1",
+                              "DELETE FROM report_daily WHERE ts_ms < ?1"})
         run(sql, horizon);
-      if (postgres()) run("DELETE FROM report_kept WHERE received_ms < ?1", horizon);
+      if (postgres()) run("DELETE FROM report_kept WHERE received_ms < ?1", horizon, true);
       run("DELETE FROM quarantine WHERE received_ms < ?1", n - ret.keep_quarantine.count());
       run("DELETE FROM alert_delivery WHERE alert IN (SELECT id FROM alert WHERE state = 'resolved' AND resolved_ms < ?1)",
           horizon);
       run("DELETE FROM alert WHERE state = 'resolved' AND resolved_ms < ?1", horizon);
+      forget_held(messages_removed);
       tx.commit();
     } catch (const Failure& f) {
       return Error{"county database", std::string("pruning failed: ") + f.what(), "retried later"};
@@ -490,12 +494,13 @@ class SqlDatabase final : public CountyDatabase {
       Transaction tx(*db_);
       db_->exec("SELECT pg_advisory_xact_lock(7420003)");
       if (db_->scalar_int("SELECT COUNT(*) FROM pg_class WHERE relname = '" + name + "'") == 0) continue;
-      dropped += db_->scalar_int("SELECT COUNT(*) FROM " + name);
+      const std::int64_t rows = db_->scalar_int("SELECT COUNT(*) FROM " + name);
       auto keep = db_->prepare("INSERT INTO report_kept SELECT * FROM " + name + " m WHERE EXISTS (SELECT 1 FROM "
                                "report_daily d WHERE d.series = m.series AND d.seq = m.seq)");
       keep->run();
-      dropped -= keep->changes();
       db_->exec("DROP TABLE " + name);
+      forget_held(rows - keep->changes());
+      dropped += rows - keep->changes();
       tx.commit();
     }
     return dropped;
@@ -801,13 +806,12 @@ class SqlDatabase final : public CountyDatabase {
     const Quiesce quiesce(*this);
     try {
       Json t = Json::object();
-      auto& c = prepared("SELECT name, value FROM counter ORDER BY name");
+      auto& c = prepared("SELECT name, value FROM counter WHERE name <> 'held' ORDER BY name");
       while (c.step()) t["counters"][c.text(0)] = c.int64(1);
       if (!t.contains("counters")) t["counters"] = Json::object();
       t["schools"] = db_->scalar_int("SELECT COUNT(*) FROM school");
       t["online"] = db_->scalar_int("SELECT COUNT(*) FROM school WHERE online = 1");
-      t["messages"] = db_->scalar_int(postgres() ? "SELECT (SELECT COUNT(*) FROM message) + (SELECT COUNT(*) FROM report_kept)"
-                                                 : "SELECT COUNT(*) FROM message");
+      t["messages"] = db_->scalar_int("SELECT COALESCE(MAX(value), 0) FROM counter WHERE name = 'held'");
       t["gaps_open"] = db_->scalar_int("SELECT COUNT(*) FROM gap WHERE state = 'open'");
       t["gaps_lost"] = db_->scalar_int("SELECT COUNT(*) FROM gap WHERE state = 'lost'");
       t["gaps_filled"] = db_->scalar_int("SELECT COUNT(*) FROM gap WHERE state = 'filled'");
@@ -941,6 +945,11 @@ class SqlDatabase final : public CountyDatabase {
   }
 
   void count(const char* name, std::int64_t n = 1) { counters_[name] += n; }
+  // Retention removed n messages (rows of message or report_kept), in the caller's transaction.
+  void forget_held(std::int64_t n) {
+    if (n == 0) return;
+    q("UPDATE counter SET value = value - ?1 WHERE name = 'held'").bind_all(n).run();
+  }
   void flush_counters() {
     for (const auto& [name, n] : counters_) {
       if (n == 0) continue;
@@ -1214,6 +1223,7 @@ class SqlDatabase final : public CountyDatabase {
     account(series, m.seq, std::nullopt, r, /*stored=*/1);
     ++r.stored;
     count("stored");
+    count("held");
     if (m.kind == Kind::Report) project_report(m, series);
     else project_event(m, series.id);
   }

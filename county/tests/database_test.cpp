@@ -484,3 +484,49 @@ TEST(CountyDatabase, NothingHoldsTheWalBetweenCalls) {
   EXPECT_EQ(done, log) << "a statement of the county database holds the WAL at frame " << done;
   sqlite3_close(other);
 }
+
+// The status totals' "messages" is counter 'held', kept by ingest and retention (COUNT(*) of a
+// province's message table every status_every would read every row). It must stay what a count
+// gives, and a database from before the counter gets it on its first open.
+TEST_P(CountyDatabaseTest, TheHeldMessagesAreCountedByIngestAndRetentionAndAnUpgradeStartsTheCount) {
+  TempDb t(GetParam());
+  auto raw = [&] {
+    return t.engine == sql::Engine::Sqlite ? sql::open_sqlite(t.file.string(), SQLITE_OPEN_READWRITE)
+                                           : sql::open_postgres(t.url(), PostgresServer::get().password);
+  };
+  auto counted = [&] {
+    return raw()->scalar_int(t.engine == sql::Engine::Sqlite
+                                 ? "SELECT COUNT(*) FROM message"
+                                 : "SELECT (SELECT COUNT(*) FROM message) + (SELECT COUNT(*) FROM report_kept)");
+  };
+  auto held = [&] { return t.db->totals(T0).value()["messages"].get<std::int64_t>(); };
+  EXPECT_EQ(held(), 0);
+  ingest(*t.db, {report("school-a", 1, "fiber", Json::object(), kStoreA, "2026-06-01T08:00:00+08:00"),
+                 report("school-a", 2, "fiber", Json::object(), kStoreA, "2026-06-01T20:00:00+08:00"),
+                 event("school-a", 3), report("school-b", 1), event("school-b", 2)});
+  ingest(*t.db, {event("school-a", 3), event("school-b", 2)});  // duplicates are not held twice
+  EXPECT_EQ(held(), 5);
+  EXPECT_EQ(counted(), 5);
+  EXPECT_EQ(raw()->scalar_int("SELECT value FROM counter WHERE name = 'held'"), 5);
+  EXPECT_FALSE(t.db->totals(T0).value()["counters"].contains("held")) << "a gauge, not one of the counters";
+
+  Retention ret;
+  ret.keep_reports = std::chrono::hours(24);
+  ASSERT_TRUE(t.db->prune(ret, T0 + std::chrono::hours(48)).ok());
+  EXPECT_EQ(counted(), 4) << "seq 1, the day's earlier report, is gone";
+  EXPECT_EQ(held(), counted());
+  ret.keep_history = std::chrono::hours(1);  // everything received at T0 is past it
+  ASSERT_TRUE(t.db->prune(ret, T0 + std::chrono::hours(72)).ok());
+  EXPECT_EQ(counted(), 0);
+  EXPECT_EQ(held(), 0);
+
+  // A database of schema version 2 (before the counter): its first open counts what it holds.
+  ingest(*t.db, {event("school-a", 4), event("school-a", 5)}, T0 + std::chrono::hours(73));
+  t.db.reset();
+  raw()->exec("DELETE FROM counter WHERE name = 'held'");
+  raw()->exec("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+  t.db = t.open({});
+  EXPECT_EQ(held(), 2);
+  ingest(*t.db, {event("school-a", 6)}, T0 + std::chrono::hours(74));
+  EXPECT_EQ(held(), 3);
+}

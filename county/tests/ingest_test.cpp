@@ -146,3 +146,17 @@ TEST(Ingest, AResentCopyOfAnAgentsMessageIsStoredAsTheOriginalBytes) {
   ASSERT_TRUE(std::holds_alternative<Incoming>(q));
   EXPECT_EQ(std::get<Incoming>(q).payload, e.dump());
 }
+
+TEST(Ingest, OnlyTheTopLevelResentFlagIsDroppedAResentInsideTheBodyIsTheSchoolsData) {
+  // Found by fuzz_county_ingest: its check looked for "resent" anywhere in the stored copy.
+  Json original = event("school-a", 9);
+  original["body"]["resent"] = {{"id", "school-a:3"}};
+  const std::string bytes = original.dump();
+  Json copy = Json::parse(bytes);
+  copy["resent"] = true;
+  auto p = parse(topic("school-a", "event/fiber"), copy.dump());
+  ASSERT_TRUE(std::holds_alternative<Incoming>(p));
+  EXPECT_TRUE(std::get<Incoming>(p).resent);
+  EXPECT_EQ(std::get<Incoming>(p).payload, bytes);
+  EXPECT_EQ(Json::parse(std::get<Incoming>(p).payload)["body"]["resent"]["id"], "school-a:3");
+}
