@@ -301,7 +301,10 @@ class FiberAuditTest(FiberTest):
                     f"baduser,127.0.0.1:{pc},h3c,3,nobody,SHA,good.auth,AES,good.priv\n")
         rooms = ("id,name,type,switch,port\n"
                  "C1,一班,classroom,good,1\nC2,二班,classroom,badkey,1\nC3,三班,classroom,baduser,1\n")
-        r = self.audit(rooms, switches)
+        # Each try must be answered within its own timeout (net-snmp gives the retry a new msgID
+        # and drops a late answer to the first try): 1 s once was too little for the wrong-key
+        # report with CI's two cores shared by three snmpd, the agent and another test.
+        r = self.audit(rooms, switches, timeout_ms=3000)
         c1 = self.assertRoom(r, "C1", "covered")
         self.assertEqual(c1["details"]["rx_dbm"], -5.0)
         self.assertRoom(r, "C2", "unknown", "authentication failed")
